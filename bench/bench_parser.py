@@ -55,8 +55,10 @@ def main() -> None:
     reps = max(1, args.lines // len(base))
     text = "\n".join(base * reps) + "\n"
     n = len(base) * reps
-    print(f"python {sys.version.split()[0]}, {n} lines ({len(text) / 1e6:.0f} MB), "
-          f"best of {args.repeat}")
+    print(
+        f"python {sys.version.split()[0]}, {n} lines ({len(text) / 1e6:.0f} MB), "
+        f"best of {args.repeat}"
+    )
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("str.splitlines (floor)", text.splitlines),

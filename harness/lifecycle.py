@@ -327,7 +327,9 @@ def is_fifo(lcs: Iterable[Lifecycle]) -> bool:
         key=lambda lc: (lc.queued_ns, lc.index),
     )
     starts = [lc.started_ns for lc in seq]
-    return all(a <= b for a, b in zip(starts, starts[1:], strict=False) if a is not None and b is not None)
+    return all(
+        a <= b for a, b in zip(starts, starts[1:], strict=False) if a is not None and b is not None
+    )
 
 
 def by_work(lcs: Iterable[Lifecycle]) -> dict[str, list[Lifecycle]]:

@@ -46,7 +46,7 @@ def _opt(v: object) -> str:
 
 def _rows(lcs: Sequence[Lifecycle], origin: int | None = None) -> list[tuple[str, ...]]:
     t0 = _origin(lcs) if origin is None else origin
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for lc in lcs:
         item = lc.item_id
         worker = "-" if lc.worker is None else f"{lc.worker}-{lc.worker_pid}"
@@ -77,7 +77,10 @@ def format_lifecycles(lcs: Sequence[Lifecycle], origin_ns: int | None = None) ->
     right = {4, 5, 7, 8, 9, 10}
     out = []
     for n, r in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))

@@ -467,7 +467,9 @@ def parse(text: str, symbols: SymbolResolver | None = None) -> list[TraceEvent]:
     return parse_trace(text, symbols).events
 
 
-def parse_lines(lines: Iterable[str], symbols: SymbolResolver | None = None) -> Iterator[TraceEvent]:
+def parse_lines(
+    lines: Iterable[str], symbols: SymbolResolver | None = None
+) -> Iterator[TraceEvent]:
     """Parse lines lazily (e.g. from ``trace_pipe``); skips headers and non-event lines."""
     for line in lines:
         ev = parse_line(line)

@@ -53,8 +53,12 @@ def test_ordered_queue_activates_one_at_a_time(kernel: str) -> None:
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_system_wq_item_runs_on_a_bound_kworker(kernel: str) -> None:
     (lc,) = [
-        lc for lc in lifecycles(parse((DATA / kernel / "trace-refmod.txt").read_text()),
-                                workqueue="events", function="ref_fn")
+        lc
+        for lc in lifecycles(
+            parse((DATA / kernel / "trace-refmod.txt").read_text()),
+            workqueue="events",
+            function="ref_fn",
+        )
     ]
     assert lc.worker_kind is WorkerKind.BOUND
     assert lc.queue_cpu == lc.exec_cpu and lc.queue_cpu is not None and lc.queue_cpu >= 0
@@ -111,8 +115,15 @@ def test_after_rmmod_with_kallsyms_equals_loaded() -> None:
     )
     loaded = ref("6.1")
     assert [str(lc.function) for lc in after] == [str(lc.function) for lc in loaded]
-    assert len(lifecycles(parse((DATA / "6.1" / "trace-refmod-after-rmmod.txt").read_text(),
-                                symbols=syms), function="ref_fn")) == 7
+    assert (
+        len(
+            lifecycles(
+                parse((DATA / "6.1" / "trace-refmod-after-rmmod.txt").read_text(), symbols=syms),
+                function="ref_fn",
+            )
+        )
+        == 7
+    )
 
 
 def test_event_counts() -> None:
@@ -122,14 +133,21 @@ def test_event_counts() -> None:
 
 # --------------------------------------------------------------------------- synthetic
 
+
 def line(task: str, cpu: int, t_us: int, event: str, body: str, flags: str = ".....") -> str:
-    return f"{task:>16} [{cpu:03d}] {flags} {t_us // 1_000_000:5d}.{t_us % 1_000_000:06d}: {event}: {body}"
+    sec, us = divmod(t_us, 1_000_000)
+    return f"{task:>16} [{cpu:03d}] {flags} {sec:5d}.{us:06d}: {event}: {body}"
 
 
 def q(work: str, t: int, wq: str = "wqlab_wq", cpu: int = 0, task: str = "bash-10") -> str:
-    return line(task, cpu, t, "workqueue_queue_work",
-                f"work struct={work} function=wqlab_fn [wqlab] workqueue={wq} req_cpu=8192 cpu={cpu}",
-                "d..1.")
+    return line(
+        task,
+        cpu,
+        t,
+        "workqueue_queue_work",
+        f"work struct={work} function=wqlab_fn [wqlab] workqueue={wq} req_cpu=8192 cpu={cpu}",
+        "d..1.",
+    )
 
 
 def act(work: str, t: int, cpu: int = 0, task: str = "bash-10") -> str:
@@ -137,11 +155,15 @@ def act(work: str, t: int, cpu: int = 0, task: str = "bash-10") -> str:
 
 
 def start(work: str, t: int, task: str = "kworker/0:1-17", cpu: int = 0) -> str:
-    return line(task, cpu, t, "workqueue_execute_start", f"work struct {work}: function wqlab_fn [wqlab]")
+    return line(
+        task, cpu, t, "workqueue_execute_start", f"work struct {work}: function wqlab_fn [wqlab]"
+    )
 
 
 def end(work: str, t: int, task: str = "kworker/0:1-17", cpu: int = 0) -> str:
-    return line(task, cpu, t, "workqueue_execute_end", f"work struct {work}: function wqlab_fn [wqlab]")
+    return line(
+        task, cpu, t, "workqueue_execute_end", f"work struct {work}: function wqlab_fn [wqlab]"
+    )
 
 
 def build(*lines: str) -> list[Lifecycle]:
@@ -150,9 +172,14 @@ def build(*lines: str) -> list[Lifecycle]:
 
 def test_requeue_from_inside_the_work_function() -> None:
     lcs = build(
-        q("a", 100), act("a", 101), start("a", 110),
-        q("a", 120, task="kworker/0:1-17"), act("a", 121, task="kworker/0:1-17"),
-        end("a", 130), start("a", 140), end("a", 150),
+        q("a", 100),
+        act("a", 101),
+        start("a", 110),
+        q("a", 120, task="kworker/0:1-17"),
+        act("a", 121, task="kworker/0:1-17"),
+        end("a", 130),
+        start("a", 140),
+        end("a", 150),
     )
     assert len(lcs) == 2
     first, second = lcs
@@ -164,9 +191,17 @@ def test_requeue_from_inside_the_work_function() -> None:
 
 def test_max_active_two_overlaps() -> None:
     lcs = build(
-        q("a", 100), act("a", 100), q("b", 101), act("b", 101), q("c", 102),
-        start("a", 110), start("b", 111, task="kworker/0:2-18"),
-        end("a", 200), act("c", 200), start("c", 201), end("b", 300, task="kworker/0:2-18"),
+        q("a", 100),
+        act("a", 100),
+        q("b", 101),
+        act("b", 101),
+        q("c", 102),
+        start("a", 110),
+        start("b", 111, task="kworker/0:2-18"),
+        end("a", 200),
+        act("c", 200),
+        start("c", 201),
+        end("b", 300, task="kworker/0:2-18"),
         end("c", 400),
     )
     assert max_concurrency(lcs) == 2
@@ -177,8 +212,14 @@ def test_max_active_two_overlaps() -> None:
 
 
 def test_end_at_same_instant_as_start_is_not_concurrency() -> None:
-    lcs = build(q("a", 1), q("b", 2), start("a", 10), end("a", 20),
-                start("b", 20, task="kworker/0:2-18"), end("b", 30, task="kworker/0:2-18"))
+    lcs = build(
+        q("a", 1),
+        q("b", 2),
+        start("a", 10),
+        end("a", 20),
+        start("b", 20, task="kworker/0:2-18"),
+        end("b", 30, task="kworker/0:2-18"),
+    )
     assert max_concurrency(lcs) == 1
     assert not overlaps(lcs[0], lcs[1])
 
@@ -191,9 +232,13 @@ def test_not_fifo_when_later_item_runs_first() -> None:
 def test_missing_events() -> None:
     lcs = build(
         end("x", 5),  # the trace began while x ran
-        start("y", 6), end("y", 7),  # queued before the trace began
+        start("y", 6),
+        end("y", 7),  # queued before the trace began
         q("z", 8),  # never started
-        q("w", 9), q("w", 10), start("w", 11), end("w", 12),  # first queue cancelled
+        q("w", 9),
+        q("w", 10),
+        start("w", 11),
+        end("w", 12),  # first queue cancelled
     )
     x, y, z, w1, w2 = lcs
     assert x.started_ns is None and x.ended_ns == 5_000
@@ -203,15 +248,22 @@ def test_missing_events() -> None:
 
 
 def test_unknown_events_do_not_disturb_lifecycles() -> None:
-    lcs = build(q("a", 1), line("bash-10", 0, 2, "sched_switch", "prev_comm=bash"),
-                start("a", 3), end("a", 4))
+    lcs = build(
+        q("a", 1),
+        line("bash-10", 0, 2, "sched_switch", "prev_comm=bash"),
+        start("a", 3),
+        end("a", 4),
+    )
     assert len(lcs) == 1 and lcs[0].complete
 
 
 def test_wqlab_marks_attach_to_the_running_cycle() -> None:
-    lcs = build(q("a", 1), start("a", 2),
-                line("kworker/0:1-17", 0, 3, "wqlab_work_run", "id=7 seq=1 work=a cpu=0"),
-                end("a", 4))
+    lcs = build(
+        q("a", 1),
+        start("a", 2),
+        line("kworker/0:1-17", 0, 3, "wqlab_work_run", "id=7 seq=1 work=a cpu=0"),
+        end("a", 4),
+    )
     assert lcs[0].item_id == 7 and lcs[0].marks[0].name == "wqlab_work_run"
 
 

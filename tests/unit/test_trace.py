@@ -96,7 +96,8 @@ def test_task_names_with_spaces_and_dashes(line: str, task: str, pid: int) -> No
 
 def test_old_four_char_flags() -> None:
     ev = parse_line(
-        "     kworker/0:1-17    [000] d..1   123.000001: workqueue_activate_work: work struct ffff8880"
+        "     kworker/0:1-17    [000] d..1   123.000001: "
+        "workqueue_activate_work: work struct ffff8880"
     )
     assert isinstance(ev, ActivateWork)
     assert ev.flags == "d..1" and ev.ts_ns == 123_000_001_000 and ev.work == "ffff8880"
@@ -128,7 +129,9 @@ def test_unknown_events_and_malformed_bodies_are_kept() -> None:
 
 
 def test_header_and_overrun() -> None:
-    assert parse_header("# entries-in-buffer/entries-written: 36/36   #P:2") == BufferStats(36, 36, 2)
+    assert parse_header("# entries-in-buffer/entries-written: 36/36   #P:2") == BufferStats(
+        36, 36, 2
+    )
     s = parse_header("# entries-in-buffer/entries-written: 100/250   #P:4")
     assert s is not None and s.overrun and s.lost == 150
     t = parse_trace("CPU:1 [LOST 12 EVENTS]\n")
