@@ -1,61 +1,258 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * wqlab: drive the workqueue API on command (walking skeleton).
+ * wqlab: drive the whole workqueue API on command, from user space.
  *
- *   echo "schedule_work id=0" > /sys/kernel/debug/wqlab/control
+ * Build:  make -C /lib/modules/$(uname -r)/build M=$PWD modules  (repo root)
+ * Load:   insmod module/wqlab.ko [max_items=64]
+ * Drive:  debugfs text plane, one command per write, result read back on the
+ *         same descriptor:
+ *           exec 3<>/sys/kernel/debug/wqlab/control
+ *           echo "schedule_work id=0 sleep_ms=10" >&3; cat <&3   # ret=1
+ *         or the ioctl plane on /dev/wqlab (include/uapi/wqlab.h).
+ *         `cat /sys/kernel/debug/wqlab/control` lists every command.
+ * Watch:  /sys/kernel/debug/wqlab/{works,workqueues,stats,features} and the
+ *         wqlab:* and workqueue:* trace events.
+ *
+ * docs/commands.md is the contract between this module and the harness.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
 #include <linux/debugfs.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/uaccess.h>
-#include <linux/workqueue.h>
+
+#include "wqlab.h"
+
+static_assert(sizeof(struct wqlab_cmd) == 128);
+static_assert(sizeof(struct wqlab_version) == 8);
+
+unsigned int wqlab_max_items = WQLAB_MAX_ITEMS_DFL;
+module_param_named(max_items, wqlab_max_items, uint, 0444);
+MODULE_PARM_DESC(max_items, "size of the dynamic work item pool (default 64, max 1024)");
 
 static struct dentry *wqlab_root;
 
-static void wqlab_static_fn(struct work_struct *work)
+/* ---- debugfs text plane ------------------------------------------------ */
+
+#define WQLAB_HELP_SIZE		8192
+#define WQLAB_RESULT_SIZE	128
+
+/**
+ * struct wqlab_text - per-open state of the control file
+ * @lock: serialises users of one open file
+ * @buf: [lock] what read() returns: the last result line, or the help text
+ * @len: [lock] length of @buf
+ * @is_result: [lock] @buf holds a command result
+ */
+struct wqlab_text {
+	struct mutex lock;
+	char *buf;
+	size_t len;
+	bool is_result;
+};
+
+static int wqlab_control_open(struct inode *inode, struct file *file)
 {
-	pr_debug("static work ran on cpu %d\n", raw_smp_processor_id());
+	struct wqlab_text *t = kzalloc(sizeof(*t), GFP_KERNEL);
+
+	if (!t)
+		return -ENOMEM;
+	mutex_init(&t->lock);
+	file->private_data = t;
+	return nonseekable_open(inode, file);
 }
 
-static DECLARE_WORK(wqlab_static_work, wqlab_static_fn);
+static int wqlab_control_release(struct inode *inode, struct file *file)
+{
+	struct wqlab_text *t = file->private_data;
 
+	kfree(t->buf);
+	mutex_destroy(&t->lock);
+	kfree(t);
+	return 0;
+}
+
+static ssize_t wqlab_control_read(struct file *file, char __user *ubuf,
+				  size_t count, loff_t *ppos)
+{
+	struct wqlab_text *t = file->private_data;
+	ssize_t ret;
+
+	mutex_lock(&t->lock);
+	if (!t->buf) {
+		t->buf = kmalloc(WQLAB_HELP_SIZE, GFP_KERNEL);
+		if (!t->buf) {
+			mutex_unlock(&t->lock);
+			return -ENOMEM;
+		}
+		t->len = wqlab_cmd_help(t->buf, WQLAB_HELP_SIZE);
+		t->is_result = false;
+		*ppos = 0;
+	}
+	ret = simple_read_from_buffer(ubuf, count, ppos, t->buf, t->len);
+	mutex_unlock(&t->lock);
+	return ret;
+}
+
+/*
+ * One write is one command line (< WQLAB_LINE_MAX bytes). The result line
+ * replaces what read() returns, from its start; a rejected command fails the
+ * write with its errno and read() then returns "err=-<errno>".
+ */
 static ssize_t wqlab_control_write(struct file *file, const char __user *ubuf,
 				   size_t count, loff_t *ppos)
 {
-	char buf[64];
-	size_t len = min(count, sizeof(buf) - 1);
+	struct wqlab_text *t = file->private_data;
+	const struct wqlab_cmd_desc *desc;
+	struct wqlab_cmd cmd;
+	char line[WQLAB_LINE_MAX];
+	char *buf;
+	int ret;
 
-	if (copy_from_user(buf, ubuf, len))
+	if (count >= WQLAB_LINE_MAX)
+		return -E2BIG;
+	if (copy_from_user(line, ubuf, count))
 		return -EFAULT;
-	buf[len] = '\0';
-	if (strcmp(strim(buf), "schedule_work id=0"))
-		return -EINVAL;
-	schedule_work(&wqlab_static_work);
-	return count;
+	line[count] = '\0';
+
+	buf = kmalloc(WQLAB_RESULT_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+
+	ret = wqlab_cmd_parse(strim(line), &desc, &cmd);
+	if (!ret)
+		ret = wqlab_cmd_exec(desc, &cmd);
+
+	mutex_lock(&t->lock);
+	kfree(t->buf);
+	t->buf = buf;
+	if (ret)
+		t->len = scnprintf(buf, WQLAB_RESULT_SIZE, "err=%d\n", ret);
+	else
+		t->len = wqlab_cmd_format(desc, &cmd, buf, WQLAB_RESULT_SIZE);
+	t->is_result = true;
+	*ppos = 0;
+	mutex_unlock(&t->lock);
+	return ret ?: count;
 }
 
 static const struct file_operations wqlab_control_fops = {
 	.owner = THIS_MODULE,
+	.open = wqlab_control_open,
+	.release = wqlab_control_release,
+	.read = wqlab_control_read,
 	.write = wqlab_control_write,
 };
 
+DEFINE_SHOW_ATTRIBUTE(wqlab_works);
+DEFINE_SHOW_ATTRIBUTE(wqlab_workqueues);
+DEFINE_SHOW_ATTRIBUTE(wqlab_stats);
+DEFINE_SHOW_ATTRIBUTE(wqlab_features);
+
+/* ---- ioctl plane ------------------------------------------------------- */
+
+static long wqlab_ioctl(struct file *file, unsigned int ioc, unsigned long arg)
+{
+	const struct wqlab_cmd_desc *desc;
+	void __user *uarg = (void __user *)arg;
+	struct wqlab_cmd cmd;
+	int ret;
+
+	if (_IOC_TYPE(ioc) != WQLAB_IOC_MAGIC)
+		return -ENOTTY;
+	if (ioc == WQLAB_IOC_VERSION) {
+		struct wqlab_version v = {
+			.abi_version = WQLAB_ABI_VERSION,
+			.cmd_size = sizeof(struct wqlab_cmd),
+		};
+
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
+		return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+	}
+	desc = wqlab_cmd_by_nr(_IOC_NR(ioc));
+	if (!desc ||
+	    ioc != _IOWR(WQLAB_IOC_MAGIC, desc->nr, struct wqlab_cmd))
+		return -ENOTTY;
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+		return -EFAULT;
+	ret = wqlab_cmd_exec(desc, &cmd);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &cmd, sizeof(cmd)))
+		return -EFAULT;
+	return 0;
+}
+
+static const struct file_operations wqlab_dev_fops = {
+	.owner = THIS_MODULE,
+	.open = nonseekable_open,
+	.unlocked_ioctl = wqlab_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static struct miscdevice wqlab_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "wqlab",
+	.fops = &wqlab_dev_fops,
+	.mode = 0600,
+};
+
+/* ---- init/exit --------------------------------------------------------- */
+
 static int __init wqlab_init(void)
 {
+	int ret;
+
+	if (!wqlab_max_items || wqlab_max_items > WQLAB_MAX_ITEMS_MAX) {
+		pr_err("max_items must be 1..%d\n", WQLAB_MAX_ITEMS_MAX);
+		return -EINVAL;
+	}
+	ret = wqlab_work_init();
+	if (ret)
+		return ret;
+	ret = misc_register(&wqlab_misc);
+	if (ret)
+		goto err_work;
+
 	wqlab_root = debugfs_create_dir("wqlab", NULL);
-	debugfs_create_file("control", 0600, wqlab_root, NULL, &wqlab_control_fops);
+	debugfs_create_file("control", 0600, wqlab_root, NULL,
+			    &wqlab_control_fops);
+	debugfs_create_file("works", 0600, wqlab_root, NULL, &wqlab_works_fops);
+	debugfs_create_file("workqueues", 0600, wqlab_root, NULL,
+			    &wqlab_workqueues_fops);
+	debugfs_create_file("stats", 0600, wqlab_root, NULL, &wqlab_stats_fops);
+	debugfs_create_file("features", 0600, wqlab_root, NULL,
+			    &wqlab_features_fops);
+	pr_info("loaded: abi %d, %u items, %d commands\n", WQLAB_ABI_VERSION,
+		wqlab_max_items, wqlab_nr_cmds);
 	return 0;
+
+err_work:
+	wqlab_work_exit();
+	return ret;
 }
 
 static void __exit wqlab_exit(void)
 {
+	/* Both planes first: no command can start after this. */
 	debugfs_remove(wqlab_root);
-	cancel_work_sync(&wqlab_static_work);
+	misc_deregister(&wqlab_misc);
+	wqlab_work_exit();
+	pr_info("unloaded\n");
 }
 
 module_init(wqlab_init);
 module_exit(wqlab_exit);
-MODULE_DESCRIPTION("Drive the workqueue API on command");
+MODULE_DESCRIPTION("wqlab: drive the workqueue API on command (debugfs and ioctl)");
 MODULE_AUTHOR("wqlab developers");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("0.1");
+MODULE_VERSION("1.0");

@@ -1,0 +1,953 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * wqlab work items, their behaviours and records, and the workqueues
+ * commands can name.
+ *
+ * Item 0 is DECLARE_WORK, item 1 DECLARE_DELAYED_WORK; `work_new` adds
+ * dynamic items (ids 2..max_items+1). A work function does, in order: spin
+ * (spin_us), sleep (sleep_ms), block until `release` (block), then requeue
+ * itself on the queue it was last queued on (requeue). Each run updates the
+ * item's record, read through debugfs `works`. See wqlab.h for the locks.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cpumask.h>
+#include <linux/delay.h>
+#include <linux/jiffies.h>
+#include <linux/kernel.h>
+#include <linux/ktime.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/utsname.h>
+
+#include "wqlab.h"
+
+#define CREATE_TRACE_POINTS
+#include "wqlab_trace.h"
+
+DEFINE_MUTEX(wqlab_lock);
+DEFINE_SPINLOCK(wqlab_rec_lock);
+struct wqlab_stats wqlab_stats;
+
+static bool wqlab_stopping;			/* [R] module exit began */
+static atomic64_t wqlab_seq;			/* run sequence numbers */
+static struct wqlab_item **wqlab_pool;		/* [M] dynamic items */
+static struct wqlab_item wqlab_static_items[2];	/* [C] ids 0 and 1 */
+static struct wqlab_wq *wqlab_wqs[WQLAB_MAX_WQS]; /* [M] custom queues */
+
+static void wqlab_work_fn(struct work_struct *work);
+static void wqlab_dwork_fn(struct work_struct *work);
+
+static DECLARE_WORK(wqlab_static_work, wqlab_work_fn);
+static DECLARE_DELAYED_WORK(wqlab_static_dwork, wqlab_dwork_fn);
+
+/* System queues; .wq is filled at init, NULL where this kernel lacks it. */
+static struct wqlab_wq wqlab_sys_wqs[] = {
+	{ .name = "system" },
+	{ .name = "system_highpri" },
+	{ .name = "system_long" },
+	{ .name = "system_unbound", .flags = WQLAB_WQ_UNBOUND },
+	{ .name = "system_freezable", .flags = WQLAB_WQ_FREEZABLE },
+	{ .name = "system_power_efficient", .flags = WQLAB_WQ_POWER_EFFICIENT },
+	{ .name = "system_freezable_power_efficient",
+	  .flags = WQLAB_WQ_FREEZABLE | WQLAB_WQ_POWER_EFFICIENT },
+	{ .name = "system_bh", .flags = WQLAB_WQ_BH, .bh = true },
+	{ .name = "system_bh_highpri", .flags = WQLAB_WQ_BH | WQLAB_WQ_HIGHPRI,
+	  .bh = true },
+	{ .name = "system_percpu", .flags = WQLAB_WQ_PERCPU },
+	{ .name = "system_dfl", .flags = WQLAB_WQ_UNBOUND },
+};
+
+static const char * const wqlab_state_names[WQLAB_ST_NR] = {
+	[WQLAB_ST_IDLE] = "idle",
+	[WQLAB_ST_QUEUED] = "queued",
+	[WQLAB_ST_RUNNING] = "running",
+	[WQLAB_ST_BLOCKED] = "blocked",
+	[WQLAB_ST_DONE] = "done",
+	[WQLAB_ST_CANCELED] = "canceled",
+};
+
+static const struct {
+	const char *name;
+	u32 bit;
+	unsigned int kflag;
+} wqlab_flag_names[] = {
+	{ "unbound", WQLAB_WQ_UNBOUND, WQ_UNBOUND },
+	{ "highpri", WQLAB_WQ_HIGHPRI, WQ_HIGHPRI },
+	{ "cpu_intensive", WQLAB_WQ_CPU_INTENSIVE, WQ_CPU_INTENSIVE },
+	{ "freezable", WQLAB_WQ_FREEZABLE, WQ_FREEZABLE },
+	{ "mem_reclaim", WQLAB_WQ_MEM_RECLAIM, WQ_MEM_RECLAIM },
+	{ "sysfs", WQLAB_WQ_SYSFS, WQ_SYSFS },
+	{ "bh", WQLAB_WQ_BH, WQLAB_KWQ_BH },
+	{ "percpu", WQLAB_WQ_PERCPU, WQLAB_KWQ_PERCPU },
+	{ "power_efficient", WQLAB_WQ_POWER_EFFICIENT, WQ_POWER_EFFICIENT },
+};
+
+const char *wqlab_state_name(enum wqlab_state state)
+{
+	return state < WQLAB_ST_NR ? wqlab_state_names[state] : "?";
+}
+
+/**
+ * wqlab_flags_parse() - parse a comma-separated flag list
+ * @s: the list (modified)
+ * @flags: WQLAB_WQ_* result
+ *
+ * Return: 0, or -EINVAL on an unknown or repeated name.
+ */
+int wqlab_flags_parse(char *s, u32 *flags)
+{
+	char *tok;
+	u32 f = 0;
+	unsigned int i;
+
+	while ((tok = strsep(&s, ",")) != NULL) {
+		if (!*tok)
+			continue;
+		for (i = 0; i < ARRAY_SIZE(wqlab_flag_names); i++)
+			if (!strcmp(tok, wqlab_flag_names[i].name))
+				break;
+		if (i == ARRAY_SIZE(wqlab_flag_names) ||
+		    (f & wqlab_flag_names[i].bit))
+			return -EINVAL;
+		f |= wqlab_flag_names[i].bit;
+	}
+	*flags = f;
+	return 0;
+}
+
+/* Format WQLAB_WQ_* as a comma list ("-" for none). Return: length. */
+int wqlab_flags_format(u32 flags, char *buf, size_t size)
+{
+	unsigned int i;
+	int len = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < ARRAY_SIZE(wqlab_flag_names); i++)
+		if (flags & wqlab_flag_names[i].bit)
+			len += scnprintf(buf + len, size - len, "%s%s",
+					 len ? "," : "",
+					 wqlab_flag_names[i].name);
+	if (!len)
+		len = scnprintf(buf, size, "-");
+	return len;
+}
+
+static unsigned int wqlab_kflags(u32 flags)
+{
+	unsigned int i, kflags = 0;
+
+	for (i = 0; i < ARRAY_SIZE(wqlab_flag_names); i++)
+		if (flags & wqlab_flag_names[i].bit)
+			kflags |= wqlab_flag_names[i].kflag;
+	return kflags;
+}
+
+bool wqlab_is_stopping(void)
+{
+	unsigned long irqflags;
+	bool stopping;
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	stopping = wqlab_stopping;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	return stopping;
+}
+
+/* ---- work functions ---------------------------------------------------- */
+
+static bool wqlab_wait_cond(struct wqlab_item *item, bool block)
+{
+	unsigned long irqflags;
+	bool done;
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	done = wqlab_stopping || (block && item->rec.released);
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	return done;
+}
+
+/* Requeue after a run; called under R. Return: true if queued. */
+static bool wqlab_requeue_locked(struct wqlab_item *item,
+				 struct wqlab_wq *run_wq)
+{
+	struct wqlab_wq *wq = item->rec.target;
+	bool queued;
+
+	if (wqlab_stopping || !item->rec.requeue_left || !wq || wq->dying)
+		return false;
+	/* Only chained work may be queued on a draining queue (else WARN). */
+	if (wq->drainers && wq != run_wq)
+		return false;
+	if (item->delayed)
+		queued = queue_delayed_work_on(item->rec.req_cpu, wq->wq,
+					       item->dwork, item->rec.delay);
+	else
+		queued = queue_work_on(item->rec.req_cpu, wq->wq, item->work);
+	if (queued) {
+		item->rec.requeue_left--;
+		item->rec.queued_ns = ktime_get_ns();
+		item->rec.state = WQLAB_ST_QUEUED;
+		item->rec.released = false;
+	}
+	return queued;
+}
+
+static void wqlab_run(struct wqlab_item *item)
+{
+	char comm[TASK_COMM_LEN];
+	struct wqlab_behave beh;
+	struct wqlab_wq *run_wq;
+	unsigned long irqflags;
+	bool sleepable = in_task();
+	int cpu = raw_smp_processor_id();
+	u64 seq = atomic64_inc_return(&wqlab_seq);
+	bool requeued;
+
+	get_task_comm(comm, current);
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	beh = item->rec.beh;
+	run_wq = item->rec.target;
+	item->rec.started_ns = ktime_get_ns();
+	item->rec.cpu = cpu;
+	item->rec.pid = task_pid_nr(current);
+	memcpy(item->rec.comm, comm, sizeof(comm));
+	item->rec.runs++;
+	item->rec.seq = seq;
+	item->rec.state = WQLAB_ST_RUNNING;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+
+	atomic64_inc(&wqlab_stats.runs);
+	trace_wqlab_work_run(item->id, seq, item->work, cpu);
+
+	if (beh.spin_us) {
+		u32 left = beh.spin_us;
+
+		while (left && !READ_ONCE(wqlab_stopping)) {
+			u32 step = min_t(u32, left, 100);
+
+			udelay(step);
+			left -= step;
+		}
+	}
+	/* BH context cannot sleep; commands refuse such behaviours there. */
+	if (beh.sleep_ms && sleepable)
+		wait_event_idle_timeout(item->wait,
+					wqlab_wait_cond(item, false),
+					msecs_to_jiffies(beh.sleep_ms));
+	if (beh.block && sleepable) {
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		if (!item->rec.released && !wqlab_stopping)
+			item->rec.state = WQLAB_ST_BLOCKED;
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+		atomic64_inc(&wqlab_stats.blocks);
+		trace_wqlab_work_block(item->id, seq, item->work, cpu);
+		wait_event_idle(item->wait, wqlab_wait_cond(item, true));
+	}
+
+	cpu = raw_smp_processor_id();
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	item->rec.finished_ns = ktime_get_ns();
+	item->rec.state = WQLAB_ST_DONE;
+	requeued = wqlab_requeue_locked(item, run_wq);
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	if (requeued)
+		atomic64_inc(&wqlab_stats.requeues);
+	trace_wqlab_work_done(item->id, seq, item->work, cpu);
+}
+
+static void wqlab_work_fn(struct work_struct *work)
+{
+	struct wqlab_item *item;
+
+	if (work == &wqlab_static_work)
+		item = &wqlab_static_items[WQLAB_ID_STATIC_WORK];
+	else
+		item = container_of(work, struct wqlab_item, u.work);
+	wqlab_run(item);
+}
+
+static void wqlab_dwork_fn(struct work_struct *work)
+{
+	struct delayed_work *dwork = to_delayed_work(work);
+	struct wqlab_item *item;
+
+	if (dwork == &wqlab_static_dwork)
+		item = &wqlab_static_items[WQLAB_ID_STATIC_DWORK];
+	else
+		item = container_of(dwork, struct wqlab_item, u.dwork);
+	wqlab_run(item);
+}
+
+/* ---- items ------------------------------------------------------------- */
+
+static void wqlab_item_init(struct wqlab_item *item, u32 id, bool delayed)
+{
+	item->id = id;
+	item->delayed = delayed;
+	init_waitqueue_head(&item->wait);
+	item->rec.req_cpu = WORK_CPU_UNBOUND;
+	item->rec.cpu = -1;
+	item->rec.state = WQLAB_ST_IDLE;
+	strscpy(item->rec.comm, "-", sizeof(item->rec.comm));
+}
+
+/**
+ * wqlab_item_find() - look an item up by id
+ * @id: item id
+ *
+ * Context: wqlab_lock held.
+ * Return: the item, or NULL.
+ */
+struct wqlab_item *wqlab_item_find(u32 id)
+{
+	lockdep_assert_held(&wqlab_lock);
+	if (id < ARRAY_SIZE(wqlab_static_items))
+		return &wqlab_static_items[id];
+	id -= ARRAY_SIZE(wqlab_static_items);
+	if (id >= wqlab_max_items)
+		return NULL;
+	return wqlab_pool[id];
+}
+
+/**
+ * wqlab_item_next() - iterate over live items
+ * @pos: cursor, start at 0
+ *
+ * Context: wqlab_lock held.
+ * Return: the next live item, or NULL at the end.
+ */
+struct wqlab_item *wqlab_item_next(u32 *pos)
+{
+	struct wqlab_item *item;
+
+	lockdep_assert_held(&wqlab_lock);
+	while (*pos < ARRAY_SIZE(wqlab_static_items) + wqlab_max_items) {
+		item = wqlab_item_find((*pos)++);
+		if (item)
+			return item;
+	}
+	return NULL;
+}
+
+/**
+ * wqlab_item_new() - allocate a dynamic item (INIT_WORK/INIT_DELAYED_WORK)
+ * @delayed: a delayed_work item
+ * @id: the new id
+ *
+ * Context: wqlab_lock held.
+ * Return: 0, -ENOSPC when the pool is full, -ENOMEM.
+ */
+int wqlab_item_new(bool delayed, u32 *id)
+{
+	struct wqlab_item *item;
+	unsigned int i;
+
+	lockdep_assert_held(&wqlab_lock);
+	for (i = 0; i < wqlab_max_items; i++)
+		if (!wqlab_pool[i])
+			break;
+	if (i == wqlab_max_items)
+		return -ENOSPC;
+	item = kzalloc(sizeof(*item), GFP_KERNEL);
+	if (!item)
+		return -ENOMEM;
+	wqlab_item_init(item, i + ARRAY_SIZE(wqlab_static_items), delayed);
+	if (delayed) {
+		INIT_DELAYED_WORK(&item->u.dwork, wqlab_dwork_fn);
+		item->dwork = &item->u.dwork;
+		item->work = &item->u.dwork.work;
+	} else {
+		INIT_WORK(&item->u.work, wqlab_work_fn);
+		item->work = &item->u.work;
+	}
+	wqlab_pool[i] = item;
+	*id = item->id;
+	return 0;
+}
+
+/* Is the item pending, running, or used by a blocking command? */
+static bool wqlab_item_in_use(struct wqlab_item *item)
+{
+	return item->users || work_busy(item->work);
+}
+
+/**
+ * wqlab_item_free() - free a dynamic item
+ * @item: the item
+ *
+ * Context: wqlab_lock held.
+ * Return: 0, -EINVAL for a static item, -EBUSY if pending/running/in use.
+ */
+int wqlab_item_free(struct wqlab_item *item)
+{
+	unsigned long irqflags;
+
+	lockdep_assert_held(&wqlab_lock);
+	if (item->is_static)
+		return -EINVAL;
+	if (wqlab_item_in_use(item))
+		return -EBUSY;
+	wqlab_pool[item->id - ARRAY_SIZE(wqlab_static_items)] = NULL;
+	/* No requeue can follow: the item is idle and commands need M. */
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	item->rec.target = NULL;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	if (item->delayed)
+		cancel_delayed_work_sync(item->dwork);
+	else
+		cancel_work_sync(item->work);
+	kfree(item);
+	return 0;
+}
+
+/**
+ * wqlab_item_reset() - clear an idle item's record
+ * @item: the item
+ *
+ * Context: wqlab_lock held.
+ * Return: 0, or -EBUSY if the item is pending, running or in use.
+ */
+int wqlab_item_reset(struct wqlab_item *item)
+{
+	unsigned long irqflags;
+
+	lockdep_assert_held(&wqlab_lock);
+	if (wqlab_item_in_use(item))
+		return -EBUSY;
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	memset(&item->rec, 0, sizeof(item->rec));
+	item->rec.req_cpu = WORK_CPU_UNBOUND;
+	item->rec.cpu = -1;
+	strscpy(item->rec.comm, "-", sizeof(item->rec.comm));
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	return 0;
+}
+
+/**
+ * wqlab_item_release() - let a blocked run of @item go on
+ * @item: the item
+ *
+ * The release is latched until the next queueing, so releasing before the
+ * run blocks is not lost.
+ *
+ * Return: true if a run was blocked at that moment.
+ */
+bool wqlab_item_release(struct wqlab_item *item)
+{
+	unsigned long irqflags;
+	bool was_blocked;
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	was_blocked = item->rec.state == WQLAB_ST_BLOCKED;
+	item->rec.released = true;
+	if (was_blocked)
+		item->rec.state = WQLAB_ST_RUNNING;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	wake_up_all(&item->wait);
+	atomic64_inc(&wqlab_stats.releases);
+	return was_blocked;
+}
+
+/* Would the item block (now or when it runs) without a `release`? */
+bool wqlab_item_busy_blocking(struct wqlab_item *item)
+{
+	unsigned long irqflags;
+	bool blocking;
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	blocking = item->rec.beh.block && !item->rec.released;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	return blocking && work_busy(item->work);
+}
+
+/* Record that a cancel call took the item off its queue. */
+void wqlab_item_canceled(struct wqlab_item *item, bool canceled)
+{
+	unsigned long irqflags;
+
+	if (!canceled)
+		return;
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	item->rec.state = WQLAB_ST_CANCELED;
+	item->rec.requeue_left = 0;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+}
+
+/**
+ * wqlab_item_queue() - queue an item with the API named by @op
+ * @item: the item (its kind checked by the caller)
+ * @wq: target queue (the "system" queue for schedule_*)
+ * @op: which API to call
+ * @cpu: cpu for the *_on variants
+ * @delay: delay in jiffies for delayed variants
+ * @beh: behaviour to record if the call queues the item
+ * @queued: the API's bool result
+ *
+ * The behaviour, target and record change only if the call queued the item
+ * (mod_delayed_work always queues). The call is made under R, so the work
+ * function never sees a half-written behaviour.
+ *
+ * Context: wqlab_lock held.
+ * Return: 0, or -EBUSY if @wq is being drained.
+ */
+int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
+		     enum wqlab_qop op, int cpu, unsigned long delay,
+		     const struct wqlab_behave *beh, bool *queued)
+{
+	struct wqlab_record old;
+	unsigned long irqflags;
+	int req_cpu = WORK_CPU_UNBOUND;
+	bool ret = false;
+
+	lockdep_assert_held(&wqlab_lock);
+	if (wq->drainers)
+		return -EBUSY;
+
+	switch (op) {
+	case WQLAB_Q_SCHEDULE_WORK_ON:
+	case WQLAB_Q_SCHEDULE_DELAYED_WORK_ON:
+	case WQLAB_Q_QUEUE_WORK_ON:
+	case WQLAB_Q_QUEUE_DELAYED_WORK_ON:
+	case WQLAB_Q_MOD_DELAYED_WORK_ON:
+		req_cpu = cpu;
+		break;
+	default:
+		break;
+	}
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	old = item->rec;
+
+	item->rec.target = wq;
+	item->rec.beh = *beh;
+	item->rec.req_cpu = req_cpu;
+	item->rec.delay = delay;
+	item->rec.requeue_left = beh->requeue;
+	item->rec.released = false;
+
+	switch (op) {
+	case WQLAB_Q_SCHEDULE_WORK:
+		ret = schedule_work(item->work);
+		break;
+	case WQLAB_Q_SCHEDULE_WORK_ON:
+		ret = schedule_work_on(cpu, item->work);
+		break;
+	case WQLAB_Q_SCHEDULE_DELAYED_WORK:
+		ret = schedule_delayed_work(item->dwork, delay);
+		break;
+	case WQLAB_Q_SCHEDULE_DELAYED_WORK_ON:
+		ret = schedule_delayed_work_on(cpu, item->dwork, delay);
+		break;
+	case WQLAB_Q_QUEUE_WORK:
+		ret = queue_work(wq->wq, item->work);
+		break;
+	case WQLAB_Q_QUEUE_WORK_ON:
+		ret = queue_work_on(cpu, wq->wq, item->work);
+		break;
+	case WQLAB_Q_QUEUE_DELAYED_WORK:
+		ret = queue_delayed_work(wq->wq, item->dwork, delay);
+		break;
+	case WQLAB_Q_QUEUE_DELAYED_WORK_ON:
+		ret = queue_delayed_work_on(cpu, wq->wq, item->dwork, delay);
+		break;
+	case WQLAB_Q_MOD_DELAYED_WORK:
+		ret = mod_delayed_work(wq->wq, item->dwork, delay);
+		break;
+	case WQLAB_Q_MOD_DELAYED_WORK_ON:
+		ret = mod_delayed_work_on(cpu, wq->wq, item->dwork, delay);
+		break;
+	case WQLAB_Q_ENABLE_AND_QUEUE_WORK:
+		ret = wqlab_enable_and_queue_work(wq->wq, item->work);
+		break;
+	}
+
+	if (ret || op == WQLAB_Q_MOD_DELAYED_WORK ||
+	    op == WQLAB_Q_MOD_DELAYED_WORK_ON) {
+		item->rec.queued_ns = ktime_get_ns();
+		item->rec.state = WQLAB_ST_QUEUED;
+	} else {
+		item->rec = old;
+	}
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	*queued = ret;
+	return 0;
+}
+
+/* ---- workqueues -------------------------------------------------------- */
+
+/**
+ * wqlab_wq_find() - look a queue up by name
+ * @name: custom or system queue name
+ *
+ * Context: wqlab_lock held.
+ * Return: the queue, or NULL (unknown, absent on this kernel, or dying).
+ */
+struct wqlab_wq *wqlab_wq_find(const char *name)
+{
+	unsigned int i;
+
+	lockdep_assert_held(&wqlab_lock);
+	for (i = 0; i < ARRAY_SIZE(wqlab_sys_wqs); i++)
+		if (wqlab_sys_wqs[i].wq && !strcmp(wqlab_sys_wqs[i].name, name))
+			return &wqlab_sys_wqs[i];
+	for (i = 0; i < WQLAB_MAX_WQS; i++)
+		if (wqlab_wqs[i] && !wqlab_wqs[i]->dying &&
+		    !strcmp(wqlab_wqs[i]->name, name))
+			return wqlab_wqs[i];
+	return NULL;
+}
+
+/* The queue schedule_*() uses (system_wq). */
+struct wqlab_wq *wqlab_wq_system(void)
+{
+	return &wqlab_sys_wqs[0];
+}
+
+/**
+ * wqlab_wq_create() - create a custom queue named wqlab_<name>
+ * @name: validated name
+ * @how: "create_workqueue", "create_singlethread_workqueue",
+ *       "alloc_workqueue" or "alloc_ordered_workqueue"
+ * @flags: validated WQLAB_WQ_* (alloc_* only)
+ * @max_active: validated max_active (alloc_workqueue only)
+ *
+ * Context: wqlab_lock held.
+ * Return: 0, -EEXIST, -ENOSPC, -ENOMEM.
+ */
+int wqlab_wq_create(const char *name, const char *how, u32 flags,
+		    u32 max_active)
+{
+	char kname[WQLAB_NAME_LEN + 8];
+	struct wqlab_wq *wq;
+	unsigned int i, slot = WQLAB_MAX_WQS;
+	unsigned int kflags = wqlab_kflags(flags);
+
+	lockdep_assert_held(&wqlab_lock);
+	for (i = 0; i < WQLAB_MAX_WQS; i++) {
+		if (!wqlab_wqs[i]) {
+			if (slot == WQLAB_MAX_WQS)
+				slot = i;
+			continue;
+		}
+		/* A dying queue still owns its kernel (and sysfs) name. */
+		if (!strcmp(wqlab_wqs[i]->name, name))
+			return -EEXIST;
+	}
+	if (slot == WQLAB_MAX_WQS)
+		return -ENOSPC;
+
+	wq = kzalloc(sizeof(*wq), GFP_KERNEL);
+	if (!wq)
+		return -ENOMEM;
+	strscpy(wq->name, name, sizeof(wq->name));
+	snprintf(kname, sizeof(kname), "wqlab_%s", name);
+	wq->how = how;
+	wq->flags = flags;
+	wq->max_active = max_active;
+
+	if (!strcmp(how, "create_workqueue")) {
+		wq->wq = create_workqueue(kname);
+		wq->max_active = 1;
+	} else if (!strcmp(how, "create_singlethread_workqueue")) {
+		wq->wq = create_singlethread_workqueue(kname);
+		wq->ordered = true;
+		wq->max_active = 1;
+	} else if (!strcmp(how, "alloc_ordered_workqueue")) {
+		wq->wq = alloc_ordered_workqueue("%s", kflags, kname);
+		wq->ordered = true;
+		wq->max_active = 1;
+	} else {
+		wq->wq = alloc_workqueue("%s", kflags, max_active, kname);
+		wq->bh = flags & WQLAB_WQ_BH;
+	}
+	if (!wq->wq) {
+		kfree(wq);
+		return -ENOMEM;
+	}
+	wqlab_wqs[slot] = wq;
+	return 0;
+}
+
+/* Does a blocked (or about to block) wqlab item sit on @wq? M held. */
+bool wqlab_wq_has_blocked(struct wqlab_wq *wq)
+{
+	struct wqlab_item *item;
+	unsigned long irqflags;
+	bool on_wq;
+	u32 pos = 0;
+
+	lockdep_assert_held(&wqlab_lock);
+	while ((item = wqlab_item_next(&pos))) {
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		on_wq = item->rec.target == wq;
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+		if (on_wq && wqlab_item_busy_blocking(item))
+			return true;
+	}
+	return false;
+}
+
+/**
+ * wqlab_wq_destroy() - destroy a custom queue
+ * @wq: the queue, checked by the caller (custom, no users, nothing blocked)
+ *
+ * The queue is marked dying (invisible to lookups, no requeue onto it) and
+ * wqlab_lock is dropped while destroy_workqueue() drains it.
+ *
+ * Context: wqlab_lock held; dropped and retaken.
+ * Return: 0.
+ */
+int wqlab_wq_destroy(struct wqlab_wq *wq)
+{
+	struct wqlab_item *item;
+	unsigned long irqflags;
+	unsigned int i;
+	u32 pos = 0;
+
+	lockdep_assert_held(&wqlab_lock);
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	wq->dying = true;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+
+	mutex_unlock(&wqlab_lock);
+	destroy_workqueue(wq->wq);
+	mutex_lock(&wqlab_lock);
+
+	while ((item = wqlab_item_next(&pos))) {
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		if (item->rec.target == wq)
+			item->rec.target = NULL;
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	}
+	for (i = 0; i < WQLAB_MAX_WQS; i++)
+		if (wqlab_wqs[i] == wq)
+			wqlab_wqs[i] = NULL;
+	kfree(wq);
+	return 0;
+}
+
+/* Mark @wq as draining: no queueing from outside, no foreign requeue. */
+void wqlab_wq_drain_begin(struct wqlab_wq *wq)
+{
+	unsigned long irqflags;
+
+	lockdep_assert_held(&wqlab_lock);
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	wq->drainers++;
+	wq->users++;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+}
+
+void wqlab_wq_drain_end(struct wqlab_wq *wq)
+{
+	unsigned long irqflags;
+
+	lockdep_assert_held(&wqlab_lock);
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	wq->drainers--;
+	wq->users--;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+}
+
+/* ---- listings ---------------------------------------------------------- */
+
+int wqlab_works_show(struct seq_file *m, void *v)
+{
+	struct wqlab_item *item;
+	struct wqlab_record rec;
+	unsigned long irqflags;
+	unsigned int busy;
+	u32 pos = 0;
+
+	mutex_lock(&wqlab_lock);
+	while ((item = wqlab_item_next(&pos))) {
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		rec = item->rec;
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+		busy = work_busy(item->work);
+		seq_printf(m, "id=%u kind=%s fn=%ps ptr=%p state=%s pending=%d running=%d users=%u",
+			   item->id, item->delayed ? "delayed" : "work",
+			   item->work->func, item->work,
+			   wqlab_state_name(rec.state),
+			   !!(busy & WORK_BUSY_PENDING),
+			   !!(busy & WORK_BUSY_RUNNING), item->users);
+		seq_printf(m, " wq=%s req_cpu=%d delay_jiffies=%lu",
+			   rec.target ? rec.target->name : "-", rec.req_cpu,
+			   rec.delay);
+		seq_printf(m, " sleep_ms=%u spin_us=%u requeue=%u block=%d requeue_left=%u released=%d",
+			   rec.beh.sleep_ms, rec.beh.spin_us, rec.beh.requeue,
+			   rec.beh.block, rec.requeue_left, rec.released);
+		seq_printf(m, " runs=%llu seq=%llu cpu=%d pid=%d comm=%s queued_ns=%llu started_ns=%llu finished_ns=%llu\n",
+			   rec.runs, rec.seq, rec.cpu, rec.pid, rec.comm,
+			   rec.queued_ns, rec.started_ns, rec.finished_ns);
+	}
+	mutex_unlock(&wqlab_lock);
+	return 0;
+}
+
+int wqlab_workqueues_show(struct seq_file *m, void *v)
+{
+	char flags[128];
+	struct wqlab_wq *wq;
+	unsigned int i;
+
+	mutex_lock(&wqlab_lock);
+	for (i = 0; i < WQLAB_MAX_WQS; i++) {
+		wq = wqlab_wqs[i];
+		if (!wq)
+			continue;
+		wqlab_flags_format(wq->flags, flags, sizeof(flags));
+		seq_printf(m, "name=%s kname=wqlab_%s how=%s flags=%s max_active=%u ordered=%d bh=%d users=%u draining=%d dying=%d\n",
+			   wq->name, wq->name, wq->how, flags, wq->max_active,
+			   wq->ordered, wq->bh, wq->users, !!wq->drainers,
+			   wq->dying);
+	}
+	mutex_unlock(&wqlab_lock);
+	return 0;
+}
+
+int wqlab_stats_show(struct seq_file *m, void *v)
+{
+	unsigned int i, nr_wqs = 0, nr_items = 0;
+	u32 pos = 0;
+
+	mutex_lock(&wqlab_lock);
+	while (wqlab_item_next(&pos))
+		nr_items++;
+	for (i = 0; i < WQLAB_MAX_WQS; i++)
+		nr_wqs += !!wqlab_wqs[i];
+	mutex_unlock(&wqlab_lock);
+
+	seq_printf(m, "cmds_ok=%lld\n", atomic64_read(&wqlab_stats.cmds_ok));
+	seq_printf(m, "cmds_failed=%lld\n",
+		   atomic64_read(&wqlab_stats.cmds_failed));
+	seq_printf(m, "runs=%lld\n", atomic64_read(&wqlab_stats.runs));
+	seq_printf(m, "requeues=%lld\n", atomic64_read(&wqlab_stats.requeues));
+	seq_printf(m, "blocks=%lld\n", atomic64_read(&wqlab_stats.blocks));
+	seq_printf(m, "releases=%lld\n", atomic64_read(&wqlab_stats.releases));
+	seq_printf(m, "items=%u\n", nr_items);
+	seq_printf(m, "workqueues=%u\n", nr_wqs);
+	return 0;
+}
+
+int wqlab_features_show(struct seq_file *m, void *v)
+{
+	unsigned int i;
+	int n = 0;
+
+	seq_printf(m, "abi_version=%d\n", WQLAB_ABI_VERSION);
+	seq_printf(m, "kernel=%s\n", init_utsname()->release);
+	seq_printf(m, "work_cpu_unbound=%d\n", WORK_CPU_UNBOUND);
+	seq_printf(m, "nr_cpu_ids=%u\n", nr_cpu_ids);
+	seq_printf(m, "hz=%d\n", HZ);
+	seq_printf(m, "wq_max_active=%d\n", WQ_MAX_ACTIVE);
+	seq_printf(m, "max_items=%u\n", wqlab_max_items);
+	seq_printf(m, "max_workqueues=%d\n", WQLAB_MAX_WQS);
+	seq_printf(m, "wq_bh=%d\n", WQLAB_KWQ_BH != 0);
+	seq_printf(m, "wq_percpu=%d\n", WQLAB_KWQ_PERCPU != 0);
+	seq_printf(m, "system_percpu_wq=%d\n", wqlab_system_percpu_wq() != NULL);
+	seq_printf(m, "disable_work=%d\n", WQLAB_DISABLE_WORK);
+	seq_printf(m, "enable_and_queue_work=%d\n", WQLAB_ENABLE_AND_QUEUE_WORK);
+#ifdef WQLAB_HAVE_CANCEL_WORK
+	seq_puts(m, "cancel_work=1\n");
+#else
+	seq_puts(m, "cancel_work=0\n");
+#endif
+	seq_printf(m, "flush_scheduled_work=%d\n", WQLAB_FLUSH_SCHEDULED_WORK);
+	seq_printf(m, "flush_scheduled_work_impl=%s\n",
+		   WQLAB_FLUSH_SCHEDULED_WORK ? "system_wq" : "wqlab_items");
+	seq_printf(m, "unbound_max_active_1_ordered=%d\n",
+		   WQLAB_UNBOUND_MAX_ACTIVE_1_ORDERED);
+	seq_puts(m, "system_queues=");
+	for (i = 0; i < ARRAY_SIZE(wqlab_sys_wqs); i++)
+		if (wqlab_sys_wqs[i].wq)
+			seq_printf(m, "%s%s", n++ ? "," : "",
+				   wqlab_sys_wqs[i].name);
+	seq_puts(m, "\n");
+	return 0;
+}
+
+/* ---- init/exit --------------------------------------------------------- */
+
+int wqlab_work_init(void)
+{
+	struct workqueue_struct *sys[] = {
+		system_wq, system_highpri_wq, system_long_wq,
+		system_unbound_wq, system_freezable_wq,
+		system_power_efficient_wq, system_freezable_power_efficient_wq,
+		wqlab_system_bh_wq(), wqlab_system_bh_highpri_wq(),
+		wqlab_system_percpu_wq(), wqlab_system_dfl_wq(),
+	};
+	unsigned int i;
+
+	BUILD_BUG_ON(ARRAY_SIZE(sys) != ARRAY_SIZE(wqlab_sys_wqs));
+	for (i = 0; i < ARRAY_SIZE(wqlab_sys_wqs); i++) {
+		wqlab_sys_wqs[i].wq = sys[i];
+		wqlab_sys_wqs[i].how = "system";
+		wqlab_sys_wqs[i].is_system = true;
+	}
+
+	wqlab_pool = kcalloc(wqlab_max_items, sizeof(*wqlab_pool), GFP_KERNEL);
+	if (!wqlab_pool)
+		return -ENOMEM;
+
+	wqlab_item_init(&wqlab_static_items[0], WQLAB_ID_STATIC_WORK, false);
+	wqlab_static_items[0].is_static = true;
+	wqlab_static_items[0].work = &wqlab_static_work;
+	wqlab_item_init(&wqlab_static_items[1], WQLAB_ID_STATIC_DWORK, true);
+	wqlab_static_items[1].is_static = true;
+	wqlab_static_items[1].dwork = &wqlab_static_dwork;
+	wqlab_static_items[1].work = &wqlab_static_dwork.work;
+	return 0;
+}
+
+static void wqlab_item_stop(struct wqlab_item *item)
+{
+	wake_up_all(&item->wait);
+	if (item->delayed)
+		cancel_delayed_work_sync(item->dwork);
+	else
+		cancel_work_sync(item->work);
+}
+
+/**
+ * wqlab_work_exit() - stop everything: no requeue, release blocked runs,
+ * cancel every item, destroy every custom queue, free everything.
+ *
+ * Context: no command can be running (both planes are gone).
+ */
+void wqlab_work_exit(void)
+{
+	struct wqlab_item *item;
+	unsigned long irqflags;
+	unsigned int i;
+	u32 pos = 0;
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	wqlab_stopping = true;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+
+	mutex_lock(&wqlab_lock);
+	while ((item = wqlab_item_next(&pos)))
+		wake_up_all(&item->wait);
+	pos = 0;
+	while ((item = wqlab_item_next(&pos)))
+		wqlab_item_stop(item);
+	for (i = 0; i < WQLAB_MAX_WQS; i++) {
+		if (!wqlab_wqs[i])
+			continue;
+		destroy_workqueue(wqlab_wqs[i]->wq);
+		kfree(wqlab_wqs[i]);
+		wqlab_wqs[i] = NULL;
+	}
+	for (i = 0; i < wqlab_max_items; i++) {
+		kfree(wqlab_pool[i]);
+		wqlab_pool[i] = NULL;
+	}
+	mutex_unlock(&wqlab_lock);
+	kfree(wqlab_pool);
+	wqlab_pool = NULL;
+}
