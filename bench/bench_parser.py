@@ -67,11 +67,16 @@ def main() -> None:
     ]
     for name, fn in stages:
         rate = best_rate(n, fn, args.repeat)
-        print(f"{name:28s} {rate:12,.0f} lines/s   {rate / GOAL:5.2f}x goal")
+        print(
+            f"{name:28s} {rate:12,.0f} lines/s  {1e6 / rate:6.2f} us/line  {rate / GOAL:5.2f}x goal"
+        )
 
     events = trace.parse(text)
     rate = best_rate(n, lambda: build_lifecycles(events), args.repeat)
-    print(f"{'build_lifecycles(events)':28s} {rate:12,.0f} events/s  {rate / GOAL:5.2f}x goal")
+    print(
+        f"{'build_lifecycles(events)':28s} {rate:12,.0f} events/s {1e6 / rate:6.2f} us/event "
+        f"{rate / GOAL:5.2f}x goal"
+    )
 
 
 if __name__ == "__main__":

@@ -263,10 +263,10 @@ _PREFIX_RE = re.compile(
     r"(?:(?P<flags>\S+)\s+)??(?P<ts>\d+(?:\.\d+)?):\s+(?P<name>[^:\s]+):\s?(?P<body>.*)"
 )
 
+_E = TypeVar("_E", bound=TraceEvent)
+
 _new = object.__new__
 _setattr = object.__setattr__
-
-_E = TypeVar("_E", bound=TraceEvent)
 
 
 def _build(cls: type[_E], values: dict[str, Any]) -> _E:
@@ -288,29 +288,8 @@ def _ts_ns(ts: str) -> int:
     return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
-def _split_prefix(line: str) -> tuple[str, int, int, str, int, str, str] | None:
-    """Split ``TASK-PID [CPU] FLAGS TS: NAME: BODY``; ``None`` when it is not an event line."""
-    # Fast path, one split: "task-pid", "[cpu]", flags, "ts:", "name:", body. A task
-    # name with a space, a "(tgid)" column or a missing flags column falls through.
-    parts = line.split(None, 5)
-    if len(parts) >= 5:
-        tp, cpu_s, flags, ts, name = parts[0], parts[1], parts[2], parts[3], parts[4]
-        if cpu_s[0] == "[" and ts[-1] == ":" and name[-1] == ":":
-            task, _, pid_s = tp.rpartition("-")
-            sec, dot, frac = ts.partition(".")
-            if len(frac) == 7 and pid_s.isdigit():
-                try:
-                    return (
-                        task,
-                        int(pid_s),
-                        int(cpu_s[1:-1]),
-                        flags,
-                        int(sec + frac[:-1]) * 1000,
-                        name[:-1],
-                        parts[5] if len(parts) == 6 else "",
-                    )
-                except ValueError:
-                    pass
+def _slow_prefix(line: str) -> tuple[str, int, int, str, int, str, str] | None:
+    """The regex fallback: ``(task, pid, cpu, flags, ts_ns, name, body)`` or ``None``."""
     m = _PREFIX_RE.match(line)
     if m is None:
         return None
@@ -325,127 +304,162 @@ def _split_prefix(line: str) -> tuple[str, int, int, str, int, str, str] | None:
     )
 
 
-def _queue_work(d: dict[str, Any], body: str) -> QueueWork | None:
-    # "work struct=%p function=%ps workqueue=%s req_cpu=%d cpu=%d"; %ps may hold a space.
-    head, _, cpu = body.rpartition(" cpu=")
-    head, _, req = head.rpartition(" req_cpu=")
-    head, _, wq = head.rpartition(" workqueue=")
-    work, _, fn = head.partition(" function=")
-    if not (fn and work.startswith("work struct=")):
-        return None
-    sym = _SYMBOL_CACHE.get(fn) or Symbol.parse(fn)
-    d["work"] = work[12:]
-    d["function"] = sym
-    d["workqueue"] = wq
-    d["req_cpu"] = int(req)
-    d["queue_cpu"] = int(cpu)
-    return _build(QueueWork, d)
+def _symbol(text: str) -> Symbol:
+    return _SYMBOL_CACHE.get(text) or Symbol.parse(text)
 
 
-def _activate_work(d: dict[str, Any], body: str) -> ActivateWork | None:
-    # 6.1: "work struct %p"; 6.10+: "work struct %p function=%ps " (trailing space).
-    if not body.startswith("work struct "):
-        return None
-    work, _, fn = body[12:].partition(" function=")
-    d["work"] = work.strip()
-    if fn:
-        fn = fn.rstrip()
-        d["function"] = _SYMBOL_CACHE.get(fn) or Symbol.parse(fn)
-    else:
-        d["function"] = None
-    return _build(ActivateWork, d)
+# Event names as printed ("name:") -> (kind, name); unknown names are not cached here.
+_QUEUE, _ACTIVATE, _START, _END = 1, 2, 3, 4
+_KINDS: dict[str, tuple[int, str]] = {
+    "workqueue_queue_work:": (_QUEUE, "workqueue_queue_work"),
+    "workqueue_activate_work:": (_ACTIVATE, "workqueue_activate_work"),
+    "workqueue_execute_start:": (_START, "workqueue_execute_start"),
+    "workqueue_execute_end:": (_END, "workqueue_execute_end"),
+}
 
 
-def _execute(cls: type[ExecuteStart] | type[ExecuteEnd], d: dict[str, Any], body: str) -> Any:
-    # "work struct %p: function %ps"
-    work, sep, fn = body.partition(": function ")
-    if not (sep and work.startswith("work struct ")):
-        return None
-    fn = fn.rstrip()
-    d["work"] = work[12:]
-    d["function"] = _SYMBOL_CACHE.get(fn) or Symbol.parse(fn)
-    return _build(cls, d)
-
-
-def _wqlab(d: dict[str, Any], body: str) -> WqlabEvent:
-    fields: dict[str, str] = {}
-    for tok in body.split():
-        k, sep, v = tok.partition("=")
-        if sep:
-            fields[k] = v
-    d["fields"] = fields
-    return _build(WqlabEvent, d)
-
-
-def _event(line: str) -> TraceEvent | None:
-    pre = _split_prefix(line)
-    if pre is None:
-        return None
-    task, pid, cpu, flags, ts_ns, name, body = pre
-    d: dict[str, Any] = {
-        "task": task,
-        "pid": pid,
-        "cpu": cpu,
-        "flags": flags,
-        "ts_ns": ts_ns,
-        "name": name,
-        "body": body,
-    }
-    ev: TraceEvent | None
-    try:
-        if name == "workqueue_execute_start":
-            ev = _execute(ExecuteStart, d, body)
-        elif name == "workqueue_execute_end":
-            ev = _execute(ExecuteEnd, d, body)
-        elif name == "workqueue_activate_work":
-            ev = _activate_work(d, body)
-        elif name == "workqueue_queue_work":
-            ev = _queue_work(d, body)
-        elif name.startswith("wqlab_"):
-            ev = _wqlab(d, body)
+def _parse_into(
+    lines: Iterable[str],
+    events: list[TraceEvent],
+    lost: list[LostEvents],
+    unparsed: list[str],
+) -> BufferStats | None:
+    """The parser. One loop with the common case inlined: a Python call costs as much
+    as the rest of a line's work, so the fast path makes none it can avoid."""
+    stats: BufferStats | None = None
+    append = events.append
+    kinds = _KINDS
+    symbols = _SYMBOL_CACHE
+    ints: dict[str, int] = {}  # pid and "[cpu]" strings repeat: int() once each
+    new = _new
+    setattr_ = _setattr
+    for line in lines:
+        parts = line.split(None, 5)
+        # Fast path: "task-pid" "[cpu]" flags "ts:" "name:" body. A task name with a
+        # space, a "(tgid)" column, no flags column or an empty body falls through.
+        if (
+            len(parts) == 6
+            and parts[1][0] == "["
+            and parts[4][-1] == ":"
+            and parts[3][-1] == ":"
+            and parts[3][-8:-7] == "."
+        ):
+            tp, cpu_s, flags, ts, name_c, body = parts
+            task, _, pid_s = tp.rpartition("-")
+            pid_c = ints.get(pid_s)
+            cpu_c = ints.get(cpu_s)
+            try:
+                pid = ints[pid_s] = int(pid_s) if pid_c is None else pid_c
+                cpu = ints[cpu_s] = int(cpu_s[1:-1]) if cpu_c is None else cpu_c
+                ts_ns = int(ts[:-8] + ts[-7:-1]) * 1000
+                kn = kinds.get(name_c)
+                name = name_c[:-1] if kn is None else ""
+            except ValueError:
+                pre = _slow_prefix(line)
+                if pre is None:
+                    unparsed.append(line)
+                    continue
+                task, pid, cpu, flags, ts_ns, name, body = pre
+                kn = kinds.get(name + ":")
         else:
-            ev = None
-    except ValueError:
-        ev = None
-    if ev is None:
-        d = {k: d[k] for k in ("task", "pid", "cpu", "flags", "ts_ns", "name", "body")}
-        ev = _build(UnknownEvent, d)
-    return ev
+            if not line or line[0] == "#":
+                if stats is None and "entries-written" in line:
+                    stats = parse_header(line)
+                continue
+            if line[-1] == "\n":
+                line = line.rstrip("\r\n")
+            pre = _slow_prefix(line)
+            if pre is None:
+                m = _LOST_RE.search(line)
+                if m is not None:
+                    lost.append(LostEvents(int(m[1]), int(m[2])))
+                elif line.strip():
+                    unparsed.append(line)
+                continue
+            task, pid, cpu, flags, ts_ns, name, body = pre
+            kn = kinds.get(name + ":")
+
+        obj: TraceEvent | None = None
+        if kn is not None:
+            kind, name = kn
+            if kind == _START or kind == _END:
+                # "work struct %p: function %ps"
+                work, sep, fn = body.partition(": function ")
+                if sep and work[:12] == "work struct ":
+                    if fn[-1:] == " ":
+                        fn = fn.rstrip()
+                    obj = new(ExecuteStart if kind == _START else ExecuteEnd)
+                    setattr_(obj, "__dict__", {
+                        "task": task, "pid": pid, "cpu": cpu, "flags": flags,
+                        "ts_ns": ts_ns, "name": name, "body": body,
+                        "work": work[12:], "function": symbols.get(fn) or _symbol(fn),
+                    })  # fmt: skip
+            elif kind == _QUEUE:
+                # "work struct=%p function=%ps workqueue=%s req_cpu=%d cpu=%d"
+                head, _, qcpu = body.rpartition(" cpu=")
+                head, _, req = head.rpartition(" req_cpu=")
+                head, _, wq = head.rpartition(" workqueue=")
+                work, _, fn = head.partition(" function=")
+                if fn and work[:12] == "work struct=":
+                    try:
+                        req_cpu, queue_cpu = int(req), int(qcpu)
+                    except ValueError:
+                        pass
+                    else:
+                        obj = new(QueueWork)
+                        setattr_(obj, "__dict__", {
+                            "task": task, "pid": pid, "cpu": cpu, "flags": flags,
+                            "ts_ns": ts_ns, "name": name, "body": body,
+                            "work": work[12:], "function": symbols.get(fn) or _symbol(fn),
+                            "workqueue": wq, "req_cpu": req_cpu, "queue_cpu": queue_cpu,
+                        })  # fmt: skip
+            else:
+                # 6.1: "work struct %p"; 6.10+: "work struct %p function=%ps " (trailing space)
+                if body[:12] == "work struct ":
+                    work, _, fn = body[12:].partition(" function=")
+                    fsym: Symbol | None = None
+                    if fn:
+                        fn = fn.rstrip()
+                        fsym = symbols.get(fn) or _symbol(fn)
+                    obj = new(ActivateWork)
+                    setattr_(obj, "__dict__", {
+                        "task": task, "pid": pid, "cpu": cpu, "flags": flags,
+                        "ts_ns": ts_ns, "name": name, "body": body,
+                        "work": work.strip(), "function": fsym,
+                    })  # fmt: skip
+        elif name[:6] == "wqlab_":
+            fields: dict[str, str] = {}
+            for tok in body.split():
+                k, sep, v = tok.partition("=")
+                if sep:
+                    fields[k] = v
+            obj = new(WqlabEvent)
+            setattr_(obj, "__dict__", {
+                "task": task, "pid": pid, "cpu": cpu, "flags": flags,
+                "ts_ns": ts_ns, "name": name, "body": body, "fields": fields,
+            })  # fmt: skip
+        if obj is None:
+            obj = new(UnknownEvent)
+            setattr_(obj, "__dict__", {
+                "task": task, "pid": pid, "cpu": cpu, "flags": flags,
+                "ts_ns": ts_ns, "name": name, "body": body,
+            })  # fmt: skip
+        append(obj)
+    return stats
 
 
 def parse_line(line: str) -> TraceEvent | None:
     """Parse one line; ``None`` for header, blank or non-event lines."""
-    line = line.rstrip("\r\n")
-    if not line or line[0] == "#":
-        return None
-    return _event(line)
+    events: list[TraceEvent] = []
+    _parse_into((line.rstrip("\r\n"),), events, [], [])
+    return events[0] if events else None
 
 
 def _parse(lines: Iterable[str], symbols: SymbolResolver | None) -> Trace:
     events: list[TraceEvent] = []
-    unparsed: list[str] = []
     lost: list[LostEvents] = []
-    stats: BufferStats | None = None
-    append = events.append
-    event = _event
-    for line in lines:
-        if not line:
-            continue
-        if line[0] == "#":
-            if stats is None and "entries-written" in line:
-                stats = parse_header(line)
-            continue
-        if line[-1] == "\n":
-            line = line.rstrip("\r\n")
-        ev = event(line)
-        if ev is not None:
-            append(ev)
-            continue
-        m = _LOST_RE.search(line)
-        if m is not None:
-            lost.append(LostEvents(int(m[1]), int(m[2])))
-        elif line.strip():
-            unparsed.append(line)
+    unparsed: list[str] = []
+    stats = _parse_into(lines, events, lost, unparsed)
     if symbols is not None:
         events = resolve_events(events, symbols)
     return Trace(events, stats, lost, unparsed)
@@ -471,13 +485,16 @@ def parse_lines(
     lines: Iterable[str], symbols: SymbolResolver | None = None
 ) -> Iterator[TraceEvent]:
     """Parse lines lazily (e.g. from ``trace_pipe``); skips headers and non-event lines."""
+    events: list[TraceEvent] = []
+    lost: list[LostEvents] = []
+    unparsed: list[str] = []
     for line in lines:
-        ev = parse_line(line)
-        if ev is None:
-            continue
-        if symbols is not None:
-            ev = _resolve_one(ev, symbols)
-        yield ev
+        _parse_into((line.rstrip("\r\n"),), events, lost, unparsed)
+        if events:
+            ev = events.pop()
+            yield ev if symbols is None else _resolve_one(ev, symbols)
+        lost.clear()
+        unparsed.clear()
 
 
 def _resolve_one(ev: _E, symbols: SymbolResolver) -> _E:

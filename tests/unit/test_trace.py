@@ -155,5 +155,5 @@ def test_symbol_parse_forms() -> None:
 def test_events_are_frozen() -> None:
     ev = parse(read("6.1", "trace-refmod.txt"))[0]
     with pytest.raises(AttributeError):
-        ev.work = "x"  # type: ignore[misc]
+        ev.task = "x"  # type: ignore[misc]
     assert hash(ev) == hash(parse(read("6.1", "trace-refmod.txt"))[0])
