@@ -318,6 +318,9 @@ _KINDS: dict[str, tuple[int, str]] = {
 }
 
 
+_INTS: dict[str, int] = {}
+
+
 def _parse_into(
     lines: Iterable[str],
     events: list[TraceEvent],
@@ -330,7 +333,9 @@ def _parse_into(
     append = events.append
     kinds = _KINDS
     symbols = _SYMBOL_CACHE
-    ints: dict[str, int] = {}  # pid and "[cpu]" strings repeat: int() once each
+    ints = _INTS  # pid and "[cpu]" strings repeat: int() once each
+    if len(ints) > 65536:
+        ints.clear()
     new = _new
     setattr_ = _setattr
     for line in lines:
