@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-2.0
+# wqlab: `make help` lists the targets.
+#
+# The module is built the Kbuild way against the headers of the kernel the VM boots
+# (not `uname -r`: the host kernel is not a Debian kernel and has no headers here).
+
+KERNEL  ?= default
+PYTHON  ?= python3
+VENV    := $(CURDIR)/.venv
+PY      := $(VENV)/bin/python
+KVER    ?= $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels version $(KERNEL) 2>/dev/null)
+KDIR    ?= /usr/src/linux-headers-$(KVER)
+W       ?= 1
+PYTEST_ARGS ?=
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: all module help setup venv test test-unit test-vm demo bench lint clean modinfo \
+	kernel test-matrix
+
+all: module
+
+help:
+	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|<version>|<path>, now: $(KVER)):"
+	@echo "  make               build module/wqlab.ko against KDIR=$(KDIR) (W=1)"
+	@echo "  make setup         install Debian packages and the .venv (idempotent)"
+	@echo "  make demo          set up, boot the default kernel, run every API, show traces"
+	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
+	@echo "  make test-unit     unit tests only (no VM)"
+	@echo "  make test-vm       VM tests only (boots KERNEL once)"
+	@echo "  make test-matrix   the VM suite on every installed kernel line, as a table"
+	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
+	@echo "  make bench         boot, agent round trip and parser benchmarks (numbers)"
+	@echo "  make lint          ruff check, ruff format --check, mypy on harness/"
+	@echo "  make modinfo       show the module's metadata"
+	@echo "  make clean         remove build products"
+	@echo "Results and artifacts (console, dmesg, trace, JUnit, KTAP) go to artifacts/."
+
+module:
+	@test -n "$(KVER)" -a -f "$(KDIR)/Makefile" || { \
+		echo "wqlab: no kernel headers for '$(KERNEL)' ($(KDIR)); run 'make setup'"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=$(W) modules
+
+modinfo: module
+	/sbin/modinfo module/wqlab.ko
+
+setup:
+	vm/setup.sh
+
+venv:
+	vm/setup.sh --venv
+
+kernel:
+	vm/kernels.sh $(KERNEL)
+
+test: setup
+	$(PY) -m pytest tests -v --kernel=$(KERNEL) --junitxml=artifacts/junit.xml \
+		--ktap=artifacts/results.ktap $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit -v $(PYTEST_ARGS)
+
+test-vm: setup
+	$(PY) -m pytest tests/vm -v --kernel=$(KERNEL) --junitxml=artifacts/junit-vm.xml \
+		--ktap=artifacts/results-vm.ktap $(PYTEST_ARGS)
+
+test-matrix: setup
+	$(PY) -m harness.matrix $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m harness.cli demo --kernel=$(KERNEL)
+
+bench: setup
+	$(PY) bench/bench_boot.py --kernel=$(KERNEL)
+	$(PY) bench/bench_parser.py
+
+lint: venv
+	$(VENV)/bin/ruff check harness tests bench
+	$(VENV)/bin/ruff format --check harness tests bench
+	$(VENV)/bin/mypy harness
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
+	rm -rf build artifacts

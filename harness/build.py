@@ -1,0 +1,78 @@
+"""Build a kernel module the Kbuild way (``make -C $KDIR M=$DIR``), one tree per kernel.
+
+Each kernel gets its own copy of the sources under ``build/<version>/`` so that modules
+for several kernels can coexist (Kbuild writes objects next to the sources).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import BuildError
+from .kernels import Kernel
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_argv(kdir: Path, src: Path, w: int | None = 1, target: str = "modules") -> list[str]:
+    """The make command line for one Kbuild build (pure)."""
+    argv = ["make", "-C", str(kdir), f"M={src}"]
+    if w:
+        argv.append(f"W={w}")
+    argv.append(target)
+    return argv
+
+
+def build_module(
+    kernel: Kernel,
+    src: Path = ROOT,
+    name: str = "wqlab",
+    subdir: str = "module",
+    out_root: Path | None = None,
+    w: int | None = 1,
+) -> Path:
+    """Build ``<src>/<subdir>/<name>.ko`` for ``kernel``; return the path of the ``.ko``.
+
+    ``src`` must hold a ``Kbuild`` (or ``Makefile``) that descends into ``subdir``.
+    Warnings fail the build when ``w`` is set: the module must build W=1-clean.
+    """
+    if kernel.kdir is None:
+        raise BuildError(
+            f"no headers for {kernel.version}: install linux-headers-{kernel.version}"
+            " (`make setup` or `make kernel KERNEL=...`)"
+        )
+    out_root = out_root or (ROOT / "build")
+    tree = out_root / kernel.version / name
+    tree.mkdir(parents=True, exist_ok=True)
+    for item in ("Kbuild", subdir):
+        s, d = src / item, tree / item
+        if s.is_dir():
+            shutil.copytree(s, d, dirs_exist_ok=True, ignore=_not_sources)
+        elif s.exists():
+            shutil.copy2(s, d)
+    argv = make_argv(kernel.kdir, tree, w)
+    log.info("$ %s", shlex.join(argv))
+    p = subprocess.run(argv, capture_output=True, text=True, check=False)
+    (tree / "build.log").write_text(p.stdout + p.stderr)
+    warnings = [ln for ln in p.stderr.splitlines() if "warning:" in ln]
+    if p.returncode != 0:
+        raise BuildError(f"module build failed for {kernel.version}:\n{p.stderr[-4000:]}")
+    if w and warnings:
+        raise BuildError(
+            f"module build for {kernel.version} has warnings (W={w}):\n" + "\n".join(warnings)
+        )
+    ko = tree / subdir / f"{name}.ko"
+    if not ko.exists():
+        raise BuildError(f"make succeeded but {ko} is missing; see {tree / 'build.log'}")
+    return ko
+
+
+def _not_sources(directory: str, names: list[str]) -> list[str]:
+    suffixes = (".o", ".ko", ".mod", ".mod.c", ".cmd", ".symvers", ".order", ".log")
+    return [n for n in names if n.endswith(suffixes) or n.startswith(".")]

@@ -1,0 +1,190 @@
+"""Talk to the wqlab module: the same calls over the debugfs text plane and the ioctl
+plane (``docs/commands.md`` is the contract; ``harness.uapi`` mirrors the ABI).
+
+    c = WqlabClient(agent, plane="debugfs")
+    c.cmd("alloc_workqueue", name="ord", flags="unbound", max_active=1)
+    r = c.cmd("queue_work", wq="ord", id=2, sleep_ms=5)   # r.ret == 1: it was queued
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import re
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from .channel import AgentChannel
+from .errors import GuestCommandError
+
+DEBUGFS = "/sys/kernel/debug/wqlab"
+CONTROL = f"{DEBUGFS}/control"
+DEVICE = "/dev/wqlab"
+PLANES = ("debugfs", "ioctl")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command returned: the API call's value and any extra outputs."""
+
+    ret: int
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key]
+
+
+class WqlabCommandError(GuestCommandError):
+    """The module rejected a command with ``errno``."""
+
+    def __init__(self, command: str, errno: int | None, message: str = "") -> None:
+        name = errno_mod.errorcode.get(errno or 0, str(errno))
+        super().__init__(f"{command!r} failed: {name} ({message or os.strerror(errno or 0)})",
+                         errno)
+        self.command = command
+
+
+def may_block(name: str) -> bool:
+    """Commands that can wait for a work item (they must not run inline in the agent)."""
+    return name.startswith(("flush", "drain", "destroy")) or name.endswith("_sync")
+
+
+def format_command(name: str, args: Mapping[str, Any]) -> str:
+    """``queue_work wq=x id=2`` (pure); booleans become 0/1, lists comma-joined."""
+    parts = [name]
+    for k, v in args.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = int(v)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            v = ",".join(str(x) for x in v)
+        parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def parse_kv(text: str) -> dict[str, str]:
+    """``ret=1 id=3`` → ``{"ret": "1", "id": "3"}`` (pure)."""
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """One dict per non-empty line of ``key=value`` pairs (``works``, ``workqueues``)."""
+    return [parse_kv(line) for line in text.splitlines() if "=" in line]
+
+
+class WqlabClient:
+    """Module commands and state over one control plane."""
+
+    def __init__(self, agent: AgentChannel, plane: str = "debugfs") -> None:
+        if plane not in PLANES:
+            raise ValueError(f"plane must be one of {PLANES}, not {plane!r}")
+        self.agent = agent
+        self.plane = plane
+
+    # commands -------------------------------------------------------------------------
+    def cmd(self, name: str, timeout: float = 60.0, **args: Any) -> Result:
+        """Run one command and wait for its result; raise WqlabCommandError on errno."""
+        return self.result(self.submit(name, **args), timeout)
+
+    def submit(self, name: str, **args: Any) -> Future[Any]:
+        """Start a command without waiting (for ones that block until a release)."""
+        inline = not may_block(name)
+        if self.plane == "debugfs":
+            line = format_command(name, args)
+            fut = self.agent.submit("command", path=CONTROL, data=line + "\n", inline=inline)
+        else:
+            from . import uapi  # noqa: PLC0415 - the ioctl plane only
+
+            request, arg = uapi.encode(name, args)
+            fut = self.agent.submit("ioctl", path=DEVICE, request=request,
+                                    arg=_b64(arg), inline=inline)
+        fut.wqlab_command = (name, args)  # type: ignore[attr-defined]
+        return fut
+
+    def result(self, fut: Future[Any], timeout: float = 60.0) -> Result:
+        name, args = getattr(fut, "wqlab_command", ("?", {}))
+        try:
+            value = self.agent.result(fut, timeout, name)
+        except GuestCommandError as e:
+            if e.errno is None:
+                raise
+            raise WqlabCommandError(format_command(name, args), e.errno, str(e)) from None
+        if self.plane == "debugfs":
+            kv = parse_kv(str(value))
+            if "ret" not in kv:
+                raise GuestCommandError(f"{name}: no ret= in the module's answer {value!r}")
+            return Result(int(kv.pop("ret")), kv)
+        from . import uapi  # noqa: PLC0415
+
+        ret, fields = uapi.decode(name, _unb64(value["arg"]))
+        return Result(ret, {k: str(v) for k, v in fields.items()})
+
+    def expect_errno(self, err: int, name: str, **args: Any) -> None:
+        """Assert that a command fails with ``err`` (e.g. ``errno.EINVAL``)."""
+        try:
+            r = self.cmd(name, **args)
+        except WqlabCommandError as e:
+            if e.errno != err:
+                raise AssertionError(
+                    f"{format_command(name, args)}: expected {errno_mod.errorcode[err]}, got "
+                    f"{errno_mod.errorcode.get(e.errno or 0, e.errno)}"
+                ) from e
+            return
+        raise AssertionError(
+            f"{format_command(name, args)}: expected {errno_mod.errorcode[err]}, got ret={r.ret}"
+        )
+
+    # state ----------------------------------------------------------------------------
+    def read(self, name: str) -> str:
+        return self.agent.read(f"{DEBUGFS}/{name}")
+
+    def features(self) -> dict[str, str]:
+        return parse_kv(self.read("features"))
+
+    def works(self) -> list[dict[str, str]]:
+        return parse_table(self.read("works"))
+
+    def work(self, item: int) -> dict[str, str]:
+        for w in self.works():
+            if w.get("id") == str(item):
+                return w
+        raise KeyError(f"no work item {item} in {DEBUGFS}/works")
+
+    def workqueues(self) -> list[dict[str, str]]:
+        return parse_table(self.read("workqueues"))
+
+    def stats(self) -> dict[str, str]:
+        return parse_kv(self.read("stats"))
+
+    def commands(self) -> str:
+        """The command listing (reading ``control`` without writing)."""
+        return self.read("control")
+
+
+def _b64(data: bytes) -> str:
+    import base64  # noqa: PLC0415
+
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    import base64  # noqa: PLC0415
+
+    return base64.b64decode(text)
+
+
+def insmod(agent: AgentChannel, ko: str, **params: Any) -> None:
+    """Load a module in the guest (``params`` become ``key=value``)."""
+    extra = " ".join(f"{k}={v}" for k, v in params.items())
+    agent.succeed(f"insmod {ko} {extra}".strip())
+
+
+def rmmod(agent: AgentChannel, name: str = "wqlab", timeout: float = 120.0) -> None:
+    agent.sh(f"rmmod {name}", timeout=timeout)
+
+
+def is_loaded(agent: AgentChannel, name: str = "wqlab") -> bool:
+    return agent.exists(f"/sys/module/{name}")

@@ -1,0 +1,342 @@
+"""pytest plugin: a VM per session, the module per test, a trace instance per test.
+
+Installed as the ``wqlab`` pytest11 entry point, so any project that ``pip install``s
+wqlab can use the fixtures for its own module (see README, "Testing your own module").
+
+Fixtures
+    wqlab_kernel    session   the selected Kernel (``--kernel``)
+    wqlab_vm        function  the session's running Vm (a fresh one after a splat)
+    guest           function  its AgentChannel (run commands, read files)
+    wqlab_ko        session   path of wqlab.ko built for the kernel
+    wqlab           function  WqlabClient, debugfs plane, module loaded for the test
+    wqlab_ioctl     function  the same module, ioctl plane
+    trace           function  a private TraceInstance with the workqueue + wqlab events
+
+Every failing test gets ``artifacts/<test>/``: console slice, dmesg delta, raw trace,
+module state. A kernel splat (Oops, BUG, WARNING, lockdep, hung task) during a test
+fails it, with the splat in the report, and the next test boots a fresh VM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import kernels
+from .build import ROOT, build_module
+from .channel import AgentChannel
+from .client import WqlabClient, insmod, is_loaded, rmmod
+from .errors import HarnessError, SetupError
+from .tracefs import TraceInstance, kallsyms
+from .vm import Vm, VmConfig, kvm_works
+
+log = logging.getLogger("wqlab")
+
+DMESG_SPLAT_RE = re.compile(
+    r"(WARNING: |BUG: |kernel BUG at|Oops|general protection fault|Kernel panic|"
+    r"INFO: task .* blocked for more than|possible circular locking|"
+    r"possible recursive locking|UBSAN: |unreferenced object|soft lockup)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("wqlab", "wqlab: workqueue tests in a virtme-ng VM")
+    g.addoption("--kernel", default=os.environ.get("WQLAB_KERNEL", "default"),
+                help="kernel line (default, 6.1, 6.12, latest), version or vmlinuz path")
+    g.addoption("--vm-cpus", type=int, default=int(os.environ.get("WQLAB_CPUS", "2")),
+                help="guest vCPUs (default 2)")
+    g.addoption("--vm-memory", default="1G", help="guest memory (default 1G)")
+    g.addoption("--no-fast-boot", action="store_true",
+                help="boot with vng's own init (udev, tmpfiles) instead of vm/fastinit")
+    g.addoption("--artifacts", default=str(ROOT / "artifacts"),
+                help="where console logs and failure artifacts go (default artifacts/)")
+    g.addoption("--ktap", default=None, help="write KTAP results to this file")
+    g.addoption("--require-vm", action="store_true",
+                default=os.environ.get("CI") == "true",
+                help="a missing VM tool is an error, not a skip (default on when CI=true)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vm: the test boots a kernel (needs virtme-ng, QEMU)")
+    config.addinivalue_line("markers", "feature(name): needs this module `features` entry")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds in the VM")
+    config.stash[_KTAP] = []
+
+
+_KTAP = pytest.StashKey[list[tuple[str, str, str]]]()
+_VMS = pytest.StashKey[dict[str, Vm]]()
+
+
+class VmManager:
+    """Keeps one VM per session; replaces it after a splat or when it was lost."""
+
+    def __init__(self, config: pytest.Config, kernel: kernels.Kernel) -> None:
+        self.config = config
+        self.kernel = kernel
+        self.vm: Vm | None = None
+        self.boots = 0
+        self.artifacts = Path(config.getoption("--artifacts"))
+
+    def get(self) -> Vm:
+        vm = self.vm
+        if vm is not None and vm.alive and not getattr(vm, "tainted", False):
+            return vm
+        if vm is not None:
+            vm.stop(timeout=20)
+        self.vm = self._boot()
+        return self.vm
+
+    def _boot(self) -> Vm:
+        if shutil.which("vng") is None or shutil.which("qemu-system-x86_64") is None:
+            raise SetupError("vng or qemu-system-x86_64 missing: run `make setup`")
+        kvm = kvm_works(self.kernel.image)
+        cfg = VmConfig(
+            image=self.kernel.image,
+            cpus=self.config.getoption("--vm-cpus"),
+            memory=self.config.getoption("--vm-memory"),
+            kvm=kvm,
+            fast=not self.config.getoption("--no-fast-boot"),
+            virtme_init=kernels.virtme_init_path(),
+        )
+        self.boots += 1
+        console = self.artifacts / f"console-{self.kernel.version}.log"
+        last: Exception | None = None
+        for attempt in (1, 2):  # one retry of a hung boot
+            vm = Vm(cfg, console, name=f"vm-{self.kernel.version}")
+            try:
+                vm.start(boot_timeout=float(os.environ.get("WQLAB_BOOT_TIMEOUT", "240")))
+                vm.agent().succeed(
+                    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
+                )
+                return vm
+            except HarnessError as e:
+                last = e
+                log.warning("boot attempt %d failed: %s", attempt, e)
+        assert last is not None
+        raise last
+
+    def close(self) -> None:
+        if self.vm is not None:
+            self.vm.stop()
+            self.vm = None
+
+
+@pytest.fixture(scope="session")
+def wqlab_kernel(request: pytest.FixtureRequest) -> kernels.Kernel:
+    try:
+        return kernels.resolve(request.config.getoption("--kernel"))
+    except HarnessError as e:
+        _missing(request.config, str(e))
+        raise
+
+
+def _missing(config: pytest.Config, why: str) -> None:
+    if config.getoption("--require-vm"):
+        pytest.fail(why, pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def wqlab_vm_manager(request: pytest.FixtureRequest,
+                     wqlab_kernel: kernels.Kernel) -> Iterator[VmManager]:
+    mgr = VmManager(request.config, wqlab_kernel)
+    yield mgr
+    mgr.close()
+
+
+@pytest.fixture
+def wqlab_vm(request: pytest.FixtureRequest, wqlab_vm_manager: VmManager) -> Iterator[Vm]:
+    try:
+        vm = wqlab_vm_manager.get()
+    except SetupError as e:
+        _missing(request.config, str(e))
+        raise
+    agent = vm.agent()
+    dmesg_mark = _dmesg_lines(agent)
+    request.node.wqlab_watch = (vm, vm.console_mark(), dmesg_mark)
+    yield vm
+
+
+@pytest.fixture
+def guest(wqlab_vm: Vm) -> AgentChannel:
+    return wqlab_vm.agent()
+
+
+@pytest.fixture(scope="session")
+def wqlab_ko(wqlab_kernel: kernels.Kernel) -> Path:
+    return build_module(wqlab_kernel)
+
+
+def _load(request: pytest.FixtureRequest, vm: Vm, ko: Path, plane: str) -> Iterator[WqlabClient]:
+    agent = vm.agent()
+    if is_loaded(agent):
+        rmmod(agent)
+    params = getattr(request, "param", None) or {}
+    marker = request.node.get_closest_marker("module_params")
+    if marker:
+        params = {**params, **marker.kwargs}
+    insmod(agent, str(ko), **params)
+    client = WqlabClient(agent, plane)
+    for m in request.node.iter_markers("feature"):
+        feats = client.features()
+        for name in m.args:
+            if feats.get(name) not in ("1", "y", "yes", "true"):
+                pytest.skip(f"this kernel has no {name} ({feats.get('kernel')})")
+    request.node.wqlab_client = client
+    yield client
+    if vm.alive:
+        rmmod(agent)
+
+
+@pytest.fixture
+def wqlab(request: pytest.FixtureRequest, wqlab_vm: Vm, wqlab_ko: Path) -> Iterator[WqlabClient]:
+    yield from _load(request, wqlab_vm, wqlab_ko, "debugfs")
+
+
+@pytest.fixture
+def wqlab_ioctl(request: pytest.FixtureRequest, wqlab_vm: Vm,
+                wqlab_ko: Path) -> Iterator[WqlabClient]:
+    yield from _load(request, wqlab_vm, wqlab_ko, "ioctl")
+
+
+@pytest.fixture
+def trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstance]:
+    """A private trace instance; request it after ``wqlab`` to get ``wqlab:*`` too."""
+    name = "t" + re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[-48:]
+    inst = TraceInstance(wqlab_vm.agent(), name)
+    inst.start()
+    request.node.wqlab_trace = inst
+    yield inst
+    if wqlab_vm.alive:
+        inst.remove()
+
+
+def _dmesg_lines(agent: AgentChannel) -> int:
+    out = agent.sh("dmesg | wc -l", check=False)["stdout"].strip()
+    return int(out) if out.isdigit() else 0
+
+
+# reports ------------------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    rep: pytest.TestReport = outcome.get_result()
+    watch = getattr(item, "wqlab_watch", None)
+    if watch is None or rep.when not in ("call", "teardown"):
+        if rep.failed and rep.when == "setup":
+            _save_artifacts(item, rep)
+        return
+    vm, mark, _ = watch
+    splats = vm.splats_since(mark)
+    reported = getattr(item, "wqlab_splats_reported", 0)
+    if rep.when == "call":
+        splats += _dmesg_splats(item)
+    if len(splats) > reported:
+        item.wqlab_splats_reported = len(splats)  # type: ignore[attr-defined]
+        vm.tainted = True  # type: ignore[attr-defined]
+        text = "\n\n".join("\n".join(getattr(s, "text", [str(s)])) for s in splats[reported:])
+        rep.outcome = "failed"
+        rep.longrepr = f"kernel splat during {item.nodeid}:\n{text}\n\n{rep.longrepr or ''}"
+    if rep.failed:
+        _save_artifacts(item, rep)
+
+
+def _dmesg_splats(item: pytest.Item) -> list[Any]:
+    vm, _, dmesg_mark = item.wqlab_watch  # type: ignore[attr-defined]
+    if not vm.alive:
+        return []
+    try:
+        out = vm.agent().sh(f"dmesg | tail -n +{dmesg_mark + 1}", check=False)["stdout"]
+    except HarnessError:
+        return []
+    item.wqlab_dmesg = out  # type: ignore[attr-defined]
+    found = []
+    for i, line in enumerate(out.splitlines()):
+        if DMESG_SPLAT_RE.search(line):
+            found.append(_DmesgSplat(line, out.splitlines()[i:i + 40]))
+    # the console watcher may have seen the same splat: count each splat once
+    seen = {s.line.split("] ", 1)[-1] for s in vm.splats_since(item.wqlab_watch[1])}
+    return [s for s in found if s.line.split("] ", 1)[-1] not in seen]
+
+
+class _DmesgSplat:
+    def __init__(self, line: str, text: list[str]) -> None:
+        self.line = line
+        self.text = text
+
+
+def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
+    root = Path(item.config.getoption("--artifacts"))
+    d = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"report-{rep.when}.txt").write_text(str(rep.longrepr))
+    watch = getattr(item, "wqlab_watch", None)
+    if watch is None:
+        return
+    vm, mark, dmesg_mark = watch
+    (d / "console.txt").write_text(vm.console_since(mark))
+    if not vm.alive:
+        return
+    agent = vm.agent()
+    try:
+        dmesg = getattr(item, "wqlab_dmesg", None) or agent.sh(
+            f"dmesg | tail -n +{dmesg_mark + 1}", check=False)["stdout"]
+        (d / "dmesg.txt").write_text(dmesg)
+        inst = getattr(item, "wqlab_trace", None)
+        if inst is not None:
+            (d / "trace.txt").write_text(inst.read())
+        client = getattr(item, "wqlab_client", None)
+        if client is not None and is_loaded(agent):
+            state = [f"## {n}\n{client.read(n)}" for n in ("works", "workqueues", "stats",
+                                                         "features")]
+            (d / "module-state.txt").write_text("\n".join(state))
+            (d / "kallsyms.txt").write_text(kallsyms(agent, "wqlab"))
+    except HarnessError as e:
+        (d / "artifact-error.txt").write_text(str(e))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    cfg = _CONFIG.get("config")
+    if cfg is None:
+        return
+    results = cfg.stash[_KTAP]
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        status = "skip" if report.skipped else ("ok" if report.passed else "not ok")
+        reason = ""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2])
+        results.append((report.nodeid, status, reason))
+    elif report.when == "teardown" and report.failed:
+        results.append((report.nodeid + " (teardown)", "not ok", ""))
+
+
+_CONFIG: dict[str, pytest.Config] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONFIG["config"] = session.config
+    session.config.wqlab_t0 = time.monotonic()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--ktap")
+    if not path:
+        return
+    results = session.config.stash[_KTAP]
+    lines = ["KTAP version 1", f"1..{len(results)}"]
+    for i, (name, status, reason) in enumerate(results, 1):
+        if status == "skip":
+            lines.append(f"ok {i} {name} # SKIP {reason}")
+        else:
+            lines.append(f"{status} {i} {name}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -1,0 +1,342 @@
+"""Boot a Debian kernel with virtme-ng and keep it for a whole test session.
+
+``build_vng_argv`` is pure (a unit test compares the exact list); ``Vm`` runs it. The
+guest runs ``vm/guest_agent.py`` as vng's ``--exec`` command: requests and replies use
+virtio-serial ports (vng's stdin/stdout), and the kernel console (vng's stderr, with
+``--verbose``) is kept in a log file and watched for splats.
+
+Fast boot: vng's kernel command line is replaced (a later QEMU ``-append`` wins) by one
+that starts ``vm/fastinit`` first, which turns systemd-tmpfiles and the udev coldplug
+into ``/bin/true`` before handing over to virtme-ng's own init; ``/usr`` and ``/lib``
+are not overlaid so those bind mounts stay visible. Set ``fast=False`` for plain vng.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .channel import AgentChannel
+from .errors import SetupError, VmBootError, VmLostError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BLACKLIST = ("kvm", "kvm_amd", "kvm_intel", "ahci", "sr_mod", "i6300esb", "powernow_k8")
+# What vng overlays by default, less /usr and /lib (see the module docstring).
+FAST_OVERLAYS = ("/etc", "/home", "/opt", "/srv", "/var", "/tmp")
+
+# Kernel splats that fail the test in progress. Matched on kernel console lines only.
+SPLAT_RE = re.compile(
+    r"^\[\s*\d+\.\d+\]\s+(?:\S+:\s+)?("
+    r"WARNING: |BUG: |kernel BUG at|Oops|general protection fault|Kernel panic"
+    r"|INFO: task .* blocked for more than|INFO: possible .*locking|"
+    r"WARNING: possible circular locking|possible recursive locking detected"
+    r"|UBSAN: |BUG: KASAN|unreferenced object|Unable to handle kernel"
+    r"|watchdog: BUG: soft lockup|rcu: INFO: rcu_.* detected stall"
+    r")"
+)
+PANIC_RE = re.compile(r"Kernel panic - not syncing|reboot: Restarting system")
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """Everything that decides how the VM boots."""
+
+    image: Path
+    cpus: int = 2
+    memory: str = "1G"
+    kvm: bool = False
+    fast: bool = True
+    loglevel: int = 5
+    cwd: Path = ROOT
+    python: str = "/usr/bin/python3"
+    agent: Path = ROOT / "vm" / "guest_agent.py"
+    fastinit: Path = ROOT / "vm" / "fastinit"
+    virtme_init: Path | None = None
+    blacklist: tuple[str, ...] = BLACKLIST
+    append: tuple[str, ...] = ()
+    vng: str = "vng"
+
+    @property
+    def exec_command(self) -> str:
+        return f"exec {self.python} -u {self.agent}"
+
+
+def build_cmdline(cfg: VmConfig) -> str:
+    """The kernel command line of a fast boot (mirrors vng 1.42's, see module doc)."""
+    if cfg.virtme_init is None:
+        raise SetupError("fast boot needs the path of virtme-ng-init (virtme_init=)")
+    script = base64.b64encode(cfg.exec_command.encode()).decode()
+    parts = ["virtme_hostname=virtme-ng", "nr_open=1048576", "virtme_root_mods=1"]
+    parts += [f"virtme_rw_overlay{i}={d}" for i, d in enumerate(FAST_OVERLAYS)]
+    parts += [
+        "virtme_console=ttyS0",
+        "console=ttyS0",
+        "panic=-1",
+        f"virtme.exec=`{script}`",
+        f"virtme_chdir={str(cfg.cwd).lstrip('/')}",
+        "virtme_root_user=1",
+        f"loglevel={cfg.loglevel}",
+    ]
+    if cfg.blacklist:
+        parts.append("modprobe.blacklist=" + ",".join(cfg.blacklist))
+    parts += list(cfg.append)
+    parts += [f"wqlab_init={cfg.virtme_init}", f"init={cfg.fastinit}"]
+    return " ".join(parts)
+
+
+def build_vng_argv(cfg: VmConfig) -> list[str]:
+    """The ``vng`` command line that boots ``cfg`` (pure)."""
+    argv = [cfg.vng, "--run", str(cfg.image), "--cpus", str(cfg.cpus), "--memory", cfg.memory]
+    argv += ["--force-9p", "--verbose", "--cwd", str(cfg.cwd)]
+    if not cfg.kvm:
+        argv.append("--disable-kvm")
+    argv += ["--exec", cfg.exec_command]
+    if cfg.fast:
+        # vng hands --qemu-opts to a shell: quote the command line once for it.
+        argv += ["--qemu-opts=-append", "--qemu-opts=" + shlex.quote(build_cmdline(cfg))]
+    else:
+        extra = []
+        if cfg.blacklist:
+            extra.append("modprobe.blacklist=" + ",".join(cfg.blacklist))
+        extra += list(cfg.append)
+        for a in extra:
+            argv += ["--append", a]
+    return argv
+
+
+def probe_kvm(image: Path, vng: str = "vng", timeout: float = 60.0) -> bool:
+    """True only if a real KVM boot of ``image`` succeeds (a /dev/kvm may exist and fail)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    argv = [vng, "--run", str(image), "--force-9p", "--exec", "true"]
+    log.info("$ %s   # KVM probe", shlex.join(argv))
+    try:
+        p = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
+                           stdin=subprocess.DEVNULL, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        log.info("KVM probe hung; using TCG")
+        return False
+    ok = p.returncode == 0
+    log.info("KVM probe %s", "succeeded" if ok else "failed; using TCG")
+    return ok
+
+
+def kvm_works(image: Path, vng: str = "vng") -> bool:
+    """``probe_kvm`` honouring ``WQLAB_KVM=0|1`` (skip the probe when set)."""
+    forced = os.environ.get("WQLAB_KVM")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return probe_kvm(image, vng)
+
+
+@dataclass
+class Splat:
+    """A kernel splat seen on the console: the first line and the lines around it."""
+
+    line: str
+    index: int
+    text: list[str] = field(default_factory=list)
+
+
+_LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
+
+
+def _kill_all_live() -> None:
+    for vm in list(_LIVE):
+        vm.kill()
+
+
+atexit.register(_kill_all_live)
+
+
+class Vm:
+    """One running VM with its guest agent. Use as a context manager."""
+
+    def __init__(self, cfg: VmConfig, console_log: Path, name: str = "vm") -> None:
+        self.cfg = cfg
+        self.name = name
+        self.console_log = console_log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.channel: AgentChannel | None = None
+        self.console: list[str] = []
+        self.splats: list[Splat] = []
+        self.boot_seconds: float | None = None
+        self.panicked = False
+        self._console_lock = threading.Lock()
+        self._log: IO[str] | None = None
+        self._threads: list[threading.Thread] = []
+
+    # lifecycle ------------------------------------------------------------------------
+    def start(self, boot_timeout: float = 240.0) -> Vm:
+        vng = shutil.which(self.cfg.vng)
+        if vng is None:
+            raise SetupError(f"{self.cfg.vng} not found: run `make setup` (installs virtme-ng)")
+        argv = build_vng_argv(self.cfg)
+        log.info("$ %s", shlex.join(argv))
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.console_log, "a", encoding="utf-8", errors="replace")
+        self._log.write(f"### {time.strftime('%F %T')} $ {shlex.join(argv)}\n")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # one process group: kill() takes vng, QEMU, virtiofsd
+            cwd=self.cfg.cwd,
+        )
+        _LIVE.add(self)
+        assert self.proc.stdout and self.proc.stdin and self.proc.stderr
+        t = threading.Thread(target=self._console_loop, args=(self.proc.stderr,),
+                             name=f"{self.name}-console", daemon=True)
+        t.start()
+        self._threads.append(t)
+        self.channel = AgentChannel(self.proc.stdout, self.proc.stdin,
+                                    on_other=self._on_console_bytes, name=self.name)
+        try:
+            self.channel.wait_ready(t0 + boot_timeout)
+        except Exception as e:
+            self.kill()
+            tail = "\n".join(self.console[-30:])
+            raise VmBootError(
+                f"{self.name}: the guest agent was not ready within {boot_timeout:.0f} s "
+                f"({e}); console log: {self.console_log}\n{tail}"
+            ) from e
+        self.boot_seconds = time.monotonic() - t0
+        log.info("%s: ready in %.1f s", self.name, self.boot_seconds)
+        return self
+
+    def __enter__(self) -> Vm:
+        return self if self.proc else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def alive(self) -> bool:
+        return (self.proc is not None and self.proc.poll() is None and self.channel is not None
+                and self.channel.lost is None and not self.panicked)
+
+    def agent(self) -> AgentChannel:
+        if self.channel is None or not self.alive:
+            why = self.channel.lost if self.channel else "not started"
+            raise VmLostError(f"{self.name} is not running ({why}); start a new VM")
+        return self.channel
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Power off cleanly (agent exit), then make sure no process is left."""
+        if self.proc is None:
+            return
+        if self.channel and self.alive:
+            self.channel.close(timeout=10)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not power off in %.0f s; killing it", self.name, timeout)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill vng, QEMU and any helper they started (the whole process group)."""
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    p.wait(timeout=5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        else:
+            try:  # children of the group may outlive the leader
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for t in self._threads:
+            t.join(timeout=2)
+        if self._log and not self._log.closed:
+            self._log.flush()
+            self._log.close()
+        _LIVE.discard(self)
+
+    # console --------------------------------------------------------------------------
+    def console_mark(self) -> int:
+        """An index into the console; pair with ``console_since`` and ``splats_since``."""
+        with self._console_lock:
+            return len(self.console)
+
+    def console_since(self, mark: int) -> str:
+        with self._console_lock:
+            return "\n".join(self.console[mark:])
+
+    def splats_since(self, mark: int) -> list[Splat]:
+        with self._console_lock:
+            return [s for s in self.splats if s.index >= mark]
+
+    def wait_console(self, pattern: str, timeout: float, since: int = 0) -> str:
+        """Wait until a console line after ``since`` matches ``pattern``; return it."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._console_lock:
+                for line in self.console[since:]:
+                    if rx.search(line):
+                        return line
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise TimeoutError(f"no console line matching {pattern!r} within {timeout:.0f} s")
+
+    def _on_console_bytes(self, raw: bytes) -> None:
+        self._add_console_line(raw.decode(errors="replace").rstrip("\r\n"))
+
+    def _console_loop(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self._on_console_bytes(raw)
+
+    def _add_console_line(self, line: str) -> None:
+        with self._console_lock:
+            idx = len(self.console)
+            self.console.append(line)
+            if self._log and not self._log.closed:
+                self._log.write(line + "\n")
+                self._log.flush()
+            # lines that follow a splat belong to it (call trace)
+            for s in self.splats[-3:]:
+                if idx - s.index < 60:
+                    s.text.append(line)
+            if SPLAT_RE.search(line):
+                self.splats.append(Splat(line, idx, [line]))
+                log.error("%s: kernel splat: %s", self.name, line)
+            if PANIC_RE.search(line):
+                self.panicked = True
+
+
+def describe(vm: Vm) -> dict[str, Any]:
+    """A summary for reports: kernel, boot time, splats."""
+    return {
+        "image": str(vm.cfg.image),
+        "cpus": vm.cfg.cpus,
+        "kvm": vm.cfg.kvm,
+        "boot_seconds": vm.boot_seconds,
+        "splats": [s.line for s in vm.splats],
+    }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# wqlab set-up: everything the project needs on a fresh Debian 12 or 13 machine.
+# Idempotent: a second run checks, changes nothing and takes seconds.
+#   vm/setup.sh            Debian packages (QEMU, the default kernel and its headers, ...)
+#                          and the Python virtualenv .venv with pinned dependencies
+#   vm/setup.sh --venv     only the virtualenv
+# Works as root, or as a normal user with sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\033[1m[setup %s]\033[0m %s\n' "$(date +%T)" "$*"; }
+SUDO=()
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+
+PKGS=(
+	qemu-system-x86          # the VM (TCG when KVM is unusable)
+	linux-image-amd64        # the host suite's default kernel, booted by the VM
+	linux-headers-amd64      # its headers, for the module build (pulls the right gcc)
+	busybox-static           # what virtme-ng's guest init needs
+	make gcc libc6-dev kmod  # Kbuild and modinfo
+	python3 python3-venv     # the guest agent (system python3) and the virtualenv
+	linux-libc-dev           # <linux/ioctl.h> for the uapi mirror test
+)
+
+if [ "${1:-}" != "--venv" ]; then
+	[ -r /etc/debian_version ] || { echo "wqlab: this set-up needs Debian 12 or 13" >&2; exit 1; }
+	step "Debian $(cat /etc/debian_version): checking packages"
+	missing=()
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if [ "${#missing[@]}" -gt 0 ]; then
+		step "installing: ${missing[*]}"
+		"${SUDO[@]}" apt-get update -q
+		DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+	else
+		step "all Debian packages present"
+	fi
+	# vng reads /boot/vmlinuz-*: Debian makes it root-only (0600); let a normal user boot it.
+	for k in /boot/vmlinuz-*; do
+		[ -r "$k" ] || "${SUDO[@]}" chmod 0644 "$k"
+	done
+fi
+
+PY=${PYTHON:-python3}
+stamp=".venv/.wqlab-stamp"
+want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16) $($PY -c 'import sys; print(sys.version.split()[0])')"
+if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+	step "virtualenv .venv up to date"
+else
+	step "creating virtualenv .venv ($PY) with pinned dependencies"
+	$PY -m venv .venv
+	.venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
+	.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	echo "$want" > "$stamp"
+fi
+step "done: $(.venv/bin/vng --version 2>/dev/null | head -1), $(qemu-system-x86_64 --version | head -1)"
