@@ -181,7 +181,9 @@ class WqlabEvent(TraceEvent):
     fields: Mapping[str, str] = field(hash=False)
 
     def int_field(self, key: str) -> int:
-        return int(self.fields[key], 0)
+        """A field as an integer: decimal, or ``0x``-prefixed hex (``nr=0x%02x``)."""
+        v = self.fields[key]
+        return int(v, 16) if v[:2] in ("0x", "0X") else int(v)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.fields.get(key, default)

@@ -112,6 +112,8 @@ def test_wqlab_event_fields_are_generic_key_values() -> None:
     assert ev.name == "wqlab_work_run"
     assert ev.fields == {"id": "3", "seq": "17", "work": "0000000012345678", "cpu": "0"}
     assert ev.int_field("seq") == 17 and ev.get("work") == "0000000012345678"
+    cmd = parse_line("  bash-10  [000] .....  9.100000: wqlab_cmd: nr=0x0a id=3 ret=0 err=0")
+    assert isinstance(cmd, WqlabEvent) and cmd.int_field("nr") == 10
     assert ev.ts_ns == 9_100_000_000
 
 
