@@ -46,11 +46,11 @@ static const struct {
 	u32 bit;
 	enum wqlab_arg_type type;
 	size_t off;
-} wqlab_args[] = {
-	{ "id", WQLAB_ARG_ID, WQLAB_T_U32, offsetof(struct wqlab_cmd, id) },
+} wqlab_args[] = {	/* in the order the help text lists them */
 	{ "wq", WQLAB_ARG_WQ, WQLAB_T_NAME, offsetof(struct wqlab_cmd, wq) },
 	{ "name", WQLAB_ARG_NAME, WQLAB_T_NAME, offsetof(struct wqlab_cmd, name) },
 	{ "cpu", WQLAB_ARG_CPU, WQLAB_T_S32, offsetof(struct wqlab_cmd, cpu) },
+	{ "id", WQLAB_ARG_ID, WQLAB_T_U32, offsetof(struct wqlab_cmd, id) },
 	{ "flags", WQLAB_ARG_FLAGS, WQLAB_T_FLAGS,
 	  offsetof(struct wqlab_cmd, flags) },
 	{ "max_active", WQLAB_ARG_MAX_ACTIVE, WQLAB_T_U32,

@@ -48,13 +48,11 @@ static struct dentry *wqlab_root;
  * @lock: serialises users of one open file
  * @buf: [lock] what read() returns: the last result line, or the help text
  * @len: [lock] length of @buf
- * @is_result: [lock] @buf holds a command result
  */
 struct wqlab_text {
 	struct mutex lock;
 	char *buf;
 	size_t len;
-	bool is_result;
 };
 
 static int wqlab_control_open(struct inode *inode, struct file *file)
@@ -92,7 +90,6 @@ static ssize_t wqlab_control_read(struct file *file, char __user *ubuf,
 			return -ENOMEM;
 		}
 		t->len = wqlab_cmd_help(t->buf, WQLAB_HELP_SIZE);
-		t->is_result = false;
 		*ppos = 0;
 	}
 	ret = simple_read_from_buffer(ubuf, count, ppos, t->buf, t->len);
@@ -109,25 +106,26 @@ static ssize_t wqlab_control_write(struct file *file, const char __user *ubuf,
 				   size_t count, loff_t *ppos)
 {
 	struct wqlab_text *t = file->private_data;
-	const struct wqlab_cmd_desc *desc;
+	const struct wqlab_cmd_desc *desc = NULL;
 	struct wqlab_cmd cmd;
 	char line[WQLAB_LINE_MAX];
 	char *buf;
 	int ret;
 
-	if (count >= WQLAB_LINE_MAX)
-		return -E2BIG;
-	if (copy_from_user(line, ubuf, count))
-		return -EFAULT;
-	line[count] = '\0';
-
 	buf = kmalloc(WQLAB_RESULT_SIZE, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 
-	ret = wqlab_cmd_parse(strim(line), &desc, &cmd);
-	if (!ret)
-		ret = wqlab_cmd_exec(desc, &cmd);
+	if (count >= WQLAB_LINE_MAX) {
+		ret = -E2BIG;
+	} else if (copy_from_user(line, ubuf, count)) {
+		ret = -EFAULT;
+	} else {
+		line[count] = '\0';
+		ret = wqlab_cmd_parse(strim(line), &desc, &cmd);
+		if (!ret)
+			ret = wqlab_cmd_exec(desc, &cmd);
+	}
 
 	mutex_lock(&t->lock);
 	kfree(t->buf);
@@ -136,7 +134,6 @@ static ssize_t wqlab_control_write(struct file *file, const char __user *ubuf,
 		t->len = scnprintf(buf, WQLAB_RESULT_SIZE, "err=%d\n", ret);
 	else
 		t->len = wqlab_cmd_format(desc, &cmd, buf, WQLAB_RESULT_SIZE);
-	t->is_result = true;
 	*ppos = 0;
 	mutex_unlock(&t->lock);
 	return ret ?: count;
