@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import uapi
 from .channel import AgentChannel
 from .errors import GuestCommandError
 
@@ -96,10 +97,10 @@ class WqlabClient:
             line = format_command(name, args)
             fut = self.agent.submit("command", path=CONTROL, data=line + "\n", inline=inline)
         else:
-            from . import uapi  # noqa: PLC0415 - the ioctl plane only
-
-            request, arg = uapi.encode(name, args)
-            fut = self.agent.submit("ioctl", path=DEVICE, request=request,
+            if name not in uapi.IOCTLS:
+                raise WqlabCommandError(name, errno_mod.ENOTTY, "no ioctl for this command")
+            arg = uapi.pack_cmd(name, **args)
+            fut = self.agent.submit("ioctl", path=DEVICE, request=uapi.IOCTLS[name],
                                     arg=_b64(arg), inline=inline)
         fut.wqlab_command = (name, args)  # type: ignore[attr-defined]
         return fut
@@ -117,10 +118,9 @@ class WqlabClient:
             if "ret" not in kv:
                 raise GuestCommandError(f"{name}: no ret= in the module's answer {value!r}")
             return Result(int(kv.pop("ret")), kv)
-        from . import uapi  # noqa: PLC0415
-
-        ret, fields = uapi.decode(name, _unb64(value["arg"]))
-        return Result(ret, {k: str(v) for k, v in fields.items()})
+        out = uapi.unpack_cmd(_unb64(value["arg"]))
+        fields = {} if "id" in args else {"id": str(out.id)}  # an id the module chose
+        return Result(out.ret, fields)
 
     def expect_errno(self, err: int, name: str, **args: Any) -> None:
         """Assert that a command fails with ``err`` (e.g. ``errno.EINVAL``)."""

@@ -36,7 +36,7 @@ from .channel import AgentChannel
 from .client import WqlabClient, insmod, is_loaded, rmmod
 from .errors import HarnessError, SetupError
 from .tracefs import TraceInstance, kallsyms
-from .vm import Vm, VmConfig, kvm_works
+from .vm import Vm, VmConfig, default_vng, kvm_works
 
 log = logging.getLogger("wqlab")
 
@@ -95,7 +95,7 @@ class VmManager:
         return self.vm
 
     def _boot(self) -> Vm:
-        if shutil.which("vng") is None or shutil.which("qemu-system-x86_64") is None:
+        if shutil.which(default_vng()) is None or shutil.which("qemu-system-x86_64") is None:
             raise SetupError("vng or qemu-system-x86_64 missing: run `make setup`")
         kvm = kvm_works(self.kernel.image)
         cfg = VmConfig(

@@ -22,6 +22,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -69,11 +70,26 @@ class VmConfig:
     virtme_init: Path | None = None
     blacklist: tuple[str, ...] = BLACKLIST
     append: tuple[str, ...] = ()
-    vng: str = "vng"
+    vng: str = field(default_factory=lambda: default_vng())
 
     @property
     def exec_command(self) -> str:
         return f"exec {self.python} -u {self.agent}"
+
+
+def default_vng() -> str:
+    """``vng`` next to this Python (the project's .venv), else whatever PATH has."""
+    here = Path(sys.executable).parent / "vng"
+    return str(here) if here.exists() else "vng"
+
+
+def vng_env(vng: str) -> dict[str, str]:
+    """vng runs ``virtme-run`` from PATH: put vng's own directory first."""
+    env = dict(os.environ)
+    bindir = os.path.dirname(shutil.which(vng) or vng)
+    if bindir:
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def build_cmdline(cfg: VmConfig) -> str:
@@ -119,15 +135,16 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
     return argv
 
 
-def probe_kvm(image: Path, vng: str = "vng", timeout: float = 60.0) -> bool:
+def probe_kvm(image: Path, vng: str | None = None, timeout: float = 60.0) -> bool:
     """True only if a real KVM boot of ``image`` succeeds (a /dev/kvm may exist and fail)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    argv = [vng, "--run", str(image), "--force-9p", "--exec", "true"]
+    argv = [vng or default_vng(), "--run", str(image), "--force-9p", "--exec", "true"]
     log.info("$ %s   # KVM probe", shlex.join(argv))
     try:
         p = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
-                           stdin=subprocess.DEVNULL, start_new_session=True)
+                           stdin=subprocess.DEVNULL, start_new_session=True,
+                           env=vng_env(argv[0]))
     except subprocess.TimeoutExpired:
         log.info("KVM probe hung; using TCG")
         return False
@@ -136,7 +153,7 @@ def probe_kvm(image: Path, vng: str = "vng", timeout: float = 60.0) -> bool:
     return ok
 
 
-def kvm_works(image: Path, vng: str = "vng") -> bool:
+def kvm_works(image: Path, vng: str | None = None) -> bool:
     """``probe_kvm`` honouring ``WQLAB_KVM=0|1`` (skip the probe when set)."""
     forced = os.environ.get("WQLAB_KVM")
     if forced in ("0", "1"):
@@ -183,8 +200,7 @@ class Vm:
 
     # lifecycle ------------------------------------------------------------------------
     def start(self, boot_timeout: float = 240.0) -> Vm:
-        vng = shutil.which(self.cfg.vng)
-        if vng is None:
+        if shutil.which(self.cfg.vng) is None:
             raise SetupError(f"{self.cfg.vng} not found: run `make setup` (installs virtme-ng)")
         argv = build_vng_argv(self.cfg)
         log.info("$ %s", shlex.join(argv))
@@ -199,6 +215,7 @@ class Vm:
             stderr=subprocess.PIPE,
             start_new_session=True,  # one process group: kill() takes vng, QEMU, virtiofsd
             cwd=self.cfg.cwd,
+            env=vng_env(self.cfg.vng),
         )
         _LIVE.add(self)
         assert self.proc.stdout and self.proc.stdin and self.proc.stderr

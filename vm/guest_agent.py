@@ -64,7 +64,6 @@ def op_command(req: dict) -> object:
     fd = os.open(req["path"], os.O_RDWR)
     try:
         os.write(fd, req["data"].encode())
-        os.lseek(fd, 0, os.SEEK_SET)
         chunks = []
         while True:
             chunk = os.read(fd, 4096)

@@ -12,7 +12,7 @@ INIT = Path("/venv/virtme/guest/bin/virtme-ng-init")
 
 def cfg(**kw: object) -> VmConfig:
     base = dict(image=IMG, cwd=Path("/src/wqlab"), agent=Path("/src/wqlab/vm/guest_agent.py"),
-                fastinit=Path("/src/wqlab/vm/fastinit"), virtme_init=INIT)
+                fastinit=Path("/src/wqlab/vm/fastinit"), virtme_init=INIT, vng="vng")
     base.update(kw)
     return VmConfig(**base)  # type: ignore[arg-type]
 
