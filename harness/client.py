@@ -86,11 +86,11 @@ class WqlabClient:
         self.plane = plane
 
     # commands -------------------------------------------------------------------------
-    def cmd(self, name: str, timeout: float = 60.0, **args: Any) -> Result:
+    def cmd(self, name: str, /, timeout: float = 60.0, **args: Any) -> Result:
         """Run one command and wait for its result; raise WqlabCommandError on errno."""
         return self.result(self.submit(name, **args), timeout)
 
-    def submit(self, name: str, **args: Any) -> Future[Any]:
+    def submit(self, name: str, /, **args: Any) -> Future[Any]:
         """Start a command without waiting (for ones that block until a release)."""
         inline = not may_block(name)
         if self.plane == "debugfs":
@@ -122,7 +122,7 @@ class WqlabClient:
         fields = {} if "id" in args else {"id": str(out.id)}  # an id the module chose
         return Result(out.ret, fields)
 
-    def expect_errno(self, err: int, name: str, **args: Any) -> None:
+    def expect_errno(self, err: int, name: str, /, **args: Any) -> None:
         """Assert that a command fails with ``err`` (e.g. ``errno.EINVAL``)."""
         try:
             r = self.cmd(name, **args)
