@@ -19,6 +19,7 @@ fails it, with the splat in the report, and the next test boots a fresh VM.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -83,6 +84,7 @@ class VmManager:
         self.kernel = kernel
         self.vm: Vm | None = None
         self.boots = 0
+        self.boot_seconds: list[float] = []
         self.artifacts = Path(config.getoption("--artifacts"))
 
     def get(self) -> Vm:
@@ -113,6 +115,7 @@ class VmManager:
             vm = Vm(cfg, console, name=f"vm-{self.kernel.version}")
             try:
                 vm.start(boot_timeout=float(os.environ.get("WQLAB_BOOT_TIMEOUT", "240")))
+                self.boot_seconds.append(vm.boot_seconds or 0.0)
                 vm.agent().succeed(
                     "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
                 )
@@ -127,6 +130,12 @@ class VmManager:
         if self.vm is not None:
             self.vm.stop()
             self.vm = None
+        if self.boot_seconds:
+            info = {"kernel": self.kernel.version, "boots": self.boots,
+                    "boot_seconds": self.boot_seconds}
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            (self.artifacts / f"session-{self.kernel.version}.json").write_text(
+                json.dumps(info, indent=1))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,112 @@
+"""``make test-matrix``: the VM suite on every kernel line, as one table.
+
+For each line (default: every installed line with headers, or ``--lines``), run
+``pytest tests/vm --kernel=<line>`` in its own process, read its JUnit XML and the
+session file the plugin writes, and print: kernel × passed / failed / skipped /
+expected-failure, boot time, suite time. Exit non-zero if any line failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kernels
+from .build import ROOT
+from .errors import KernelNotFoundError
+
+
+@dataclass(frozen=True)
+class LineResult:
+    line: str
+    version: str
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    xfailed: int = 0
+    boot_s: float | None = None
+    suite_s: float = 0.0
+    note: str = ""
+
+
+def junit_counts(path: Path) -> dict[str, int]:
+    """passed/failed/errors/skipped/xfailed from a pytest JUnit XML file (pure)."""
+    counts = dict(passed=0, failed=0, errors=0, skipped=0, xfailed=0)
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tags = {child.tag: child for child in case}
+        if "failure" in tags:
+            counts["failed"] += 1
+        elif "error" in tags:
+            counts["errors"] += 1
+        elif "skipped" in tags:
+            kind = tags["skipped"].get("type", "")
+            counts["xfailed" if kind == "pytest.xfail" else "skipped"] += 1
+        else:
+            counts["passed"] += 1
+    return counts
+
+
+def run_line(line: str, extra: list[str]) -> LineResult:
+    try:
+        k = kernels.resolve(line)
+    except KernelNotFoundError as e:
+        return LineResult(line, "-", note=str(e))
+    art = ROOT / "artifacts" / f"matrix-{k.version}"
+    art.mkdir(parents=True, exist_ok=True)
+    junit = art / "junit.xml"
+    argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "vm"), f"--kernel={line}",
+            f"--artifacts={art}", f"--junitxml={junit}", f"--ktap={art / 'results.ktap'}",
+            "-q", *extra]
+    print(f"$ {' '.join(argv)}", flush=True)
+    t0 = time.monotonic()
+    subprocess.run(argv, check=False, cwd=ROOT)
+    suite = time.monotonic() - t0
+    if not junit.exists():
+        return LineResult(line, k.version, suite_s=suite, note="pytest wrote no JUnit file")
+    sess = art / f"session-{k.version}.json"
+    boot = None
+    if sess.exists():
+        b = json.loads(sess.read_text()).get("boot_seconds") or []
+        boot = b[0] if b else None
+    return LineResult(line, k.version, boot_s=boot, suite_s=suite, **junit_counts(junit))
+
+
+def format_table(results: list[LineResult]) -> str:
+    head = (f"{'line':<8} {'kernel':<24} {'passed':>6} {'failed':>6} {'errors':>6} "
+            f"{'skipped':>7} {'xfail':>5} {'boot s':>7} {'suite s':>7}  note")
+    rows = [head, "-" * len(head)]
+    for r in results:
+        boot = f"{r.boot_s:7.1f}" if r.boot_s is not None else f"{'-':>7}"
+        rows.append(f"{r.line:<8} {r.version:<24} {r.passed:>6} {r.failed:>6} {r.errors:>6} "
+                    f"{r.skipped:>7} {r.xfailed:>5} {boot} {r.suite_s:7.0f}  {r.note}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.matrix", description=__doc__)
+    ap.add_argument("--lines", default="",
+                    help="comma-separated kernel lines (default: every installed line)")
+    args, extra = ap.parse_known_args(argv)
+    lines = [x for x in args.lines.split(",") if x]
+    if not lines:
+        lines = sorted({k.line for k in kernels.installed() if k.kdir},
+                       key=lambda v: tuple(int(x) for x in v.split(".")))
+    results = [run_line(line, extra) for line in lines]
+    table = format_table(results)
+    print("\n" + table)
+    out = ROOT / "artifacts" / "matrix.txt"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(table + "\n")
+    bad = any(r.failed or r.errors or r.version == "-" or r.note for r in results)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
