@@ -266,6 +266,30 @@ expect "destroy_workqueue wq=sy" "ret=0"
 expect "work_free id=4" "ret=0"
 expect "work_new" "ret=0 id=4"
 
+# BH queues (6.9+), disable/enable (6.10+), enable_and_queue_work
+if [ "$FEAT_BH" = 1 ]; then
+	expect "alloc_workqueue name=bhq flags=bh,highpri" "ret=0"
+	expect "queue_work wq=bhq id=4 spin_us=100 requeue=3" "ret=1"
+	check_field 4 runs 4
+	expect "queue_work wq=system_bh id=4 spin_us=10" "ret=1"
+	check_field 4 runs 5
+	expect "queue_work wq=bhq id=4 block=1" "err=-22"
+	expect "queue_work wq=bhq id=4 spin_us=10001" "err=-22"
+	expect "workqueue_set_max_active wq=bhq max_active=2" "err=-22"
+	expect "destroy_workqueue wq=bhq" "ret=0"
+fi
+if [ "$FEAT_DIS" = 1 ]; then
+	expect "disable_work_sync id=4" "ret=0"
+	expect "queue_work wq=cw id=4" "ret=0"
+	expect "disable_work id=4" "ret=0"
+	expect "enable_work id=4" "ret=0"
+	expect "enable_and_queue_work wq=cw id=4 spin_us=10" "ret=1"
+	expect "flush_work id=4" "ret="
+	expect "disable_delayed_work id=3" "ret=0"
+	expect "enable_delayed_work id=3" "ret=1"
+fi
+expect "flush_scheduled_work" "ret=0"
+
 # concurrent commands from several processes
 for p in 1 2 3 4; do
 	(
