@@ -1,0 +1,263 @@
+"""Shared helpers for the behaviour tests in tests/vm/: wait for trace events with a
+deadline, select lifecycles by wqlab item id, and explain a failure as an
+expected-vs-observed table of lifecycles.
+
+    items = new_items(wqlab, 3)
+    for i in items:
+        wqlab.cmd("queue_work", wq="system", id=i)
+    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    assert obs.max_concurrency() >= 1, obs.explain("every item ran once")
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.client import WqlabClient
+from harness.lifecycle import Lifecycle, build_lifecycles, max_concurrency
+from harness.report import format_lifecycles, format_timeline
+from harness.trace import (
+    ExecuteEnd,
+    ExecuteStart,
+    QueueWork,
+    TraceEvent,
+    WqlabEvent,
+    parse,
+)
+from harness.tracefs import TraceInstance
+from harness.uapi import COMMAND_NRS
+
+# Timeouts are generous: TCG on 2 shared host cores is slow and noisy.
+WAIT_S = 30.0
+
+
+def new_items(c: WqlabClient, n: int, delayed: bool = False) -> list[int]:
+    """Allocate ``n`` dynamic items; return their ids."""
+    out = []
+    for _ in range(n):
+        r = c.cmd("work_new", delayed=1) if delayed else c.cmd("work_new")
+        out.append(int(r["id"]))
+    return out
+
+
+def ptrs(c: WqlabClient, ids: Iterable[int]) -> dict[int, str]:
+    """id -> hashed work pointer (the ``work struct=`` of the trace)."""
+    table = {int(w["id"]): w["ptr"] for w in c.works()}
+    return {i: table[i] for i in ids}
+
+
+def features(c: WqlabClient) -> dict[str, str]:
+    return c.features()
+
+
+def hz_tick_ns(c: WqlabClient) -> int:
+    return 1_000_000_000 // int(c.features()["hz"])
+
+
+def kernel_version(c: WqlabClient) -> tuple[int, int]:
+    rel = c.features()["kernel"]
+    major, minor = rel.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def online_cpus(c: WqlabClient) -> list[int]:
+    text = c.agent.read("/sys/devices/system/cpu/online").strip()
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+@dataclass
+class Observed:
+    """What the trace showed for a set of wqlab items."""
+
+    text: str
+    events: list[TraceEvent]
+    ids: dict[int, str]  # id -> ptr
+    all_lcs: list[Lifecycle] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.all_lcs = build_lifecycles(self.events)
+
+    @property
+    def by_ptr(self) -> dict[str, int]:
+        return {p: i for i, p in self.ids.items()}
+
+    def lcs(self, *ids: int) -> list[Lifecycle]:
+        """Lifecycles of these items (all known items if none given), in trace order."""
+        want = {self.ids[i] for i in (ids or self.ids)}
+        return [lc for lc in self.all_lcs if lc.work in want]
+
+    def ran(self, *ids: int) -> list[Lifecycle]:
+        return [lc for lc in self.lcs(*ids) if lc.started_ns is not None]
+
+    def one(self, item: int) -> Lifecycle:
+        lcs = self.ran(item)
+        assert len(lcs) == 1, self.explain(f"item {item} ran exactly once")
+        return lcs[0]
+
+    def count(self, kind: type[TraceEvent], item: int) -> int:
+        p = self.ids[item]
+        return sum(1 for ev in self.events if isinstance(ev, kind) and getattr(ev, "work", None) == p)
+
+    def of(self, kind: type[TraceEvent], item: int) -> list[TraceEvent]:
+        p = self.ids[item]
+        return [ev for ev in self.events if isinstance(ev, kind) and getattr(ev, "work", None) == p]
+
+    def cmd_events(self, name: str, item: int | None = None) -> list[WqlabEvent]:
+        """``wqlab_cmd`` events of one command (traced when the command returned)."""
+        nr = COMMAND_NRS[name]
+        out = []
+        for ev in self.events:
+            if isinstance(ev, WqlabEvent) and ev.name == "wqlab_cmd":
+                if ev.int_field("nr") != nr:
+                    continue
+                if item is not None and ev.int_field("id") != item:
+                    continue
+                out.append(ev)
+        return out
+
+    def cmd_ns(self, name: str, item: int | None = None, which: int = -1) -> int:
+        evs = self.cmd_events(name, item)
+        assert evs, self.explain(f"a wqlab_cmd event for {name} (id={item}) in the trace")
+        return evs[which].ts_ns
+
+    def max_concurrency(self, *ids: int) -> int:
+        return max_concurrency(self.lcs(*ids))
+
+    def label(self, lc: Lifecycle) -> str:
+        return f"id={self.by_ptr.get(lc.work, '?')}"
+
+    def explain(self, expected: str, lcs: Sequence[Lifecycle] | None = None) -> str:
+        """The readable failure message: what was expected, then what the trace showed."""
+        lcs = self.lcs() if lcs is None else lcs
+        legend = ", ".join(f"{i}={p[-8:]}" for i, p in sorted(self.ids.items()))
+        return (
+            f"\nexpected: {expected}\n"
+            f"observed ({len(lcs)} lifecycles; item id=work ptr suffix: {legend}):\n"
+            f"{format_lifecycles(lcs)}\n\n{format_timeline(lcs)}\n"
+        )
+
+
+def observe(c: WqlabClient, trace: TraceInstance, ids: Iterable[int]) -> Observed:
+    """Read the trace once, now."""
+    text = trace.read()
+    return Observed(text, parse(text), ptrs(c, ids))
+
+
+def wait_until(
+    c: WqlabClient,
+    trace: TraceInstance,
+    ids: Iterable[int],
+    done: Callable[[Observed], bool],
+    expected: str,
+    timeout: float = WAIT_S,
+) -> Observed:
+    """Poll the trace until ``done(observed)``; fail with the table on the deadline."""
+    id_ptr = ptrs(c, ids)
+    deadline = time.monotonic() + timeout
+    obs = None
+    while True:
+        text = trace.read()
+        obs = Observed(text, parse(text), id_ptr)
+        if done(obs):
+            return obs
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s" + obs.explain(expected))
+        time.sleep(0.05)
+
+
+def wait_runs(
+    c: WqlabClient,
+    trace: TraceInstance,
+    runs: Mapping[int, int],
+    extra: Iterable[int] = (),
+    timeout: float = WAIT_S,
+) -> Observed:
+    """Wait until each item has at least ``runs[id]`` execute_end events."""
+
+    def done(o: Observed) -> bool:
+        return all(o.count(ExecuteEnd, i) >= n for i, n in runs.items())
+
+    want = ", ".join(f"id={i}: {n} run(s)" for i, n in runs.items())
+    return wait_until(c, trace, [*runs, *extra], done, f"completed runs {want}", timeout)
+
+
+def wait_event(
+    c: WqlabClient,
+    trace: TraceInstance,
+    ids: Iterable[int],
+    kind: type[TraceEvent] | str,
+    item: int,
+    n: int = 1,
+    timeout: float = WAIT_S,
+) -> Observed:
+    """Wait for ``n`` events of a kind (a class, or a ``wqlab_*`` event name) of ``item``."""
+
+    def count(o: Observed) -> int:
+        if isinstance(kind, str):
+            return sum(
+                1
+                for ev in o.events
+                if isinstance(ev, WqlabEvent) and ev.name == kind and ev.get("id") == str(item)
+            )
+        return o.count(kind, item)
+
+    name = kind if isinstance(kind, str) else kind.__name__
+    return wait_until(c, trace, {*ids, item}, lambda o: count(o) >= n,
+                      f"{n} {name} event(s) of id={item}", timeout)
+
+
+def wait_blocked(c: WqlabClient, trace: TraceInstance, ids: Iterable[int], item: int,
+                 n: int = 1) -> Observed:
+    return wait_event(c, trace, ids, "wqlab_work_block", item, n)
+
+
+def still_running(fut: Future[Any], seconds: float = 0.3) -> bool:
+    """True if the blocking command has not returned within ``seconds`` (a bounded wait)."""
+    try:
+        fut.result(timeout=seconds)
+    except FutureTimeout:
+        return False if fut.done() else True
+    except Exception:  # noqa: BLE001 - it returned (with an error): not running
+        return False
+    return False
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def ms(ns: int | float | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.3f} ms"
+
+
+# Re-exported for the tests.
+__all__ = [
+    "ExecuteEnd",
+    "ExecuteStart",
+    "Observed",
+    "QueueWork",
+    "WAIT_S",
+    "hz_tick_ns",
+    "kernel_version",
+    "median",
+    "ms",
+    "new_items",
+    "observe",
+    "online_cpus",
+    "ptrs",
+    "still_running",
+    "wait_blocked",
+    "wait_event",
+    "wait_runs",
+    "wait_until",
+]
