@@ -1,0 +1,42 @@
+"""The wqlab pytest plugin testing a module that is not wqlab: tests/othermod/ queues
+three items on its own ordered workqueue at load. This is the README's example."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.build import build_module
+from harness.channel import AgentChannel
+from harness.kernels import Kernel
+from harness.lifecycle import build_lifecycles, is_fifo, max_concurrency
+from harness.report import format_lifecycles
+from harness.trace import parse
+from harness.tracefs import TraceInstance
+
+pytestmark = pytest.mark.vm
+OTHER = Path(__file__).resolve().parent.parent / "othermod"
+
+
+@pytest.fixture
+def othermod(wqlab_kernel: Kernel, guest: AgentChannel) -> Iterator[Path]:
+    ko = build_module(wqlab_kernel, src=OTHER, name="othermod", subdir=".")
+    yield ko
+    guest.sh("rmmod othermod", check=False)
+
+
+def test_othermod_items_run_in_order_on_its_ordered_queue(
+    othermod: Path, guest: AgentChannel, trace: TraceInstance
+) -> None:
+    guest.succeed(f"insmod {othermod}")
+    # execute_start and execute_end of three items: six ": function othermod_fn" lines
+    text = trace.wait_for(lambda t: t.count(": function othermod_fn") >= 6)
+    lcs = [lc for lc in build_lifecycles(parse(text)) if lc.function_name.startswith("othermod_fn")]
+    table = format_lifecycles(lcs)
+    assert len(lcs) == 3, table
+    assert all(lc.workqueue == "othermod_wq" for lc in lcs), table
+    assert all(lc.function is not None and lc.function.module == "othermod" for lc in lcs), table
+    assert max_concurrency(lcs) == 1, table
+    assert is_fifo(lcs), table
