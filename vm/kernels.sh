@@ -48,7 +48,15 @@ rt)      pkgs="linux-image-rt-amd64 linux-headers-rt-amd64" ;;
 	[0-9]*.[0-9]*) re="${line//./\\.}\\.[0-9]+(-[0-9]+|\\+[a-z0-9]+)" ;;
 	*) say "unknown kernel line '$line' (default, 6.1, 6.12, latest, rt)"; exit 2 ;;
 	esac
-	img=$(newest_image "$re" amd64 || true)
+	# a line already installed with its headers is used as it is (no archive needed)
+	img=$(dpkg-query -W -f='${Package} ${Status}\n' 'linux-image-*-amd64' 2>/dev/null |
+		awk '/install ok installed/ {print $1}' | grep -E "^linux-image-$re-amd64\$" | sort -V | tail -1 || true)
+	if [ -n "$img" ] && [ "$line" != latest ] &&
+		dpkg-query -W -f='${Status}' "linux-headers-${img#linux-image-}" 2>/dev/null | grep -q "install ok installed"; then
+		:
+	else
+		img=$(newest_image "$re" amd64 || true)
+	fi
 	if [ -z "$img" ]; then
 		add_backports
 		img=$(newest_image "$re" amd64 || true)
