@@ -106,7 +106,9 @@ class Observed:
 
     def count(self, kind: type[TraceEvent], item: int) -> int:
         p = self.ids[item]
-        return sum(1 for ev in self.events if isinstance(ev, kind) and getattr(ev, "work", None) == p)
+        return sum(
+            1 for ev in self.events if isinstance(ev, kind) and getattr(ev, "work", None) == p
+        )
 
     def of(self, kind: type[TraceEvent], item: int) -> list[TraceEvent]:
         p = self.ids[item]
@@ -212,12 +214,19 @@ def wait_event(
         return o.count(kind, item)
 
     name = kind if isinstance(kind, str) else kind.__name__
-    return wait_until(c, trace, {*ids, item}, lambda o: count(o) >= n,
-                      f"{n} {name} event(s) of id={item}", timeout)
+    return wait_until(
+        c,
+        trace,
+        {*ids, item},
+        lambda o: count(o) >= n,
+        f"{n} {name} event(s) of id={item}",
+        timeout,
+    )
 
 
-def wait_blocked(c: WqlabClient, trace: TraceInstance, ids: Iterable[int], item: int,
-                 n: int = 1) -> Observed:
+def wait_blocked(
+    c: WqlabClient, trace: TraceInstance, ids: Iterable[int], item: int, n: int = 1
+) -> Observed:
     return wait_event(c, trace, ids, "wqlab_work_block", item, n)
 
 
@@ -261,3 +270,35 @@ __all__ = [
     "wait_runs",
     "wait_until",
 ]
+
+
+SCHED_PREEMPT = "/sys/kernel/debug/sched/preempt"
+
+
+class preempt_full:  # noqa: N801 - used as a context manager, reads like a statement
+    """Switch a PREEMPT_DYNAMIC kernel to ``full`` preemption for a block, then back.
+
+    Debian's kernels boot ``voluntary``: a kworker busy-waiting in ``udelay()`` is never
+    preempted, so no other task (a highpri worker, a second worker of the same pool) can
+    run on its CPU until it ends, and timing claims about CPU hogs say nothing about the
+    workqueue. ``skip`` if the kernel cannot switch.
+    """
+
+    def __init__(self, c: WqlabClient) -> None:
+        self.agent = c.agent
+        self.old: str | None = None
+
+    def __enter__(self) -> preempt_full:
+        import pytest  # noqa: PLC0415
+
+        if not self.agent.exists(SCHED_PREEMPT):
+            pytest.skip(f"{SCHED_PREEMPT} missing: not a PREEMPT_DYNAMIC kernel")
+        text = self.agent.read(SCHED_PREEMPT)
+        cur = [w.strip("()") for w in text.split() if w.startswith("(")]
+        self.old = cur[0] if cur else None
+        self.agent.write(SCHED_PREEMPT, "full")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            self.agent.write(SCHED_PREEMPT, self.old)

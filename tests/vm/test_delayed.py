@@ -1,0 +1,154 @@
+"""Delayed work: the timer queues the item no earlier than its delay (HZ-aware), a
+cancel before expiry means it never runs, mod_delayed_work moves the deadline."""
+
+from __future__ import annotations
+
+import pytest
+from wqtest import (
+    ExecuteEnd,
+    QueueWork,
+    hz_tick_ns,
+    ms,
+    new_items,
+    online_cpus,
+    wait_runs,
+)
+
+from harness.client import WqlabClient
+from harness.tracefs import TraceInstance
+
+pytestmark = pytest.mark.vm
+
+# The timer may fire late (TCG, 2 shared host cores), never early: the upper bound is loose.
+LATE_NS = 2_000_000_000
+
+
+def _queued_after_cmd(obs, item: int, cmd: str) -> int:  # type: ignore[no-untyped-def]
+    """ns from the (last) command returning to the item's (last) queue_work event."""
+    q = obs.of(QueueWork, item)[-1].ts_ns
+    return q - obs.cmd_ns(cmd, item)
+
+
+@pytest.mark.parametrize("delay_ms", [20, 100])
+def test_delayed_work_is_queued_no_earlier_than_its_delay(
+    wqlab: WqlabClient, trace: TraceInstance, delay_ms: int
+) -> None:
+    tick = hz_tick_ns(wqlab)
+    (item,) = new_items(wqlab, 1, delayed=True)
+    assert wqlab.cmd("schedule_delayed_work", id=item, delay_ms=delay_ms).ret == 1
+    assert wqlab.cmd("delayed_work_pending", id=item).ret == 1
+    obs = wait_runs(wqlab, trace, {item: 1})
+    lc = obs.one(item)
+    waited = _queued_after_cmd(obs, item, "schedule_delayed_work")
+    expected = (
+        f"queue_work ≥ {delay_ms} ms - 1 tick ({ms(tick)}) after the command, "
+        f"from the timer (softirq); observed {ms(waited)}"
+    )
+    assert waited >= delay_ms * 1_000_000 - tick, obs.explain(expected)
+    assert waited <= delay_ms * 1_000_000 + LATE_NS, obs.explain(expected)
+    assert lc.queued_in_softirq, obs.explain(expected)
+    assert lc.workqueue == "events", obs.explain(expected)
+
+
+def test_delayed_work_with_zero_delay_is_queued_at_once_by_the_caller(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    (item,) = new_items(wqlab, 1, delayed=True)
+    assert wqlab.cmd("schedule_delayed_work", id=item, delay_ms=0).ret == 1
+    obs = wait_runs(wqlab, trace, {item: 1})
+    lc = obs.one(item)
+    expected = "delay 0: queued directly in the caller's context, before the command returned"
+    assert not lc.queued_in_softirq, obs.explain(expected)
+    assert lc.queued_ns is not None
+    assert lc.queued_ns <= obs.cmd_ns("schedule_delayed_work", item), obs.explain(expected)
+
+
+def test_delayed_work_cancelled_before_expiry_never_runs(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    victim, sentinel = new_items(wqlab, 2, delayed=True)
+    assert wqlab.cmd("schedule_delayed_work", id=victim, delay_ms=300).ret == 1
+    assert wqlab.cmd("cancel_delayed_work", id=victim).ret == 1
+    assert wqlab.cmd("delayed_work_pending", id=victim).ret == 0
+    # a later deadline: once the sentinel ran, the victim's deadline has long passed
+    wqlab.cmd("schedule_delayed_work", id=sentinel, delay_ms=600)
+    obs = wait_runs(wqlab, trace, {sentinel: 1}, extra=[victim])
+    expected = "no event at all for the cancelled item; the sentinel ran"
+    assert obs.lcs(victim) == [], obs.explain(expected)
+    assert wqlab.work(victim)["runs"] == "0"
+
+
+def test_cancel_delayed_work_sync_before_expiry_returns_true_and_it_never_runs(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    victim, sentinel = new_items(wqlab, 2, delayed=True)
+    wqlab.cmd("schedule_delayed_work", id=victim, delay_ms=300)
+    assert wqlab.cmd("cancel_delayed_work_sync", id=victim).ret == 1
+    wqlab.cmd("schedule_delayed_work", id=sentinel, delay_ms=600)
+    obs = wait_runs(wqlab, trace, {sentinel: 1}, extra=[victim])
+    assert obs.lcs(victim) == [], obs.explain("the cancelled item never queued nor ran")
+
+
+def test_mod_delayed_work_brings_the_deadline_forward(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    tick = hz_tick_ns(wqlab)
+    (item,) = new_items(wqlab, 1, delayed=True)
+    assert wqlab.cmd("queue_delayed_work", wq="system", id=item, delay_ms=30000).ret == 1
+    assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=50).ret == 1
+    obs = wait_runs(wqlab, trace, {item: 1}, timeout=20)
+    waited = _queued_after_cmd(obs, item, "mod_delayed_work")
+    expected = f"queued ~50 ms after mod_delayed_work (not 30 s); observed {ms(waited)}"
+    assert 50_000_000 - tick <= waited <= 50_000_000 + LATE_NS, obs.explain(expected)
+    assert obs.count(QueueWork, item) == 1, obs.explain(expected)
+
+
+def test_mod_delayed_work_pushes_the_deadline_back(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    tick = hz_tick_ns(wqlab)
+    (item,) = new_items(wqlab, 1, delayed=True)
+    wqlab.cmd("queue_delayed_work", wq="system", id=item, delay_ms=100)
+    assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=500).ret == 1
+    obs = wait_runs(wqlab, trace, {item: 1})
+    waited = _queued_after_cmd(obs, item, "mod_delayed_work")
+    expected = f"queued ≥ 500 ms after mod_delayed_work (not at 100 ms); observed {ms(waited)}"
+    assert waited >= 500_000_000 - tick, obs.explain(expected)
+    assert obs.count(QueueWork, item) == 1, obs.explain(expected)
+
+
+def test_mod_delayed_work_on_an_idle_item_queues_it_and_returns_false(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    (item,) = new_items(wqlab, 1, delayed=True)
+    assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=10).ret == 0
+    obs = wait_runs(wqlab, trace, {item: 1})
+    assert obs.count(ExecuteEnd, item) == 1, obs.explain("one run")
+
+
+def test_schedule_delayed_work_on_runs_on_that_cpu(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    cpus = online_cpus(wqlab)
+    items = new_items(wqlab, len(cpus), delayed=True)
+    for cpu, item in zip(cpus, items, strict=True):
+        assert wqlab.cmd("schedule_delayed_work_on", id=item, cpu=cpu, delay_ms=20).ret == 1
+    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    for cpu, item in zip(cpus, items, strict=True):
+        lc = obs.one(item)
+        expected = f"id={item} queued for CPU {cpu} by its timer and run there"
+        assert lc.req_cpu == cpu and lc.exec_cpu == cpu, obs.explain(expected)
+
+
+def test_flush_delayed_work_runs_a_waiting_timer_item_now(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    (item,) = new_items(wqlab, 1, delayed=True)
+    wqlab.cmd("schedule_delayed_work", id=item, delay_ms=30000)
+    assert wqlab.result(wqlab.submit("flush_delayed_work", id=item), timeout=20).ret == 1
+    obs = wait_runs(wqlab, trace, {item: 1}, timeout=5)
+    lc = obs.one(item)
+    expected = "queued by flush_delayed_work itself (timer cancelled), run, before it returned"
+    assert not lc.queued_in_softirq, obs.explain(expected)
+    assert lc.ended_ns is not None
+    assert lc.ended_ns <= obs.cmd_ns("flush_delayed_work", item), obs.explain(expected)
