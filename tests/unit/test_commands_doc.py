@@ -1,0 +1,98 @@
+"""docs/commands.md, the module's command table (module/wqlab_cmds.c), its uapi header
+and harness.uapi name the same commands with the same arguments and errnos: the contract
+cannot drift from the code without a failing test. Pure text checks, no VM."""
+
+from __future__ import annotations
+
+import errno
+import re
+from pathlib import Path
+
+import pytest
+
+from harness import uapi
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = (ROOT / "docs" / "commands.md").read_text()
+CMDS_C = (ROOT / "module" / "wqlab_cmds.c").read_text()
+UAPI_H = (ROOT / "module" / "include" / "uapi" / "wqlab.h").read_text()
+
+BEHAVIOUR = ("sleep_ms", "spin_us", "requeue", "block")
+MACROS = {
+    "A_ID": ("id",), "A_WQ": ("wq",), "A_NAME": ("name",), "A_CPU": ("cpu",),
+    "A_FLAGS": ("flags",), "A_MAXACT": ("max_active",), "A_DELAY": ("delay_ms",),
+    "A_DELAYED": ("delayed",), "A_BEH": BEHAVIOUR, "0": (),
+}
+
+
+def _section(title: str) -> str:
+    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", DOC, re.M | re.S)
+    assert m, f"no '## {title}' section in docs/commands.md"
+    return m.group(1)
+
+
+def doc_commands() -> dict[str, tuple[set[str], set[str]]]:
+    """command → (required, optional) argument keys, from the "Commands" table."""
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for row in re.findall(r"^\| `(\w+)` \|([^|]*)\|", _section("Commands"), re.M):
+        name, cell = row
+        words = " ".join(re.findall(r"`([^`]*)`", cell)).split()
+        req = {w for w in words if not w.startswith("[")}
+        opt: set[str] = set()
+        for w in words:
+            if w.startswith("["):
+                key = w.strip("[]")
+                opt |= set(BEHAVIOUR) if key == "behaviour" else {key}
+        out[name] = (req, opt)
+    return out
+
+
+def code_commands() -> dict[str, tuple[int, set[str], set[str]]]:
+    """command → (ioctl nr, required, optional) from the WQLAB_CMD() table."""
+    nrs = {m[0]: int(m[1], 16) for m in
+           re.findall(r"#define\s+WQLAB_NR_(\w+)\s+(0x[0-9a-fA-F]+)", UAPI_H)}
+    body = CMDS_C[CMDS_C.index("const struct wqlab_cmd_desc wqlab_cmds[] = {"):]
+    out = {}
+    for name, nr, allowed, required in re.findall(
+        r"WQLAB_CMD\((\w+),\s*(\w+),\s*([^,]+),\s*([^,]+),", body
+    ):
+        def keys(expr: str) -> set[str]:
+            return {k for part in expr.split("|") for k in MACROS[part.strip()]}
+        req = keys(required)
+        out[name] = (nrs[nr], req, keys(allowed) - req)
+    return out
+
+
+def test_doc_table_code_table_and_uapi_name_the_same_commands() -> None:
+    doc, code = doc_commands(), code_commands()
+    assert len(code) == len(uapi.COMMAND_NRS) == 39
+    assert set(doc) == set(code) == set(uapi.COMMAND_NRS)
+
+
+@pytest.mark.parametrize("name", sorted(uapi.COMMAND_NRS))
+def test_command_arguments_and_numbers_match(name: str) -> None:
+    nr, req, opt = code_commands()[name]
+    assert nr == uapi.COMMAND_NRS[name], "ioctl number: header vs harness.uapi"
+    assert doc_commands()[name] == (req, opt), "arguments: docs/commands.md vs wqlab_cmds.c"
+    assert req | opt <= set(uapi.ARG_KEYS)
+
+
+def test_every_documented_errno_is_in_the_uapi_errno_table() -> None:
+    names = re.findall(r"^\| `(E[A-Z0-9]+)` \((\d+)\)", _section("Errors"), re.M)
+    assert len(names) >= 12
+    for name, number in names:
+        assert getattr(errno, name) == int(number), f"{name} is not {number}"
+    documented = {getattr(errno, n) for n, _ in names}
+    # ENOMEM (allocation) needs no explanation in the ABI table; every other one does
+    assert documented - {errno.ENOMEM} == set(uapi.ERRNOS), (
+        f"doc only: {documented - set(uapi.ERRNOS)}, uapi only: {set(uapi.ERRNOS) - documented}")
+
+
+def test_documented_limits_match_the_uapi_constants() -> None:
+    args = _section("Arguments")
+    assert f"≤ {uapi.DELAY_MS_MAX} (`-E2BIG`)" in args
+    assert f"≤ {uapi.SPIN_US_MAX} (`-E2BIG`)" in args
+    assert f"≤ {uapi.REQUEUE_MAX} (`-E2BIG`)" in args
+    assert f"1..`WQ_MAX_ACTIVE` ({uapi.MAX_ACTIVE_MAX})" in args
+    assert f"`[a-z0-9_]{{1,{uapi.NAME_MAX}}}`" in args
+    assert f"text line of {uapi.LINE_MAX} bytes or more" in _section("Errors")

@@ -1,0 +1,189 @@
+"""Loading and unloading the module (docs/commands.md, "Module"): metadata, the
+``max_items`` parameter, rmmod refused while a plane is open, and rmmod with work in
+flight in every state, once and 100 times in a row, without a kernel splat."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.channel import AgentChannel
+from harness.client import CONTROL, DEBUGFS, DEVICE, WqlabClient, insmod, is_loaded
+from harness.kernels import Kernel
+from harness.pytest_plugin import DMESG_SPLAT_RE
+
+pytestmark = pytest.mark.vm
+
+
+def _modinfo(ko: Path) -> dict[str, list[str]]:
+    exe = shutil.which("modinfo") or "/sbin/modinfo"
+    if not Path(exe).exists():
+        pytest.skip("modinfo (kmod) is not installed on the host")
+    out = subprocess.run([exe, str(ko)], capture_output=True, text=True, check=True).stdout
+    info: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), []).append(value.strip())
+    return info
+
+
+def test_modinfo_shows_description_author_license_version_and_parameter(
+    wqlab_ko: Path, wqlab_kernel: Kernel
+) -> None:
+    info = _modinfo(wqlab_ko)
+    assert info["description"] == [
+        "wqlab: drive the workqueue API on command (debugfs and ioctl)"]
+    assert info["author"] and all(a for a in info["author"])
+    assert info["license"] == ["GPL"]
+    assert re.fullmatch(r"\d+\.\d+", info["version"][0]), info["version"]
+    assert info["name"] == ["wqlab"]
+    assert info["vermagic"][0].split()[0] == wqlab_kernel.version
+    assert any(p.startswith("max_items:") and "(uint)" in p for p in info["parm"]), info["parm"]
+
+
+def _unload(guest: AgentChannel) -> None:
+    if is_loaded(guest):
+        guest.sh("rmmod wqlab", timeout=120)
+
+
+def _dmesg_mark(guest: AgentChannel) -> int:
+    return int(guest.succeed("dmesg | wc -l").strip())
+
+
+def _splats_since(guest: AgentChannel, mark: int) -> list[str]:
+    out = guest.succeed(f"dmesg | tail -n +{mark + 1}")
+    return [ln for ln in out.splitlines() if DMESG_SPLAT_RE.search(ln)]
+
+
+def test_max_items_parameter_is_checked_at_load(guest: AgentChannel, wqlab_ko: Path) -> None:
+    _unload(guest)
+    for bad in (0, 1025):
+        res = guest.sh(f"insmod {wqlab_ko} max_items={bad}", check=False)
+        assert res["rc"] != 0 and "Invalid argument" in res["stderr"], (bad, res)
+        assert not is_loaded(guest)
+    for good in (1, 1024):
+        insmod(guest, str(wqlab_ko), max_items=good)
+        c = WqlabClient(guest)
+        assert c.features()["max_items"] == str(good)
+        assert guest.read("/sys/module/wqlab/parameters/max_items").strip() == str(good)
+        ids = [int(c.cmd("work_new")["id"]) for _ in range(min(good, 3))]
+        assert ids == list(range(2, 2 + min(good, 3)))
+        guest.succeed("rmmod wqlab")
+    assert not is_loaded(guest)
+
+
+def test_rmmod_is_refused_while_a_control_plane_is_open(wqlab: WqlabClient) -> None:
+    a = wqlab.agent
+    for path in (CONTROL, DEVICE):
+        res = a.sh(f"exec 3<>{path}; rmmod wqlab; echo rc=$?", check=False)
+        assert "rc=0" not in res["stdout"], f"rmmod with {path} open: {res}"
+        assert is_loaded(a) and a.exists(path)
+    assert wqlab.cmd("work_pending", id=0).ret == 0, "the module still works"
+
+
+# Work in flight in every state, on system and custom queues; one command per echo.
+_IN_FLIGHT = """\
+alloc_workqueue name=unb flags=unbound max_active=2
+alloc_ordered_workqueue name=ord
+create_workqueue name=legacy
+alloc_workqueue name=reclaim flags=mem_reclaim,highpri
+work_new
+work_new
+work_new
+work_new
+work_new
+work_new
+work_new
+work_new delayed=1
+work_new delayed=1
+work_new delayed=1
+schedule_delayed_work id=1 delay_ms=60000
+queue_work wq=unb id=2 block=1
+queue_work wq=ord id=3 sleep_ms=30000
+queue_work wq=ord id=4
+queue_work wq=system id=5 sleep_ms=1 requeue=10000
+queue_work wq=legacy id=6 spin_us=100 requeue=10000
+schedule_work id=0 block=1 requeue=5
+queue_work wq=reclaim id=7 block=1
+queue_work wq=reclaim id=8 sleep_ms=20000
+queue_delayed_work wq=unb id=9 delay_ms=60000
+mod_delayed_work wq=legacy id=10 delay_ms=1 sleep_ms=1 requeue=10000
+queue_delayed_work wq=system_long id=11 delay_ms=5 block=1
+"""
+
+# states that must be reached before the rmmod of a cycle (id:state)
+_WAIT_FOR = ("2:blocked", "3:running", "0:blocked")
+
+
+def _cycle_script(ko: Path, cycles: int) -> str:
+    cmds = "\n".join(f"c {line}" for line in _IN_FLIGHT.strip().splitlines())
+    waits = " ".join(_WAIT_FOR)
+    return f"""\
+set -u
+C={CONTROL}
+W={DEBUGFS}/works
+c() {{ echo "$*" >&3 || {{ echo "cycle $i: '$*' failed"; exit 1; }}; }}
+i=0
+while [ $i -lt {cycles} ]; do
+  i=$((i + 1))
+  insmod {shlex.quote(str(ko))} || {{ echo "cycle $i: insmod failed"; exit 1; }}
+  exec 3<>$C
+{cmds}
+  exec 3>&-
+  for want in {waits}; do
+    id=${{want%%:*}}; st=${{want#*:}}; n=0
+    until grep -q "^id=$id .* state=$st " $W; do
+      n=$((n + 1))
+      [ $n -gt 600 ] && {{ echo "cycle $i: item $id never $st"; grep "^id=$id " $W; exit 1; }}
+      sleep 0.05
+    done
+  done
+  t=$(date +%s%N)
+  rmmod wqlab || {{ echo "cycle $i: rmmod failed"; exit 1; }}
+  echo "rmmod_ms=$((($(date +%s%N) - t) / 1000000))"
+  [ -e /sys/module/wqlab ] && {{ echo "cycle $i: still loaded"; exit 1; }}
+done
+echo "cycles=$i"
+"""
+
+
+def _run_cycles(guest: AgentChannel, ko: Path, cycles: int, limit: float) -> list[int]:
+    _unload(guest)
+    mark = _dmesg_mark(guest)
+    t0 = time.monotonic()
+    res = guest.sh(_cycle_script(ko, cycles), timeout=limit, check=False)
+    wall = time.monotonic() - t0
+    out = res["stdout"]
+    assert res["rc"] == 0 and f"cycles={cycles}" in out, (
+        f"rc={res['rc']} after {wall:.0f} s\n{out[-3000:]}\n{res['stderr'][-2000:]}")
+    rmmod_ms = [int(m) for m in re.findall(r"rmmod_ms=(\d+)", out)]
+    print(f"{cycles} load/unload cycles in {wall:.1f} s ({wall / cycles:.2f} s each); "
+          f"rmmod max {max(rmmod_ms)} ms, median {sorted(rmmod_ms)[len(rmmod_ms) // 2]} ms")
+    splats = _splats_since(guest, mark)
+    assert not splats, "kernel splat during load/unload cycles:\n" + "\n".join(splats[:20])
+    log = guest.succeed(f"dmesg | tail -n +{mark + 1} | grep -c 'wqlab: unloaded' || true")
+    assert int(log.strip() or 0) == cycles
+    assert not is_loaded(guest)
+    return rmmod_ms
+
+
+def test_rmmod_with_work_in_flight_in_every_state_is_clean(
+    guest: AgentChannel, wqlab_ko: Path
+) -> None:
+    rmmod_ms = _run_cycles(guest, wqlab_ko, 1, limit=300)
+    # blocked and sleeping runs are cut short: no 20-60 s wait for a sleep or a timer
+    assert rmmod_ms[0] < 15000, rmmod_ms
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_100_load_unload_cycles_with_work_in_flight_leave_no_splat(
+    guest: AgentChannel, wqlab_ko: Path
+) -> None:
+    _run_cycles(guest, wqlab_ko, 100, limit=2000)
