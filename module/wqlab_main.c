@@ -48,11 +48,15 @@ static struct dentry *wqlab_root;
  * @lock: serialises users of one open file
  * @buf: [lock] what read() returns: the last result line, or the help text
  * @len: [lock] length of @buf
+ * @pos: [lock] read position in @buf; rewound by every write. Kept here, not
+ *	 in file->f_pos, because the VFS does not store the position a write
+ *	 sets when the write fails, and a rejected command must rewind too.
  */
 struct wqlab_text {
 	struct mutex lock;
 	char *buf;
 	size_t len;
+	loff_t pos;
 };
 
 static int wqlab_control_open(struct inode *inode, struct file *file)
@@ -90,9 +94,9 @@ static ssize_t wqlab_control_read(struct file *file, char __user *ubuf,
 			return -ENOMEM;
 		}
 		t->len = wqlab_cmd_help(t->buf, WQLAB_HELP_SIZE);
-		*ppos = 0;
+		t->pos = 0;
 	}
-	ret = simple_read_from_buffer(ubuf, count, ppos, t->buf, t->len);
+	ret = simple_read_from_buffer(ubuf, count, &t->pos, t->buf, t->len);
 	mutex_unlock(&t->lock);
 	return ret;
 }
@@ -134,7 +138,7 @@ static ssize_t wqlab_control_write(struct file *file, const char __user *ubuf,
 		t->len = scnprintf(buf, WQLAB_RESULT_SIZE, "err=%d\n", ret);
 	else
 		t->len = wqlab_cmd_format(desc, &cmd, buf, WQLAB_RESULT_SIZE);
-	*ppos = 0;
+	t->pos = 0;
 	mutex_unlock(&t->lock);
 	return ret ?: count;
 }
