@@ -106,6 +106,8 @@ struct wqlab_wq {
  * @beh: behaviour recorded at the last queueing
  * @requeue_left: requeues still to do
  * @released: `release` seen since the last queueing
+ * @blocked: a run waits for `release` now (@state may already say "queued"
+ *	     if a command queued the item again meanwhile)
  * @state: last known state
  * @queued_ns: ktime_get_ns() of the last queueing
  * @started_ns: ktime_get_ns() when the last run started
@@ -123,6 +125,7 @@ struct wqlab_record {
 	struct wqlab_behave beh;
 	u32 requeue_left;
 	bool released;
+	bool blocked;
 	enum wqlab_state state;
 	u64 queued_ns;
 	u64 started_ns;

@@ -239,8 +239,10 @@ static void wqlab_run(struct wqlab_item *item)
 					msecs_to_jiffies(beh.sleep_ms));
 	if (beh.block && sleepable) {
 		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
-		if (!item->rec.released && !wqlab_stopping)
+		if (!item->rec.released && !wqlab_stopping) {
 			item->rec.state = WQLAB_ST_BLOCKED;
+			item->rec.blocked = true;
+		}
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 		atomic64_inc(&wqlab_stats.blocks);
 		trace_wqlab_work_block(item->id, seq, item->work, cpu);
@@ -251,6 +253,7 @@ static void wqlab_run(struct wqlab_item *item)
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	item->rec.finished_ns = ktime_get_ns();
 	item->rec.state = WQLAB_ST_DONE;
+	item->rec.blocked = false;
 	requeued = wqlab_requeue_locked(item, run_wq);
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	if (requeued)
@@ -441,9 +444,11 @@ bool wqlab_item_release(struct wqlab_item *item)
 	bool was_blocked;
 
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
-	was_blocked = item->rec.state == WQLAB_ST_BLOCKED;
+	/* ->blocked, not ->state: a queueing after the run blocked sets "queued" */
+	was_blocked = item->rec.blocked;
+	item->rec.blocked = false;
 	item->rec.released = true;
-	if (was_blocked)
+	if (item->rec.state == WQLAB_ST_BLOCKED)
 		item->rec.state = WQLAB_ST_RUNNING;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	wake_up_all(&item->wait);
@@ -458,7 +463,8 @@ bool wqlab_item_busy_blocking(struct wqlab_item *item)
 	bool blocking;
 
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
-	blocking = item->rec.beh.block && !item->rec.released;
+	blocking = item->rec.blocked ||
+		   (item->rec.beh.block && !item->rec.released);
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	return blocking && work_busy(item->work);
 }
