@@ -190,7 +190,7 @@ static bool wqlab_requeue_locked(struct wqlab_item *item,
 		item->rec.requeue_left--;
 		item->rec.queued_ns = ktime_get_ns();
 		item->rec.state = WQLAB_ST_QUEUED;
-		item->rec.released = false;
+		/* ->released stays: a requeued run does not block again */
 	}
 	return queued;
 }
