@@ -425,6 +425,25 @@ def test_busy_items_and_queues_are_ebusy(plane: WqlabClient) -> None:
     assert c.cmd("destroy_workqueue", wq="bq").ret == 0
 
 
+def test_destroy_of_a_queue_whose_blocked_run_was_queued_again_is_ebusy(
+    plane: WqlabClient,
+) -> None:
+    """The run still blocks though the item's recorded behaviour is now block=0."""
+    c = plane
+    c.cmd("alloc_workqueue", name="rq")
+    item = new_item(c)
+    c.cmd("queue_work", wq="rq", id=item, block=1)
+    wait_until("blocked", lambda: c.work(item)["state"] == "blocked")
+    assert c.cmd("queue_work", wq="rq", id=item).ret == 1
+    before = snapshot(c)
+    c.expect_errno(errno.EBUSY, "destroy_workqueue", wq="rq")
+    assert_rejected_cleanly(c, before, 1, "destroy with a blocked run")
+    assert c.cmd("release", id=item).ret == 1, "a run was blocked"
+    assert c.cmd("flush_workqueue", wq="rq").ret == 0
+    assert c.work(item)["runs"] == "2"
+    assert c.cmd("destroy_workqueue", wq="rq").ret == 0
+
+
 def test_destroy_while_flush_workqueue_waits_is_ebusy(plane: WqlabClient) -> None:
     c = plane
     c.cmd("alloc_workqueue", name="fq")
