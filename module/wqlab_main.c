@@ -130,6 +130,9 @@ static ssize_t wqlab_control_write(struct file *file, const char __user *ubuf,
 		if (!ret)
 			ret = wqlab_cmd_exec(desc, &cmd);
 	}
+	/* wqlab_cmd_exec() counts what it runs; count lines rejected before it. */
+	if (ret && !desc)
+		atomic64_inc(&wqlab_stats.cmds_failed);
 
 	mutex_lock(&t->lock);
 	kfree(t->buf);
@@ -183,8 +186,10 @@ static long wqlab_ioctl(struct file *file, unsigned int ioc, unsigned long arg)
 		return -ENOTTY;
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+	if (copy_from_user(&cmd, uarg, sizeof(cmd))) {
+		atomic64_inc(&wqlab_stats.cmds_failed);
 		return -EFAULT;
+	}
 	ret = wqlab_cmd_exec(desc, &cmd);
 	if (ret)
 		return ret;
