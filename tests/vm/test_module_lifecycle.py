@@ -63,10 +63,14 @@ def _splats_since(guest: AgentChannel, mark: int) -> list[str]:
 
 def test_max_items_parameter_is_checked_at_load(guest: AgentChannel, wqlab_ko: Path) -> None:
     _unload(guest)
+    mark = _dmesg_mark(guest)
     for bad in (0, 1025):
         res = guest.sh(f"insmod {wqlab_ko} max_items={bad}", check=False)
-        assert res["rc"] != 0 and "Invalid argument" in res["stderr"], (bad, res)
+        # kmod words EINVAL from init as "Invalid parameters"
+        assert res["rc"] != 0 and "Invalid param" in res["stderr"], (bad, res)
         assert not is_loaded(guest)
+    log = guest.succeed(f"dmesg | tail -n +{mark + 1}")
+    assert log.count("wqlab: max_items must be 1..1024") == 2, log
     for good in (1, 1024):
         insmod(guest, str(wqlab_ko), max_items=good)
         c = WqlabClient(guest)
