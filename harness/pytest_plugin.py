@@ -37,7 +37,7 @@ from .channel import AgentChannel
 from .client import WqlabClient, insmod, is_loaded, rmmod
 from .errors import HarnessError, SetupError
 from .tracefs import TraceInstance, kallsyms
-from .vm import Vm, VmConfig, default_vng, kvm_works
+from .vm import Vm, VmConfig, default_vng, free_port, kvm_works
 
 log = logging.getLogger("wqlab")
 
@@ -85,6 +85,7 @@ class VmManager:
         self.vm: Vm | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
+        self.ssh_ready = False
         self.artifacts = Path(config.getoption("--artifacts"))
 
     def get(self) -> Vm:
@@ -107,7 +108,9 @@ class VmManager:
             kvm=kvm,
             fast=not self.config.getoption("--no-fast-boot"),
             virtme_init=kernels.virtme_init_path(),
+            ssh_port=free_port(),  # loopback-only forward, used by the ssh_target fixture
         )
+        self.ssh_ready = False
         self.boots += 1
         console = self.artifacts / f"console-{self.kernel.version}.log"
         last: Exception | None = None
@@ -177,6 +180,22 @@ def wqlab_vm(request: pytest.FixtureRequest, wqlab_vm_manager: VmManager) -> Ite
 @pytest.fixture
 def guest(wqlab_vm: Vm) -> AgentChannel:
     return wqlab_vm.agent()
+
+
+@pytest.fixture
+def ssh_target(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
+    """The session VM reached over SSH through fabric (sshd started in it on first use)."""
+    from .ssh import SshTarget, make_key, start_guest_sshd  # noqa: PLC0415
+
+    key = make_key(wqlab_vm_manager.artifacts / "ssh")
+    if not getattr(wqlab_vm_manager, "ssh_ready", False):
+        start_guest_sshd(wqlab_vm.agent(), Path(str(key) + ".pub").read_text())
+        wqlab_vm_manager.ssh_ready = True
+    assert wqlab_vm.cfg.ssh_port is not None
+    target = SshTarget("127.0.0.1", port=wqlab_vm.cfg.ssh_port, key_filename=str(key))
+    target.start()
+    yield target
+    target.stop()
 
 
 @pytest.fixture(scope="session")

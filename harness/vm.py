@@ -70,6 +70,7 @@ class VmConfig:
     virtme_init: Path | None = None
     blacklist: tuple[str, ...] = BLACKLIST
     append: tuple[str, ...] = ()
+    ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22
     vng: str = field(default_factory=lambda: default_vng())
 
     @property
@@ -122,6 +123,11 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
     if not cfg.kvm:
         argv.append("--disable-kvm")
     argv += ["--exec", cfg.exec_command]
+    if cfg.ssh_port:
+        # a user-mode NIC whose only way in is 127.0.0.1:<ssh_port> on the host
+        argv += ["--qemu-opts=-netdev",
+                 f"--qemu-opts=user,id=wqnet,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
+                 "--qemu-opts=-device", "--qemu-opts=virtio-net-pci,netdev=wqnet"]
     if cfg.fast:
         # vng hands --qemu-opts to a shell: quote the command line once for it.
         argv += ["--qemu-opts=-append", "--qemu-opts=" + shlex.quote(build_cmdline(cfg))]
@@ -133,6 +139,15 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
         for a in extra:
             argv += ["--append", a]
     return argv
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for the guest's SSH forward)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def probe_kvm(image: Path, vng: str | None = None, timeout: float = 60.0) -> bool:
@@ -342,7 +357,9 @@ class Vm:
                 if idx - s.index < 60:
                     s.text.append(line)
             if SPLAT_RE.search(line):
-                self.splats.append(Splat(line, idx, [line]))
+                # WARN(cond, fmt...) prints its message on the line before "WARNING:"
+                before = [ln for ln in self.console[max(0, idx - 2):idx] if ln.startswith("[")]
+                self.splats.append(Splat(line, idx, [*before, line]))
                 log.error("%s: kernel splat: %s", self.name, line)
             if PANIC_RE.search(line):
                 self.panicked = True

@@ -21,6 +21,8 @@ PKGS=(
 	make gcc libc6-dev kmod  # Kbuild and modinfo
 	python3 python3-venv     # the guest agent (system python3) and the virtualenv
 	linux-libc-dev           # <linux/ioctl.h> for the uapi mirror test
+	openssh-server           # sshd run inside the guest for the SSH (fabric) target test
+	iproute2                 # the guest's network for that test
 )
 
 if [ "${1:-}" != "--venv" ]; then
@@ -33,7 +35,17 @@ if [ "${1:-}" != "--venv" ]; then
 	if [ "${#missing[@]}" -gt 0 ]; then
 		step "installing: ${missing[*]}"
 		"${SUDO[@]}" apt-get update -q
-		DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+		# Install services without starting them on the host (Debian's policy-rc.d hook):
+		# openssh-server is only run inside the guest, by the SSH target test.
+		guard=0
+		if [ ! -e /usr/sbin/policy-rc.d ]; then
+			printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+			"${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
+			guard=1
+		fi
+		DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+			{ [ "$guard" = 1 ] && "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; exit 1; }
+		[ "$guard" = 1 ] && "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
 	else
 		step "all Debian packages present"
 	fi

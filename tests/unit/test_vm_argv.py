@@ -78,3 +78,12 @@ def test_splat_patterns_match_kernel_lines_only() -> None:
     assert SPLAT_RE.search("[    1.5] Oops: 0002 [#1] PREEMPT SMP NOPTI")
     assert not SPLAT_RE.search("virtme-ng-init: WARNING: failed to run: systemd-tmpfiles")
     assert not SPLAT_RE.search("[    1.000000] wqlab: loaded")
+
+
+def test_ssh_port_adds_a_loopback_only_user_nic() -> None:
+    argv = build_vng_argv(cfg(ssh_port=2222))
+    i = argv.index("--qemu-opts=-netdev")
+    assert argv[i:i + 4] == ["--qemu-opts=-netdev",
+                             "--qemu-opts=user,id=wqnet,hostfwd=tcp:127.0.0.1:2222-:22",
+                             "--qemu-opts=-device", "--qemu-opts=virtio-net-pci,netdev=wqnet"]
+    assert argv[-2] == "--qemu-opts=-append"  # the command line override stays last

@@ -1,0 +1,87 @@
+"""The harness itself, in a real VM: the agent's speed, a splat failing the running test
+with the splat in the report, a hung request timing out with a clear error, and no QEMU
+left behind after a session. The last three run an inner pytest session (one more boot),
+because they are about what a whole session does."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.channel import AgentChannel
+from harness.errors import GuestTimeoutError
+from harness.kernels import Kernel
+
+pytestmark = pytest.mark.vm
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_agent_round_trip_is_milliseconds(guest: AgentChannel) -> None:
+    lat = []
+    for _ in range(100):
+        t = time.perf_counter()
+        assert guest.request("echo", data="x") == "x"
+        lat.append(time.perf_counter() - t)
+    median_ms = statistics.median(lat) * 1e3
+    print(f"agent echo round trip: median {median_ms:.2f} ms over {len(lat)} requests")
+    # a Python start-up in the guest costs ~4.6 s; a round trip must be far below that
+    assert median_ms < 100, f"median round trip {median_ms:.1f} ms"
+
+
+def test_hung_request_times_out_with_a_clear_error(guest: AgentChannel) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(GuestTimeoutError, match="got no answer in 2 s"):
+        guest.request("sleep", timeout=2, seconds=30)
+    assert time.monotonic() - t0 < 10
+    # the channel is still usable afterwards
+    assert guest.request("echo", data="still here") == "still here"
+
+
+INNER = """
+import json, os, pytest
+from pathlib import Path
+from harness.build import build_module
+
+SPLAT = Path({splat!r})
+
+def test_a_splat_fails_this_test(wqlab_kernel, guest, wqlab_vm):
+    ko = build_module(wqlab_kernel, src=SPLAT, name="splatmod", subdir=".",
+                      out_root=Path({out!r}))
+    guest.succeed(f"insmod {{ko}}")
+    wqlab_vm.wait_console("splatmod", timeout=30)
+    # nothing here fails: only the plugin's splat watch can turn this test red
+
+def test_after_a_splat_the_vm_is_fresh(guest, wqlab_vm, wqlab_vm_manager):
+    assert wqlab_vm_manager.boots == 2
+    assert not guest.exists("/sys/module/splatmod")
+    Path({pids!r}).write_text(json.dumps({{"pgid": wqlab_vm.proc.pid}}))
+"""
+
+
+def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
+    pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids.json"
+    pytester.makepyfile(test_inner=textwrap.dedent(INNER.format(
+        splat=str(ROOT / "tests" / "splatmod"), out=str(tmp_path / "build"), pids=str(pids))))
+    res = pytester.runpytest_subprocess(
+        f"--kernel={wqlab_kernel.version}", f"--artifacts={tmp_path / 'art'}",
+        "-p", "no:cacheprovider", "-v", timeout=900)
+    out = res.stdout.str()
+    res.assert_outcomes(passed=1, failed=1)
+    assert "test_a_splat_fails_this_test FAILED" in out, out
+    assert "kernel splat during" in out and "splatmod: a deliberate warning" in out, out
+    pgid = json.loads(pids.read_text())["pgid"]
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)  # vng, QEMU and helpers of the inner session are all gone
+    # the failing test's artifacts are kept
+    art = tmp_path / "art"
+    dirs = [d for d in art.iterdir() if d.is_dir() and "splat_fails" in d.name]
+    assert dirs and (dirs[0] / "console.txt").exists(), list(art.iterdir())
