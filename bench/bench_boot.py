@@ -32,14 +32,21 @@ def plain_vng(image: Path, kvm: bool) -> float:
     if not kvm:
         argv.append("--disable-kvm")
     t0 = time.monotonic()
-    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, capture_output=True,
-                   env=vng_env(argv[0]), timeout=600)
+    subprocess.run(
+        argv,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=vng_env(argv[0]),
+        timeout=600,
+    )
     return time.monotonic() - t0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--kernel", default="default")
     ap.add_argument("--repeat", type=int, default=2, help="boots of each kind (default 2)")
     ap.add_argument("--requests", type=int, default=200)
@@ -66,8 +73,9 @@ def main() -> int:
                     t = time.perf_counter()
                     agent.request("echo", data="x")
                     echo.append(time.perf_counter() - t)
-                agent.succeed("mountpoint -q /sys/kernel/debug || "
-                              "mount -t debugfs none /sys/kernel/debug")
+                agent.succeed(
+                    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
+                )
                 insmod(agent, str(ko))
                 c = WqlabClient(agent)
                 for _ in range(args.requests):
@@ -80,10 +88,13 @@ def main() -> int:
     print()
     print(f"plain vng --exec true      median {p:6.1f} s")
     print(f"harness boot-to-ready      median {o:6.1f} s   ratio {o / p:.2f} (goal <= 0.50)")
-    print(f"agent echo round trip      median {e_ms:6.2f} ms (goal <= 10 ms), "
-          f"p90 {sorted(echo)[int(len(echo) * .9)] * 1e3:.2f} ms, n={len(echo)}")
-    print(f"module command round trip  median {c_ms:6.2f} ms (debugfs write+read), "
-          f"n={len(command)}")
+    print(
+        f"agent echo round trip      median {e_ms:6.2f} ms (goal <= 10 ms), "
+        f"p90 {sorted(echo)[int(len(echo) * 0.9)] * 1e3:.2f} ms, n={len(echo)}"
+    )
+    print(
+        f"module command round trip  median {c_ms:6.2f} ms (debugfs write+read), n={len(command)}"
+    )
     return 0
 
 

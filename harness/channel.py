@@ -63,7 +63,9 @@ class AgentChannel:
         try:
             fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            raise GuestTimeoutError(f"{self._name}: the guest agent did not start in time") from None
+            raise GuestTimeoutError(
+                f"{self._name}: the guest agent did not start in time"
+            ) from None
 
     def submit(self, op: str, **kw: Any) -> Future[Any]:
         """Send one request; its reply completes the returned future."""
@@ -107,8 +109,13 @@ class AgentChannel:
     def exists(self, path: str) -> bool:
         return bool(self.request("exists", path=path))
 
-    def sh(self, cmd: str, timeout: float = DEFAULT_TIMEOUT, check: bool = True,
-           user: str | None = None) -> dict[str, Any]:
+    def sh(
+        self,
+        cmd: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+        user: str | None = None,
+    ) -> dict[str, Any]:
         """Run a shell command in the guest: ``{"rc", "stdout", "stderr"}``."""
         res: dict[str, Any] = self.request("sh", timeout + 5, cmd=cmd, limit=timeout, user=user)
         if check and res["rc"] != 0:
@@ -121,10 +128,22 @@ class AgentChannel:
         """Run ``cmd``, fail unless it exits 0, return its stdout (NixOS vocabulary)."""
         return str(self.sh(cmd, timeout)["stdout"])
 
-    def ioctl(self, path: str, request: int, arg: bytes, timeout: float = DEFAULT_TIMEOUT,
-              bad_pointer: bool = False) -> tuple[int, bytes]:
-        res = self.request("ioctl", timeout, path=path, request=request,
-                           arg=base64.b64encode(arg).decode(), bad_pointer=bad_pointer)
+    def ioctl(
+        self,
+        path: str,
+        request: int,
+        arg: bytes,
+        timeout: float = DEFAULT_TIMEOUT,
+        bad_pointer: bool = False,
+    ) -> tuple[int, bytes]:
+        res = self.request(
+            "ioctl",
+            timeout,
+            path=path,
+            request=request,
+            arg=base64.b64encode(arg).decode(),
+            bad_pointer=bad_pointer,
+        )
         return int(res["rc"]), base64.b64decode(res["arg"])
 
     def close(self, timeout: float = 10.0) -> None:
@@ -148,7 +167,7 @@ class AgentChannel:
                 if idx > 0 and self._on_other:
                     self._on_other(raw[:idx] + b"\n")
                 try:
-                    msg = json.loads(raw[idx + len(REPLY_MARK):])
+                    msg = json.loads(raw[idx + len(REPLY_MARK) :])
                 except json.JSONDecodeError:
                     if self._on_other:
                         self._on_other(raw)

@@ -1,9 +1,9 @@
 """``wqlab``: play with the workqueue API in a VM and see what ran where and when.
 
-    wqlab demo [--kernel K]         every API once, then the lifecycles and a timeline
-    wqlab run [--kernel K] CMD...   run module commands, print results and lifecycles
-    wqlab shell [--kernel K]        type module commands at a prompt (teaching)
-    wqlab kernels                   installed kernels usable with --kernel
+wqlab demo [--kernel K]         every API once, then the lifecycles and a timeline
+wqlab run [--kernel K] CMD...   run module commands, print results and lifecycles
+wqlab shell [--kernel K]        type module commands at a prompt (teaching)
+wqlab kernels                   installed kernels usable with --kernel
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from . import kernels
 from .client import WqlabClient, WqlabCommandError, format_command
@@ -43,54 +44,96 @@ def heading(text: str) -> None:
 
 # The demo: each step is (what it shows, commands). Items: 0 = DECLARE_WORK,
 # 1 = DECLARE_DELAYED_WORK, the rest come from work_new.
-def demo_steps(cpus: int) -> list[tuple[str, list[tuple[str, dict[str, object]]]]]:
+def demo_steps(cpus: int) -> list[tuple[str, list[tuple[str, dict[str, Any]]]]]:
     last = cpus - 1
     return [
-        ("DECLARE_WORK + schedule_work: the global queue `events`",
-         [("schedule_work", {"id": 0}), ("flush_work", {"id": 0})]),
-        ("schedule_work_on: pick the CPU",
-         [("schedule_work_on", {"id": 0, "cpu": last}), ("flush_work", {"id": 0})]),
-        ("DECLARE_DELAYED_WORK + schedule_delayed_work (20 ms), flush_delayed_work",
-         [("schedule_delayed_work", {"id": 1, "delay_ms": 20}),
-          ("flush_delayed_work", {"id": 1})]),
-        ("create_workqueue (per-CPU, mem_reclaim) + queue_work_on",
-         [("create_workqueue", {"name": "legacy"}),
-          ("queue_work_on", {"wq": "legacy", "cpu": 0, "id": 2, "sleep_ms": 5}),
-          ("flush_workqueue", {"wq": "legacy"})]),
-        ("create_singlethread_workqueue: one at a time, in order",
-         [("create_singlethread_workqueue", {"name": "single"}),
-          ("queue_work", {"wq": "single", "id": 3, "sleep_ms": 5}),
-          ("queue_work", {"wq": "single", "id": 4, "sleep_ms": 5}),
-          ("flush_workqueue", {"wq": "single"})]),
-        ("alloc_workqueue(WQ_UNBOUND, max_active=2): at most two at once, unbound workers",
-         [("alloc_workqueue", {"name": "unb", "flags": "unbound", "max_active": 2}),
-          ("queue_work", {"wq": "unb", "id": 2, "sleep_ms": 10}),
-          ("queue_work", {"wq": "unb", "id": 3, "sleep_ms": 10}),
-          ("queue_work", {"wq": "unb", "id": 4, "sleep_ms": 10}),
-          ("flush_workqueue", {"wq": "unb"})]),
-        ("alloc_workqueue(WQ_HIGHPRI): highpri kworkers (kworker/N:MH)",
-         [("alloc_workqueue", {"name": "hi", "flags": "highpri"}),
-          ("queue_work", {"wq": "hi", "id": 2, "spin_us": 500}),
-          ("flush_workqueue", {"wq": "hi"})]),
-        ("alloc_ordered_workqueue + queue_delayed_work + mod_delayed_work",
-         [("alloc_ordered_workqueue", {"name": "ord"}),
-          ("queue_delayed_work", {"wq": "ord", "id": 5, "delay_ms": 200}),
-          ("mod_delayed_work", {"wq": "ord", "id": 5, "delay_ms": 10}),
-          ("flush_delayed_work", {"id": 5})]),
-        ("cancel_delayed_work before expiry: it never runs",
-         [("queue_delayed_work", {"wq": "ord", "id": 5, "delay_ms": 1000}),
-          ("cancel_delayed_work_sync", {"id": 5})]),
-        ("a self-requeueing item and drain_workqueue",
-         [("queue_work", {"wq": "single", "id": 3, "requeue": 3}),
-          ("drain_workqueue", {"wq": "single"})]),
-        ("destroy_workqueue",
-         [("destroy_workqueue", {"wq": "legacy"}), ("destroy_workqueue", {"wq": "single"}),
-          ("destroy_workqueue", {"wq": "unb"}), ("destroy_workqueue", {"wq": "hi"}),
-          ("destroy_workqueue", {"wq": "ord"})]),
+        (
+            "DECLARE_WORK + schedule_work: the global queue `events`",
+            [("schedule_work", {"id": 0}), ("flush_work", {"id": 0})],
+        ),
+        (
+            "schedule_work_on: pick the CPU",
+            [("schedule_work_on", {"id": 0, "cpu": last}), ("flush_work", {"id": 0})],
+        ),
+        (
+            "DECLARE_DELAYED_WORK + schedule_delayed_work (20 ms), flush_delayed_work",
+            [
+                ("schedule_delayed_work", {"id": 1, "delay_ms": 20}),
+                ("flush_delayed_work", {"id": 1}),
+            ],
+        ),
+        (
+            "create_workqueue (per-CPU, mem_reclaim) + queue_work_on",
+            [
+                ("create_workqueue", {"name": "legacy"}),
+                ("queue_work_on", {"wq": "legacy", "cpu": 0, "id": 2, "sleep_ms": 5}),
+                ("flush_workqueue", {"wq": "legacy"}),
+            ],
+        ),
+        (
+            "create_singlethread_workqueue: one at a time, in order",
+            [
+                ("create_singlethread_workqueue", {"name": "single"}),
+                ("queue_work", {"wq": "single", "id": 3, "sleep_ms": 5}),
+                ("queue_work", {"wq": "single", "id": 4, "sleep_ms": 5}),
+                ("flush_workqueue", {"wq": "single"}),
+            ],
+        ),
+        (
+            "alloc_workqueue(WQ_UNBOUND, max_active=2): at most two at once, unbound workers",
+            [
+                ("alloc_workqueue", {"name": "unb", "flags": "unbound", "max_active": 2}),
+                ("queue_work", {"wq": "unb", "id": 2, "sleep_ms": 10}),
+                ("queue_work", {"wq": "unb", "id": 3, "sleep_ms": 10}),
+                ("queue_work", {"wq": "unb", "id": 4, "sleep_ms": 10}),
+                ("flush_workqueue", {"wq": "unb"}),
+            ],
+        ),
+        (
+            "alloc_workqueue(WQ_HIGHPRI): highpri kworkers (kworker/N:MH)",
+            [
+                ("alloc_workqueue", {"name": "hi", "flags": "highpri"}),
+                ("queue_work", {"wq": "hi", "id": 2, "spin_us": 500}),
+                ("flush_workqueue", {"wq": "hi"}),
+            ],
+        ),
+        (
+            "alloc_ordered_workqueue + queue_delayed_work + mod_delayed_work",
+            [
+                ("alloc_ordered_workqueue", {"name": "ord"}),
+                ("queue_delayed_work", {"wq": "ord", "id": 5, "delay_ms": 200}),
+                ("mod_delayed_work", {"wq": "ord", "id": 5, "delay_ms": 10}),
+                ("flush_delayed_work", {"id": 5}),
+            ],
+        ),
+        (
+            "cancel_delayed_work before expiry: it never runs",
+            [
+                ("queue_delayed_work", {"wq": "ord", "id": 5, "delay_ms": 1000}),
+                ("cancel_delayed_work_sync", {"id": 5}),
+            ],
+        ),
+        (
+            "a self-requeueing item and drain_workqueue",
+            [
+                ("queue_work", {"wq": "single", "id": 3, "requeue": 3}),
+                ("drain_workqueue", {"wq": "single"}),
+            ],
+        ),
+        (
+            "destroy_workqueue",
+            [
+                ("destroy_workqueue", {"wq": "legacy"}),
+                ("destroy_workqueue", {"wq": "single"}),
+                ("destroy_workqueue", {"wq": "unb"}),
+                ("destroy_workqueue", {"wq": "hi"}),
+                ("destroy_workqueue", {"wq": "ord"}),
+            ],
+        ),
     ]
 
 
-def run_commands(client: WqlabClient, cmds: Sequence[tuple[str, dict[str, object]]]) -> bool:
+def run_commands(client: WqlabClient, cmds: Sequence[tuple[str, dict[str, Any]]]) -> bool:
     ok = True
     for name, args in cmds:
         line = format_command(name, args)
@@ -107,8 +150,11 @@ def run_commands(client: WqlabClient, cmds: Sequence[tuple[str, dict[str, object
 def show(s: Session, title: str = "lifecycles") -> list[Lifecycle]:
     text = s.trace.read()
     events = parse(text)
-    lcs = [lc for lc in build_lifecycles(events)
-           if lc.function is not None and lc.function.module == "wqlab"]
+    lcs = [
+        lc
+        for lc in build_lifecycles(events)
+        if lc.function is not None and lc.function.module == "wqlab"
+    ]
     heading(f"{title}: {len(lcs)} work executions of wqlab items (ms from first event)")
     say(format_lifecycles(lcs))
     heading("timeline: which CPU ran which item when")
@@ -120,8 +166,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     say(f"wqlab demo: building, booting {args.kernel} under QEMU (about 1 minute without KVM)")
     with session(args.kernel, args.cpus) as s:
-        say(f"kernel {s.kernel.version} ready in {s.vm.boot_seconds:.1f} s; "
-            f"features: {s.client.features()}")
+        say(
+            f"kernel {s.kernel.version} ready in {s.vm.boot_seconds:.1f} s; "
+            f"features: {s.client.features()}"
+        )
         items = [int(s.client.cmd("work_new").fields["id"]) for _ in range(3)]
         items.append(int(s.client.cmd("work_new", delayed=1).fields["id"]))
         say(f"dynamic items (INIT_WORK / INIT_DELAYED_WORK): {items}")
@@ -144,13 +192,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     break
         show(s)
         stats = s.trace.stats()
-        say(f"\ntrace buffer: {stats.entries} entries, overrun={stats.overrun}; "
-            f"whole demo {time.monotonic() - t0:.0f} s")
+        say(
+            f"\ntrace buffer: {stats.entries} entries, overrun={stats.overrun}; "
+            f"whole demo {time.monotonic() - t0:.0f} s"
+        )
         return 0 if ok and shown == 4 else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cmds = []
+    cmds: list[tuple[str, dict[str, Any]]] = []
     for text in args.commands:
         name, *kv = text.split()
         cmds.append((name, dict(p.split("=", 1) for p in kv)))
@@ -164,8 +214,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_shell(args: argparse.Namespace) -> int:
     with session(args.kernel, args.cpus, plane=args.plane) as s:
-        say("wqlab shell: type module commands (`help` lists them), `trace` shows what ran, "
-            "`clear` empties the trace, `quit` leaves.")
+        say(
+            "wqlab shell: type module commands (`help` lists them), `trace` shows what ran, "
+            "`clear` empties the trace, `quit` leaves."
+        )
         while True:
             try:
                 line = input("wqlab> ").strip()
@@ -199,14 +251,18 @@ def cmd_kernels(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="wqlab", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="wqlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="log every command run")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--kernel", default="default",
-                       help="default, 6.1, 6.12, latest, a version or a vmlinuz path")
+        p.add_argument(
+            "--kernel",
+            default="default",
+            help="default, 6.1, 6.12, latest, a version or a vmlinuz path",
+        )
         p.add_argument("--cpus", type=int, default=2, help="guest vCPUs (default 2)")
 
     p = sub.add_parser("demo", help="run every workqueue API once and show the lifecycles")
@@ -225,8 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("kernels", help="list installed kernels")
     p.set_defaults(fn=cmd_kernels)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
     try:
         return int(args.fn(args))
     except HarnessError as e:

@@ -42,8 +42,9 @@ class WqlabCommandError(GuestCommandError):
 
     def __init__(self, command: str, errno: int | None, message: str = "") -> None:
         name = errno_mod.errorcode.get(errno or 0, str(errno))
-        super().__init__(f"{command!r} failed: {name} ({message or os.strerror(errno or 0)})",
-                         errno)
+        super().__init__(
+            f"{command!r} failed: {name} ({message or os.strerror(errno or 0)})", errno
+        )
         self.command = command
 
 
@@ -79,7 +80,7 @@ def parse_table(text: str) -> list[dict[str, str]]:
 class WqlabClient:
     """Module commands and state over one control plane."""
 
-    def __init__(self, agent: AgentChannel, plane: str = "debugfs") -> None:
+    def __init__(self, agent: AgentChannel, plane: str = "debugfs") -> None:  # noqa: D107
         if plane not in PLANES:
             raise ValueError(f"plane must be one of {PLANES}, not {plane!r}")
         self.agent = agent
@@ -100,8 +101,9 @@ class WqlabClient:
             if name not in uapi.IOCTLS:
                 raise WqlabCommandError(name, errno_mod.ENOTTY, "no ioctl for this command")
             arg = uapi.pack_cmd(name, **args)
-            fut = self.agent.submit("ioctl", path=DEVICE, request=uapi.IOCTLS[name],
-                                    arg=_b64(arg), inline=inline)
+            fut = self.agent.submit(
+                "ioctl", path=DEVICE, request=uapi.IOCTLS[name], arg=_b64(arg), inline=inline
+            )
         fut.wqlab_command = (name, args)  # type: ignore[attr-defined]
         return fut
 

@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse  # noqa: PLC0415
 
     ap = argparse.ArgumentParser(prog="python -m harness.kernels", description=main.__doc__)
-    ap.add_argument("what", nargs="?", choices=["version", "kdir", "image", "list"],
-                    default="version")
+    ap.add_argument(
+        "what", nargs="?", choices=["version", "kdir", "image", "list"], default="version"
+    )
     ap.add_argument("selector", nargs="?", default="default")
     args = ap.parse_args(argv)
     if args.what == "list":

@@ -61,9 +61,18 @@ def run_line(line: str, extra: list[str]) -> LineResult:
     art = ROOT / "artifacts" / f"matrix-{k.version}"
     art.mkdir(parents=True, exist_ok=True)
     junit = art / "junit.xml"
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "vm"), f"--kernel={line}",
-            f"--artifacts={art}", f"--junitxml={junit}", f"--ktap={art / 'results.ktap'}",
-            "-q", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "tests" / "vm"),
+        f"--kernel={line}",
+        f"--artifacts={art}",
+        f"--junitxml={junit}",
+        f"--ktap={art / 'results.ktap'}",
+        "-q",
+        *extra,
+    ]
     print(f"$ {' '.join(argv)}", flush=True)
     t0 = time.monotonic()
     subprocess.run(argv, check=False, cwd=ROOT)
@@ -75,29 +84,47 @@ def run_line(line: str, extra: list[str]) -> LineResult:
     if sess.exists():
         b = json.loads(sess.read_text()).get("boot_seconds") or []
         boot = b[0] if b else None
-    return LineResult(line, k.version, boot_s=boot, suite_s=suite, **junit_counts(junit))
+    c = junit_counts(junit)
+    return LineResult(
+        line,
+        k.version,
+        passed=c["passed"],
+        failed=c["failed"],
+        errors=c["errors"],
+        skipped=c["skipped"],
+        xfailed=c["xfailed"],
+        boot_s=boot,
+        suite_s=suite,
+    )
 
 
 def format_table(results: list[LineResult]) -> str:
-    head = (f"{'line':<8} {'kernel':<24} {'passed':>6} {'failed':>6} {'errors':>6} "
-            f"{'skipped':>7} {'xfail':>5} {'boot s':>7} {'suite s':>7}  note")
+    head = (
+        f"{'line':<8} {'kernel':<24} {'passed':>6} {'failed':>6} {'errors':>6} "
+        f"{'skipped':>7} {'xfail':>5} {'boot s':>7} {'suite s':>7}  note"
+    )
     rows = [head, "-" * len(head)]
     for r in results:
         boot = f"{r.boot_s:7.1f}" if r.boot_s is not None else f"{'-':>7}"
-        rows.append(f"{r.line:<8} {r.version:<24} {r.passed:>6} {r.failed:>6} {r.errors:>6} "
-                    f"{r.skipped:>7} {r.xfailed:>5} {boot} {r.suite_s:7.0f}  {r.note}")
+        rows.append(
+            f"{r.line:<8} {r.version:<24} {r.passed:>6} {r.failed:>6} {r.errors:>6} "
+            f"{r.skipped:>7} {r.xfailed:>5} {boot} {r.suite_s:7.0f}  {r.note}"
+        )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.matrix", description=__doc__)
-    ap.add_argument("--lines", default="",
-                    help="comma-separated kernel lines (default: every installed line)")
+    ap.add_argument(
+        "--lines", default="", help="comma-separated kernel lines (default: every installed line)"
+    )
     args, extra = ap.parse_known_args(argv)
     lines = [x for x in args.lines.split(",") if x]
     if not lines:
-        lines = sorted({k.line for k in kernels.installed() if k.kdir},
-                       key=lambda v: tuple(int(x) for x in v.split(".")))
+        lines = sorted(
+            {k.line for k in kernels.installed() if k.kdir},
+            key=lambda v: tuple(int(x) for x in v.split(".")),
+        )
     results = [run_line(line, extra) for line in lines]
     table = format_table(results)
     print("\n" + table)

@@ -50,19 +50,35 @@ DMESG_SPLAT_RE = re.compile(
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("wqlab", "wqlab: workqueue tests in a virtme-ng VM")
-    g.addoption("--kernel", default=os.environ.get("WQLAB_KERNEL", "default"),
-                help="kernel line (default, 6.1, 6.12, latest), version or vmlinuz path")
-    g.addoption("--vm-cpus", type=int, default=int(os.environ.get("WQLAB_CPUS", "2")),
-                help="guest vCPUs (default 2)")
+    g.addoption(
+        "--kernel",
+        default=os.environ.get("WQLAB_KERNEL", "default"),
+        help="kernel line (default, 6.1, 6.12, latest), version or vmlinuz path",
+    )
+    g.addoption(
+        "--vm-cpus",
+        type=int,
+        default=int(os.environ.get("WQLAB_CPUS", "2")),
+        help="guest vCPUs (default 2)",
+    )
     g.addoption("--vm-memory", default="1G", help="guest memory (default 1G)")
-    g.addoption("--no-fast-boot", action="store_true",
-                help="boot with vng's own init (udev, tmpfiles) instead of vm/fastinit")
-    g.addoption("--artifacts", default=str(ROOT / "artifacts"),
-                help="where console logs and failure artifacts go (default artifacts/)")
+    g.addoption(
+        "--no-fast-boot",
+        action="store_true",
+        help="boot with vng's own init (udev, tmpfiles) instead of vm/fastinit",
+    )
+    g.addoption(
+        "--artifacts",
+        default=str(ROOT / "artifacts"),
+        help="where console logs and failure artifacts go (default artifacts/)",
+    )
     g.addoption("--ktap", default=None, help="write KTAP results to this file")
-    g.addoption("--require-vm", action="store_true",
-                default=os.environ.get("CI") == "true",
-                help="a missing VM tool is an error, not a skip (default on when CI=true)")
+    g.addoption(
+        "--require-vm",
+        action="store_true",
+        default=os.environ.get("CI") == "true",
+        help="a missing VM tool is an error, not a skip (default on when CI=true)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,7 +106,7 @@ class VmManager:
 
     def get(self) -> Vm:
         vm = self.vm
-        if vm is not None and vm.alive and not getattr(vm, "tainted", False):
+        if vm is not None and vm.alive and not vm.tainted:
             return vm
         if vm is not None:
             vm.stop(timeout=20)
@@ -134,11 +150,15 @@ class VmManager:
             self.vm.stop()
             self.vm = None
         if self.boot_seconds:
-            info = {"kernel": self.kernel.version, "boots": self.boots,
-                    "boot_seconds": self.boot_seconds}
+            info = {
+                "kernel": self.kernel.version,
+                "boots": self.boots,
+                "boot_seconds": self.boot_seconds,
+            }
             self.artifacts.mkdir(parents=True, exist_ok=True)
             (self.artifacts / f"session-{self.kernel.version}.json").write_text(
-                json.dumps(info, indent=1))
+                json.dumps(info, indent=1)
+            )
 
 
 @pytest.fixture(scope="session")
@@ -157,8 +177,9 @@ def _missing(config: pytest.Config, why: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def wqlab_vm_manager(request: pytest.FixtureRequest,
-                     wqlab_kernel: kernels.Kernel) -> Iterator[VmManager]:
+def wqlab_vm_manager(
+    request: pytest.FixtureRequest, wqlab_kernel: kernels.Kernel
+) -> Iterator[VmManager]:
     mgr = VmManager(request.config, wqlab_kernel)
     yield mgr
     mgr.close()
@@ -230,8 +251,9 @@ def wqlab(request: pytest.FixtureRequest, wqlab_vm: Vm, wqlab_ko: Path) -> Itera
 
 
 @pytest.fixture
-def wqlab_ioctl(request: pytest.FixtureRequest, wqlab_vm: Vm,
-                wqlab_ko: Path) -> Iterator[WqlabClient]:
+def wqlab_ioctl(
+    request: pytest.FixtureRequest, wqlab_vm: Vm, wqlab_ko: Path
+) -> Iterator[WqlabClient]:
     yield from _load(request, wqlab_vm, wqlab_ko, "ioctl")
 
 
@@ -255,7 +277,7 @@ def _dmesg_lines(agent: AgentChannel) -> int:
 # reports ------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     rep: pytest.TestReport = outcome.get_result()
     watch = getattr(item, "wqlab_watch", None)
     if watch is None or rep.when not in ("call", "teardown"):
@@ -269,7 +291,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         splats += _dmesg_splats(item)
     if len(splats) > reported:
         item.wqlab_splats_reported = len(splats)  # type: ignore[attr-defined]
-        vm.tainted = True  # type: ignore[attr-defined]
+        vm.tainted = True  # the next test gets a fresh VM
         text = "\n\n".join("\n".join(getattr(s, "text", [str(s)])) for s in splats[reported:])
         rep.outcome = "failed"
         rep.longrepr = f"kernel splat during {item.nodeid}:\n{text}\n\n{rep.longrepr or ''}"
@@ -278,7 +300,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def _dmesg_splats(item: pytest.Item) -> list[Any]:
-    vm, _, dmesg_mark = item.wqlab_watch  # type: ignore[attr-defined]
+    vm, mark, dmesg_mark = getattr(item, "wqlab_watch")  # noqa: B009
     if not vm.alive:
         return []
     try:
@@ -289,9 +311,9 @@ def _dmesg_splats(item: pytest.Item) -> list[Any]:
     found = []
     for i, line in enumerate(out.splitlines()):
         if DMESG_SPLAT_RE.search(line):
-            found.append(_DmesgSplat(line, out.splitlines()[i:i + 40]))
+            found.append(_DmesgSplat(line, out.splitlines()[i : i + 40]))
     # the console watcher may have seen the same splat: count each splat once
-    seen = {s.line.split("] ", 1)[-1] for s in vm.splats_since(item.wqlab_watch[1])}
+    seen = {s.line.split("] ", 1)[-1] for s in vm.splats_since(mark)}
     return [s for s in found if s.line.split("] ", 1)[-1] not in seen]
 
 
@@ -315,16 +337,19 @@ def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
         return
     agent = vm.agent()
     try:
-        dmesg = getattr(item, "wqlab_dmesg", None) or agent.sh(
-            f"dmesg | tail -n +{dmesg_mark + 1}", check=False)["stdout"]
+        dmesg = (
+            getattr(item, "wqlab_dmesg", None)
+            or agent.sh(f"dmesg | tail -n +{dmesg_mark + 1}", check=False)["stdout"]
+        )
         (d / "dmesg.txt").write_text(dmesg)
         inst = getattr(item, "wqlab_trace", None)
         if inst is not None:
             (d / "trace.txt").write_text(inst.read())
         client = getattr(item, "wqlab_client", None)
         if client is not None and is_loaded(agent):
-            state = [f"## {n}\n{client.read(n)}" for n in ("works", "workqueues", "stats",
-                                                         "features")]
+            state = [
+                f"## {n}\n{client.read(n)}" for n in ("works", "workqueues", "stats", "features")
+            ]
             (d / "module-state.txt").write_text("\n".join(state))
             (d / "kallsyms.txt").write_text(kallsyms(agent, "wqlab"))
     except HarnessError as e:

@@ -26,20 +26,26 @@ class Session:
     trace: TraceInstance
 
 
-def boot(kernel: kernels.Kernel, cpus: int = 2, fast: bool = True,
-         console_log: Path | None = None) -> Vm:
-    cfg = VmConfig(image=kernel.image, cpus=cpus, kvm=kvm_works(kernel.image), fast=fast,
-                   virtme_init=kernels.virtme_init_path())
+def boot(
+    kernel: kernels.Kernel, cpus: int = 2, fast: bool = True, console_log: Path | None = None
+) -> Vm:
+    cfg = VmConfig(
+        image=kernel.image,
+        cpus=cpus,
+        kvm=kvm_works(kernel.image),
+        fast=fast,
+        virtme_init=kernels.virtme_init_path(),
+    )
     vm = Vm(cfg, console_log or ROOT / "artifacts" / f"console-{kernel.version}.log")
     vm.start()
-    vm.agent().succeed(
-        "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug")
+    vm.agent().succeed("mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug")
     return vm
 
 
 @contextmanager
-def session(selector: str = "default", cpus: int = 2, plane: str = "debugfs",
-            trace_name: str = "wqlab_cli") -> Iterator[Session]:
+def session(
+    selector: str = "default", cpus: int = 2, plane: str = "debugfs", trace_name: str = "wqlab_cli"
+) -> Iterator[Session]:
     """Build the module, boot, load it, open a trace instance; undo all on exit."""
     kernel = kernels.resolve(selector)
     log.info("building wqlab.ko for %s", kernel.version)

@@ -31,9 +31,15 @@ REMOTE_AGENT = "/tmp/wqlab_guest_agent.py"
 class SshTarget:
     """A guest agent over SSH. ``agent()`` returns the channel, like ``Vm.agent()``."""
 
-    def __init__(self, host: str, port: int = 22, user: str = "root",
-                 key_filename: str | None = None, python: str = "/usr/bin/python3",
-                 connect_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 22,
+        user: str = "root",
+        key_filename: str | None = None,
+        python: str = "/usr/bin/python3",
+        connect_timeout: float = 30.0,
+    ) -> None:
         self.host, self.port, self.user = host, port, user
         self.key_filename = key_filename
         self.python = python
@@ -47,12 +53,20 @@ class SshTarget:
 
         from fabric import Connection  # noqa: PLC0415 - only SSH users need fabric
 
-        kw: dict[str, Any] = {"look_for_keys": self.key_filename is None,
-                              "allow_agent": False, "banner_timeout": self.connect_timeout}
+        kw: dict[str, Any] = {
+            "look_for_keys": self.key_filename is None,
+            "allow_agent": False,
+            "banner_timeout": self.connect_timeout,
+        }
         if self.key_filename:
             kw["key_filename"] = self.key_filename
-        self.conn = Connection(self.host, user=self.user, port=self.port,
-                               connect_timeout=self.connect_timeout, connect_kwargs=kw)
+        self.conn = Connection(
+            self.host,
+            user=self.user,
+            port=self.port,
+            connect_timeout=self.connect_timeout,
+            connect_kwargs=kw,
+        )
         log.info("$ ssh -p %d %s@%s", self.port, self.user, self.host)
         deadline = time.monotonic() + ready_timeout
         while True:  # a fresh sshd under TCG may reset the first connections
@@ -61,8 +75,9 @@ class SshTarget:
                 break
             except Exception as e:  # noqa: BLE001 - paramiko raises many kinds
                 if type(e).__name__ == "AuthenticationException" or time.monotonic() > deadline:
-                    raise VmBootError(f"cannot ssh to {self.user}@{self.host}:{self.port}: "
-                                      f"{e}") from e
+                    raise VmBootError(
+                        f"cannot ssh to {self.user}@{self.host}:{self.port}: {e}"
+                    ) from e
                 log.info("ssh not ready yet (%s); retrying", e)
                 self.conn.close()
                 time.sleep(1)
@@ -76,14 +91,17 @@ class SshTarget:
         reader = self.chan.makefile("rb")
         writer = self.chan.makefile_stdin("wb")
         self.output: list[str] = []
-        self.channel = AgentChannel(reader, writer, on_other=self._other,
-                                    name=f"ssh:{self.host}:{self.port}")
+        self.channel = AgentChannel(
+            reader, writer, on_other=self._other, name=f"ssh:{self.host}:{self.port}"
+        )
         try:
             self.channel.wait_ready(time.monotonic() + ready_timeout)
         except Exception as e:
             self.stop()
-            raise VmBootError(f"the agent did not start over ssh on {self.host}: {e}\n"
-                              + "".join(self.output[-20:])) from e
+            raise VmBootError(
+                f"the agent did not start over ssh on {self.host}: {e}\n"
+                + "".join(self.output[-20:])
+            ) from e
         return self
 
     def _other(self, raw: bytes) -> None:
@@ -116,8 +134,7 @@ def make_key(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / "id_ed25519"
     if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key
 
 

@@ -36,8 +36,14 @@ class BufferStats:
 class TraceInstance:
     """One tracefs instance. ``start()`` creates and enables it; ``remove()`` deletes it."""
 
-    def __init__(self, agent: AgentChannel, name: str, buffer_kb: int = 4096,
-                 events: tuple[str, ...] = WQ_EVENTS, module_events: bool = True) -> None:
+    def __init__(
+        self,
+        agent: AgentChannel,
+        name: str,
+        buffer_kb: int = 4096,
+        events: tuple[str, ...] = WQ_EVENTS,
+        module_events: bool = True,
+    ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ValueError(f"bad trace instance name {name!r}")
         self.agent = agent

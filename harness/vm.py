@@ -125,9 +125,12 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
     argv += ["--exec", cfg.exec_command]
     if cfg.ssh_port:
         # a user-mode NIC whose only way in is 127.0.0.1:<ssh_port> on the host
-        argv += ["--qemu-opts=-netdev",
-                 f"--qemu-opts=user,id=wqnet,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
-                 "--qemu-opts=-device", "--qemu-opts=virtio-net-pci,netdev=wqnet"]
+        argv += [
+            "--qemu-opts=-netdev",
+            f"--qemu-opts=user,id=wqnet,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
+            "--qemu-opts=-device",
+            "--qemu-opts=virtio-net-pci,netdev=wqnet",
+        ]
     if cfg.fast:
         # vng hands --qemu-opts to a shell: quote the command line once for it.
         argv += ["--qemu-opts=-append", "--qemu-opts=" + shlex.quote(build_cmdline(cfg))]
@@ -157,9 +160,15 @@ def probe_kvm(image: Path, vng: str | None = None, timeout: float = 60.0) -> boo
     argv = [vng or default_vng(), "--run", str(image), "--force-9p", "--exec", "true"]
     log.info("$ %s   # KVM probe", shlex.join(argv))
     try:
-        p = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
-                           stdin=subprocess.DEVNULL, start_new_session=True,
-                           env=vng_env(argv[0]))
+        p = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=vng_env(argv[0]),
+        )
     except subprocess.TimeoutExpired:
         log.info("KVM probe hung; using TCG")
         return False
@@ -209,6 +218,7 @@ class Vm:
         self.splats: list[Splat] = []
         self.boot_seconds: float | None = None
         self.panicked = False
+        self.tainted = False  # set after a splat: callers should not reuse this VM
         self._console_lock = threading.Lock()
         self._log: IO[str] | None = None
         self._threads: list[threading.Thread] = []
@@ -234,12 +244,17 @@ class Vm:
         )
         _LIVE.add(self)
         assert self.proc.stdout and self.proc.stdin and self.proc.stderr
-        t = threading.Thread(target=self._console_loop, args=(self.proc.stderr,),
-                             name=f"{self.name}-console", daemon=True)
+        t = threading.Thread(
+            target=self._console_loop,
+            args=(self.proc.stderr,),
+            name=f"{self.name}-console",
+            daemon=True,
+        )
         t.start()
         self._threads.append(t)
-        self.channel = AgentChannel(self.proc.stdout, self.proc.stdin,
-                                    on_other=self._on_console_bytes, name=self.name)
+        self.channel = AgentChannel(
+            self.proc.stdout, self.proc.stdin, on_other=self._on_console_bytes, name=self.name
+        )
         try:
             self.channel.wait_ready(t0 + boot_timeout)
         except Exception as e:
@@ -261,8 +276,13 @@ class Vm:
 
     @property
     def alive(self) -> bool:
-        return (self.proc is not None and self.proc.poll() is None and self.channel is not None
-                and self.channel.lost is None and not self.panicked)
+        return (
+            self.proc is not None
+            and self.proc.poll() is None
+            and self.channel is not None
+            and self.channel.lost is None
+            and not self.panicked
+        )
 
     def agent(self) -> AgentChannel:
         if self.channel is None or not self.alive:
@@ -358,7 +378,7 @@ class Vm:
                     s.text.append(line)
             if SPLAT_RE.search(line):
                 # WARN(cond, fmt...) prints its message on the line before "WARNING:"
-                before = [ln for ln in self.console[max(0, idx - 2):idx] if ln.startswith("[")]
+                before = [ln for ln in self.console[max(0, idx - 2) : idx] if ln.startswith("[")]
                 self.splats.append(Splat(line, idx, [*before, line]))
                 log.error("%s: kernel splat: %s", self.name, line)
             if PANIC_RE.search(line):
