@@ -10,6 +10,7 @@ from wqtest import (
     new_items,
     online_cpus,
     preempt_full,
+    spin_for,
     wait_blocked,
     wait_runs,
 )
@@ -111,13 +112,14 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="hpri", flags="highpri")
     wqlab.cmd("alloc_workqueue", name="norm")
+    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=60, ms_needed=20)
     hog, normal, high = new_items(wqlab, 3)
     lat_normal: list[int] = []
     lat_high: list[int] = []
     runs = 5
     with preempt_full(wqlab):
         for n in range(1, runs + 1):
-            wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=hog, spin_us=60000)
+            wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=hog, spin_us=hog_us)
             wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=normal)
             wqlab.cmd("queue_work_on", wq="hpri", cpu=cpu, id=high)
             obs = wait_runs(wqlab, trace, {hog: n, normal: n, high: n})
@@ -146,11 +148,12 @@ def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="ci", flags="cpu_intensive")
     wqlab.cmd("alloc_workqueue", name="plain")
+    w0_us = spin_for(wqlab, trace, cpu, ms_wanted=300, ms_needed=30)
     w0, w1, w2 = new_items(wqlab, 3)
     with preempt_full(wqlab):
-        wqlab.cmd("queue_work_on", wq="ci", cpu=cpu, id=w0, spin_us=300000)
-        wqlab.cmd("queue_work_on", wq="plain", cpu=cpu, id=w1, spin_us=5000)
-        wqlab.cmd("queue_work_on", wq="plain", cpu=cpu, id=w2, spin_us=5000)
+        wqlab.cmd("queue_work_on", wq="ci", cpu=cpu, id=w0, spin_us=w0_us)
+        wqlab.cmd("queue_work_on", wq="plain", cpu=cpu, id=w1, spin_us=max(1, w0_us // 60))
+        wqlab.cmd("queue_work_on", wq="plain", cpu=cpu, id=w2, spin_us=max(1, w0_us // 60))
         obs = wait_runs(wqlab, trace, {w0: 1, w1: 1, w2: 1})
     l0 = obs.one(w0)
     expected = "w1 and w2 start (and end) while the cpu_intensive w0 still runs"

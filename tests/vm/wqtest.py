@@ -302,3 +302,38 @@ class preempt_full:  # noqa: N801 - used as a context manager, reads like a stat
     def __exit__(self, *exc: object) -> None:
         if self.old is not None:
             self.agent.write(SCHED_PREEMPT, self.old)
+
+
+SPIN_US_MAX = 1_000_000
+
+
+def spin_scale(c: WqlabClient, trace: TraceInstance, cpu: int, probe_us: int = 20000) -> float:
+    """How long ``spin_us`` really spins, relative to wall time, on this boot.
+
+    ``udelay()`` is calibrated at boot; under TCG on a loaded host the calibration can be
+    far off ("tsc: Unable to calibrate against PIT"), so a test that needs a hog of a given
+    length measures a probe item first (trace execute_start → execute_end)."""
+    (probe,) = new_items(c, 1)
+    c.cmd("schedule_work_on", id=probe, cpu=cpu, spin_us=probe_us)
+    obs = wait_runs(c, trace, {probe: 1})
+    run = obs.one(probe).run_ns
+    assert run is not None
+    return run / (probe_us * 1000)
+
+
+def spin_for(
+    c: WqlabClient, trace: TraceInstance, cpu: int, ms_wanted: float, ms_needed: float
+) -> int:
+    """``spin_us`` for a busy-wait of about ``ms_wanted`` wall ms on this boot; skip (not
+    fail) if even the largest allowed ``spin_us`` is shorter than ``ms_needed``."""
+    import pytest  # noqa: PLC0415
+
+    scale = spin_scale(c, trace, cpu)
+    us = int(ms_wanted * 1000 / scale)
+    if us > SPIN_US_MAX and SPIN_US_MAX * scale / 1000 < ms_needed:
+        pytest.skip(
+            f"udelay() is miscalibrated on this boot: spin_us runs {scale:.3f}x wall time, "
+            f"so spin_us={SPIN_US_MAX} lasts {SPIN_US_MAX * scale / 1000:.1f} ms "
+            f"(< {ms_needed} ms needed)"
+        )
+    return max(1, min(us, SPIN_US_MAX))
