@@ -146,6 +146,8 @@ struct wqlab_record {
  * @dwork: [C] the delayed_work, NULL for plain items
  * @wait: [C] blocked and sleeping runs wait here
  * @users: [M] blocking commands using the item (work_free refuses)
+ * @disabled: [M] disable count given by disable_* commands, so enable_* can
+ *	      refuse what the kernel would WARN about (count underflow)
  * @rec: [R] behaviour, requeue target and record
  * @u: storage of dynamic items
  */
@@ -157,6 +159,7 @@ struct wqlab_item {
 	struct delayed_work *dwork;
 	wait_queue_head_t wait;
 	unsigned int users;
+	unsigned int disabled;
 	struct wqlab_record rec;
 	union {
 		struct work_struct work;

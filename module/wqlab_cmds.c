@@ -85,6 +85,13 @@ static int wqlab_get_item(const struct wqlab_cmd *cmd, int kind,
 	return 0;
 }
 
+/*
+ * Disables a command may stack: the kernel keeps the count in
+ * WORK_OFFQ_DISABLE_BITS (16) bits and WARNs beyond; one is left for a
+ * disable_*_sync in flight.
+ */
+#define WQLAB_DISABLE_MAX	(U16_MAX - 1)
+
 #define WQLAB_PLAIN	0
 #define WQLAB_DELAYED	1
 #define WQLAB_ANY	2
@@ -134,10 +141,15 @@ static int wqlab_do_queue(struct wqlab_cmd *cmd, struct wqlab_wq *wq,
 	ret = wqlab_check_bh(wq, &beh);
 	if (ret)
 		return ret;
+	/* enable_work() of an item that is not disabled WARNs (underflow). */
+	if (op == WQLAB_Q_ENABLE_AND_QUEUE_WORK && !item->disabled)
+		return -EINVAL;
 	ret = wqlab_item_queue(item, wq, op, cmd->cpu,
 			       msecs_to_jiffies(cmd->delay_ms), &beh, &queued);
 	if (ret)
 		return ret;
+	if (op == WQLAB_Q_ENABLE_AND_QUEUE_WORK)
+		item->disabled--;
 	cmd->ret = queued;
 	return 0;
 }
@@ -180,6 +192,10 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 	if ((op == WQLAB_I_DISABLE_WORK_SYNC ||
 	     op == WQLAB_I_DISABLE_DELAYED_WORK_SYNC) && !WQLAB_DISABLE_WORK)
 		return -EOPNOTSUPP;
+	if ((op == WQLAB_I_DISABLE_WORK_SYNC ||
+	     op == WQLAB_I_DISABLE_DELAYED_WORK_SYNC) &&
+	    item->disabled >= WQLAB_DISABLE_MAX)
+		return -EINVAL;
 
 	item->users++;
 	mutex_unlock(&wqlab_lock);
@@ -205,6 +221,9 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 	}
 	mutex_lock(&wqlab_lock);
 	item->users--;
+	if (op == WQLAB_I_DISABLE_WORK_SYNC ||
+	    op == WQLAB_I_DISABLE_DELAYED_WORK_SYNC)
+		item->disabled++;
 	if (op == WQLAB_I_CANCEL_WORK_SYNC ||
 	    op == WQLAB_I_CANCEL_DELAYED_WORK_SYNC ||
 	    op == WQLAB_I_DISABLE_WORK_SYNC ||
@@ -613,6 +632,10 @@ static int wqlab_do_able(struct wqlab_cmd *cmd, bool disable, int kind)
 	err = wqlab_get_item(cmd, kind, &item);
 	if (err)
 		return err;
+	/* The kernel WARNs on a disable count underflow or overflow. */
+	if (disable ? item->disabled >= WQLAB_DISABLE_MAX : !item->disabled)
+		return -EINVAL;
+	item->disabled += disable ? 1 : -1;
 	if (kind == WQLAB_DELAYED)
 		ret = disable ? wqlab_disable_delayed_work(item->dwork) :
 				wqlab_enable_delayed_work(item->dwork);

@@ -261,7 +261,8 @@ def test_queueing_commands_on_a_pending_plain_item_return_zero(plane: WqlabClien
     assert c.cmd("schedule_work", id=item).ret == 0
     assert c.cmd("schedule_work_on", id=item, cpu=cpu, sleep_ms=9).ret == 0
     if has(c, "enable_and_queue_work"):
-        assert c.cmd("enable_and_queue_work", wq="ord", id=item).ret == 0
+        # not disabled: enable_work() would underflow the count and WARN, so refused
+        c.expect_errno(errno.EINVAL, "enable_and_queue_work", wq="ord", id=item)
     w = c.work(item)
     assert (w["state"], w["wq"], w["sleep_ms"], w["pending"]) == ("queued", "ord", "2", "1")
     assert c.cmd("work_pending", id=item).ret == 1 and busy(c, item) == 1
@@ -423,6 +424,9 @@ def test_cancel_work_returns_whether_it_was_pending(plane: WqlabClient) -> None:
 def test_disable_and_enable_count_and_block_queueing(plane: WqlabClient) -> None:
     c = plane
     item, d = new_item(c), new_item(c, delayed=True)
+    # enabling what is not disabled would underflow the kernel's count (WARN): refused
+    c.expect_errno(errno.EINVAL, "enable_work", id=item)
+    c.expect_errno(errno.EINVAL, "enable_delayed_work", id=d)
     assert c.cmd("disable_work", id=item).ret == 0, "was not pending"
     assert c.cmd("disable_work", id=item).ret == 0
     assert c.cmd("queue_work", wq="system", id=item).ret == 0, "disabled: not queued"
@@ -446,6 +450,8 @@ def test_disable_and_enable_count_and_block_queueing(plane: WqlabClient) -> None
     assert c.cmd("disable_delayed_work_sync", id=d).ret == 1
     assert c.cmd("delayed_work_pending", id=d).ret == 0
     assert c.cmd("enable_delayed_work", id=d).ret == 1
+    c.expect_errno(errno.EINVAL, "enable_delayed_work", id=d)
+    c.expect_errno(errno.EINVAL, "enable_work", id=item)
 
 
 @pytest.mark.feature("disable_work", "enable_and_queue_work")
@@ -459,6 +465,7 @@ def test_enable_and_queue_work_enables_then_queues(plane: WqlabClient) -> None:
     assert c.cmd("disable_work", id=item).ret == 0
     assert c.cmd("enable_and_queue_work", wq="system", id=item).ret == 0, "still disabled"
     assert c.cmd("enable_work", id=item).ret == 1
+    c.expect_errno(errno.EINVAL, "enable_and_queue_work", wq="system", id=item)
 
 
 def test_flush_scheduled_work_waits_for_items_on_the_system_queue(
