@@ -35,7 +35,7 @@ from . import kernels
 from .build import ROOT, build_module
 from .channel import AgentChannel
 from .client import WqlabClient, insmod, is_loaded, rmmod
-from .errors import HarnessError, SetupError
+from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .tracefs import TraceInstance, kallsyms
 from .vm import Vm, VmConfig, default_vng, free_port, kvm_works
 
@@ -107,7 +107,12 @@ class VmManager:
     def get(self) -> Vm:
         vm = self.vm
         if vm is not None and vm.alive and not vm.tainted:
-            return vm
+            try:  # a guest that stopped answering is replaced, not reused
+                vm.agent().request("echo", timeout=60, data="health")
+                return vm
+            except HarnessError as e:
+                log.warning("%s does not answer (%s); booting a fresh VM", vm.name, e)
+                vm.tainted = vm.unresponsive = True
         if vm is not None:
             vm.stop(timeout=20)
         self.vm = self._boot()
@@ -242,7 +247,11 @@ def _load(request: pytest.FixtureRequest, vm: Vm, ko: Path, plane: str) -> Itera
     request.node.wqlab_client = client
     yield client
     if vm.alive:
-        rmmod(agent)
+        try:
+            rmmod(agent)
+        except HarnessError:
+            vm.tainted = vm.unresponsive = True  # rmmod hung or failed: boot a fresh VM
+            raise
 
 
 @pytest.fixture
@@ -265,8 +274,12 @@ def trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstanc
     inst.start()
     request.node.wqlab_trace = inst
     yield inst
-    if wqlab_vm.alive:
-        inst.remove()
+    if wqlab_vm.alive and not wqlab_vm.tainted:
+        try:
+            inst.remove()
+        except HarnessError:
+            wqlab_vm.tainted = wqlab_vm.unresponsive = True
+            raise
 
 
 def _dmesg_lines(agent: AgentChannel) -> int:
@@ -285,6 +298,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             _save_artifacts(item, rep)
         return
     vm, mark, _ = watch
+    if call.excinfo is not None and call.excinfo.errisinstance((GuestTimeoutError, VmLostError)):
+        vm.tainted = vm.unresponsive = True  # a hung guest is replaced, not reused
     splats = vm.splats_since(mark)
     reported = getattr(item, "wqlab_splats_reported", 0)
     if rep.when == "call":
@@ -301,7 +316,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 def _dmesg_splats(item: pytest.Item) -> list[Any]:
     vm, mark, dmesg_mark = getattr(item, "wqlab_watch")  # noqa: B009
-    if not vm.alive:
+    if not vm.alive or vm.unresponsive:
         return []
     try:
         out = vm.agent().sh(f"dmesg | tail -n +{dmesg_mark + 1}", check=False)["stdout"]
@@ -333,7 +348,7 @@ def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
         return
     vm, mark, dmesg_mark = watch
     (d / "console.txt").write_text(vm.console_since(mark))
-    if not vm.alive:
+    if not vm.alive or vm.unresponsive:
         return
     agent = vm.agent()
     try:

@@ -219,6 +219,7 @@ class Vm:
         self.boot_seconds: float | None = None
         self.panicked = False
         self.tainted = False  # set after a splat: callers should not reuse this VM
+        self.unresponsive = False  # set when the guest stopped answering
         self._console_lock = threading.Lock()
         self._log: IO[str] | None = None
         self._threads: list[threading.Thread] = []
