@@ -65,6 +65,7 @@ def test_after_a_splat_the_vm_is_fresh(guest, wqlab_vm, wqlab_vm_manager):
 """
 
 
+@pytest.mark.slow
 def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path
 ) -> None:
