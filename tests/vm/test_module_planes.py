@@ -291,7 +291,8 @@ def test_schedule_and_queue_on_a_cpu_record_the_cpu(plane: WqlabClient) -> None:
         w = wait_until(f"item {i} ran", lambda i=i: (w := c.work(i))["runs"] == "1" and w)
         assert (w["req_cpu"], w["cpu"]) == (str(cpu), str(cpu)), w
     assert c.work(d1)["req_cpu"] == str(cpu) and c.work(d1)["pending"] == "1"
-    assert c.cmd("flush_delayed_work", id=d1).ret == 1, "flush fires the timer and waits"
+    # flush fires the timer at once and waits; ret=0 if the run ended before it looked
+    assert c.cmd("flush_delayed_work", id=d1).ret in (0, 1)
     assert c.work(d1)["runs"] == "1" and c.work(d1)["cpu"] == str(cpu)
     unbound = c.features()["work_cpu_unbound"]
     assert c.cmd("schedule_work", id=a).ret == 1
