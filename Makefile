@@ -20,7 +20,7 @@ export PATH := $(VENV)/bin:$(PATH)
 all: module
 
 help:
-	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|<version>|<path>, now: $(KVER)):"
+	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|rt|<version>|<path>, now: $(KVER)):"
 	@echo "  make               build module/wqlab.ko against KDIR=$(KDIR) (W=1)"
 	@echo "  make setup         install Debian packages and the .venv (idempotent)"
 	@echo "  make demo          set up, boot the default kernel, run every API, show traces"

@@ -1,6 +1,6 @@
 """Which kernel the VM boots and which headers the module builds against.
 
-A kernel is named by a *line* (``default``, ``6.1``, ``6.12``, ``latest``), an exact
+A kernel is named by a *line* (``default``, ``6.1``, ``6.12``, ``latest``, ``rt``), an exact
 version (``6.1.0-56-amd64``) or a path to a ``vmlinuz`` image. Only Debian kernels
 installed under ``/boot`` with headers under ``/usr/src/linux-headers-<version>`` are
 used: the host's own kernel is not a Debian kernel and has no headers here.
@@ -37,6 +37,11 @@ class Kernel:
         return f"{m.group(1)}.{m.group(2)}" if m else self.version
 
     @property
+    def rt(self) -> bool:
+        """Debian's PREEMPT_RT flavour (``6.1.0-56-rt-amd64``)."""
+        return self.version.endswith("-rt-amd64")
+
+    @property
     def version_tuple(self) -> tuple[int, int]:
         major, minor = self.line.split(".")[:2]
         return int(major), int(minor)
@@ -60,11 +65,12 @@ def installed(boot: Path = BOOT, src: Path = SRC) -> list[Kernel]:
     return sorted(found, key=lambda k: version_key(k.version))
 
 
-def default_version() -> str | None:
-    """The version that the host suite's ``linux-image-amd64`` metapackage pulls in."""
+def default_version(meta: str = "linux-image-amd64") -> str | None:
+    """The version that the host suite's ``linux-image-amd64`` metapackage pulls in
+    (``linux-image-rt-amd64`` for the PREEMPT_RT flavour)."""
     try:
         out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Depends}", "linux-image-amd64"],
+            ["dpkg-query", "-W", "-f=${Depends}", meta],
             capture_output=True,
             text=True,
             check=False,
@@ -92,18 +98,28 @@ def resolve(spec: str = "default", boot: Path = BOOT, src: Path = SRC) -> Kernel
             "no Debian kernel in /boot: run `make setup` (installs linux-image-amd64 "
             "and linux-headers-amd64)"
         )
-    if spec == "default":
-        want = default_version()
-        for k in kernels:
-            if k.version == want:
-                return k
-        return _with_headers(kernels, spec)[-1]
-    if spec == "latest":
-        return _with_headers(kernels, spec)[-1]
     exact = [k for k in kernels if k.version == spec]
     if exact:
         return exact[0]
-    line = [k for k in kernels if k.line == spec]
+    if spec == "rt":
+        rt = [k for k in kernels if k.rt]
+        want = default_version("linux-image-rt-amd64")
+        for k in rt:
+            if k.version == want and k.kdir is not None:
+                return k
+        if rt:
+            return _with_headers(rt, spec)[-1]
+    # lines name the generic flavour; the PREEMPT_RT one is asked for as ``rt``
+    generic = [k for k in kernels if not k.rt]
+    if spec == "default":
+        want = default_version()
+        for k in generic:
+            if k.version == want:
+                return k
+        return _with_headers(generic or kernels, spec)[-1]
+    if spec == "latest" and generic:
+        return _with_headers(generic, spec)[-1]
+    line = [k for k in generic if k.line == spec]
     if line:
         return _with_headers(line, spec)[-1]
     have = ", ".join(k.version for k in kernels)

@@ -25,6 +25,7 @@ from harness.trace import (
     Symbol,
     TraceEvent,
     WqlabEvent,
+    softirq_flag,
 )
 
 __all__ = [
@@ -60,7 +61,7 @@ _KWORKER_RE = re.compile(r"kworker/(u?)(\d+):(\d+)(H?)(?:-.*)?")
 
 def worker_kind(task: str, flags: str = "") -> WorkerKind:
     """Classify the executing context from the task name and the event's flags column."""
-    if len(flags) >= 3 and flags[2] in "sH" or task.startswith("ksoftirqd/"):
+    if softirq_flag(flags) or task.startswith("ksoftirqd/"):
         return WorkerKind.BH
     if task.startswith("kworker/R-"):
         return WorkerKind.RESCUER

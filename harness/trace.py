@@ -47,6 +47,7 @@ __all__ = [
     "parse_lines",
     "parse_trace",
     "resolve_events",
+    "softirq_flag",
 ]
 
 
@@ -134,8 +135,19 @@ class TraceEvent:
 
     @property
     def softirq(self) -> bool:
-        """The event fired in softirq context (``s``/``S`` in the hardirq/softirq column)."""
-        return len(self.flags) >= 3 and self.flags[2] in "sH"
+        """The event fired in softirq context (see :func:`softirq_flag`)."""
+        return softirq_flag(self.flags)
+
+
+def softirq_flag(flags: str) -> bool:
+    """``s`` (softirq) or ``H`` (hardirq in softirq) in the hardirq/softirq column.
+
+    The column is the third (``d.s2.``), or the fourth on a PREEMPT_RT kernel before 6.13,
+    which adds a lazy need-resched column and prints seven (``d..s113``: irqs-off,
+    need-resched, need-resched-lazy, hardirq/softirq, preempt, preempt-lazy, migrate).
+    """
+    col = 3 if len(flags) == 7 else 2
+    return len(flags) > col and flags[col] in "sH"
 
 
 @dataclass(frozen=True)

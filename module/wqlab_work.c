@@ -849,6 +849,7 @@ int wqlab_features_show(struct seq_file *m, void *v)
 	seq_printf(m, "work_cpu_unbound=%d\n", WORK_CPU_UNBOUND);
 	seq_printf(m, "nr_cpu_ids=%u\n", nr_cpu_ids);
 	seq_printf(m, "hz=%d\n", HZ);
+	seq_printf(m, "preempt_rt=%d\n", IS_ENABLED(CONFIG_PREEMPT_RT));
 	seq_printf(m, "wq_max_active=%d\n", WQ_MAX_ACTIVE);
 	seq_printf(m, "max_items=%u\n", wqlab_max_items);
 	seq_printf(m, "max_workqueues=%d\n", WQLAB_MAX_WQS);

@@ -19,9 +19,16 @@ UAPI_H = (ROOT / "module" / "include" / "uapi" / "wqlab.h").read_text()
 
 BEHAVIOUR = ("sleep_ms", "spin_us", "requeue", "block")
 MACROS = {
-    "A_ID": ("id",), "A_WQ": ("wq",), "A_NAME": ("name",), "A_CPU": ("cpu",),
-    "A_FLAGS": ("flags",), "A_MAXACT": ("max_active",), "A_DELAY": ("delay_ms",),
-    "A_DELAYED": ("delayed",), "A_BEH": BEHAVIOUR, "0": (),
+    "A_ID": ("id",),
+    "A_WQ": ("wq",),
+    "A_NAME": ("name",),
+    "A_CPU": ("cpu",),
+    "A_FLAGS": ("flags",),
+    "A_MAXACT": ("max_active",),
+    "A_DELAY": ("delay_ms",),
+    "A_DELAYED": ("delayed",),
+    "A_BEH": BEHAVIOUR,
+    "0": (),
 }
 
 
@@ -49,15 +56,19 @@ def doc_commands() -> dict[str, tuple[set[str], set[str]]]:
 
 def code_commands() -> dict[str, tuple[int, set[str], set[str]]]:
     """command → (ioctl nr, required, optional) from the WQLAB_CMD() table."""
-    nrs = {m[0]: int(m[1], 16) for m in
-           re.findall(r"#define\s+WQLAB_NR_(\w+)\s+(0x[0-9a-fA-F]+)", UAPI_H)}
-    body = CMDS_C[CMDS_C.index("const struct wqlab_cmd_desc wqlab_cmds[] = {"):]
+    nrs = {
+        m[0]: int(m[1], 16)
+        for m in re.findall(r"#define\s+WQLAB_NR_(\w+)\s+(0x[0-9a-fA-F]+)", UAPI_H)
+    }
+    body = CMDS_C[CMDS_C.index("const struct wqlab_cmd_desc wqlab_cmds[] = {") :]
     out = {}
     for name, nr, allowed, required in re.findall(
         r"WQLAB_CMD\((\w+),\s*(\w+),\s*([^,]+),\s*([^,]+),", body
     ):
+
         def keys(expr: str) -> set[str]:
             return {k for part in expr.split("|") for k in MACROS[part.strip()]}
+
         req = keys(required)
         out[name] = (nrs[nr], req, keys(allowed) - req)
     return out
@@ -85,7 +96,8 @@ def test_every_documented_errno_is_in_the_uapi_errno_table() -> None:
     documented = {getattr(errno, n) for n, _ in names}
     # ENOMEM (allocation) needs no explanation in the ABI table; every other one does
     assert documented - {errno.ENOMEM} == set(uapi.ERRNOS), (
-        f"doc only: {documented - set(uapi.ERRNOS)}, uapi only: {set(uapi.ERRNOS) - documented}")
+        f"doc only: {documented - set(uapi.ERRNOS)}, uapi only: {set(uapi.ERRNOS) - documented}"
+    )
 
 
 def test_documented_limits_match_the_uapi_constants() -> None:
@@ -98,9 +110,12 @@ def test_documented_limits_match_the_uapi_constants() -> None:
     assert f"text line of {uapi.LINE_MAX} bytes or more" in _section("Errors")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: system_freezable_power_efficient is 32 "
-                   "characters, the wq field holds 31 plus NUL (text plane: EINVAL; ioctl: "
-                   "cannot be encoded), so a documented system queue cannot be named")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: system_freezable_power_efficient is 32 "
+    "characters, the wq field holds 31 plus NUL (text plane: EINVAL; ioctl: "
+    "cannot be encoded), so a documented system queue cannot be named",
+)
 def test_every_documented_system_queue_name_fits_the_wq_field() -> None:
     names = re.findall(r"`(system\w*)`", _section("Arguments"))
     assert "system_freezable_power_efficient" in names

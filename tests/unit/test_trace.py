@@ -69,6 +69,29 @@ def test_idle_task_and_softirq_flag() -> None:
     assert ev.task == "<idle>" and ev.pid == 0 and ev.softirq
 
 
+@pytest.mark.parametrize(
+    "flags,softirq",
+    [
+        ("dNs2.", True),  # 6.1/6.12 generic: irqs-off, need-resched, hardirq/softirq, ...
+        ("d..2.", False),
+        ("d.H1.", True),
+        ("d.h1.", False),
+        ("d..s113", True),  # 6.1 PREEMPT_RT: a lazy need-resched column comes before it
+        ("d...111", False),
+        (".......", False),
+    ],
+)
+def test_softirq_column_on_generic_and_preempt_rt_kernels(flags: str, softirq: bool) -> None:
+    # from a 6.1.0-56-rt-amd64 guest: the delayed item's timer fires in a ktimers thread
+    line = (
+        f"       ktimers/1-28      [001] {flags}    23.960139: workqueue_queue_work: work struct="
+        "00000000d4c73c64 function=wqlab_dwork_fn [wqlab] workqueue=events req_cpu=8192 cpu=1"
+    )
+    ev = parse_line(line)
+    assert isinstance(ev, QueueWork) and ev.task == "ktimers/1" and ev.flags == flags
+    assert ev.softirq is softirq
+
+
 def test_after_rmmod_functions_are_raw_addresses() -> None:
     ev = parse(read("6.12", "trace-refmod-after-rmmod.txt"))
     q = next(e for e in ev if isinstance(e, QueueWork) and e.workqueue == "ref_ordered")

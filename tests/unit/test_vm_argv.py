@@ -11,8 +11,14 @@ INIT = Path("/venv/virtme/guest/bin/virtme-ng-init")
 
 
 def cfg(**kw: object) -> VmConfig:
-    base = dict(image=IMG, cwd=Path("/src/wqlab"), agent=Path("/src/wqlab/vm/guest_agent.py"),
-                fastinit=Path("/src/wqlab/vm/fastinit"), virtme_init=INIT, vng="vng")
+    base = dict(
+        image=IMG,
+        cwd=Path("/src/wqlab"),
+        agent=Path("/src/wqlab/vm/guest_agent.py"),
+        fastinit=Path("/src/wqlab/vm/fastinit"),
+        virtme_init=INIT,
+        vng="vng",
+    )
     base.update(kw)
     return VmConfig(**base)  # type: ignore[arg-type]
 
@@ -20,10 +26,22 @@ def cfg(**kw: object) -> VmConfig:
 def test_fast_boot_argv_is_exact() -> None:
     c = cfg()
     assert build_vng_argv(c) == [
-        "vng", "--run", str(IMG), "--cpus", "2", "--memory", "1G", "--force-9p", "--verbose",
-        "--cwd", "/src/wqlab", "--disable-kvm",
-        "--exec", "exec /usr/bin/python3 -u /src/wqlab/vm/guest_agent.py",
-        "--qemu-opts=-append", "--qemu-opts='" + build_cmdline(c) + "'",
+        "vng",
+        "--run",
+        str(IMG),
+        "--cpus",
+        "2",
+        "--memory",
+        "1G",
+        "--force-9p",
+        "--verbose",
+        "--cwd",
+        "/src/wqlab",
+        "--disable-kvm",
+        "--exec",
+        "exec /usr/bin/python3 -u /src/wqlab/vm/guest_agent.py",
+        "--qemu-opts=-append",
+        "--qemu-opts='" + build_cmdline(c) + "'",
     ]
 
 
@@ -41,31 +59,44 @@ def test_fast_cmdline_runs_fastinit_then_virtme_init() -> None:
     import base64
 
     assert base64.b64decode(exec_arg.split("`")[1]).decode() == (
-        "exec /usr/bin/python3 -u /src/wqlab/vm/guest_agent.py")
+        "exec /usr/bin/python3 -u /src/wqlab/vm/guest_agent.py"
+    )
 
 
 def test_plain_boot_with_kvm_uses_vng_append() -> None:
     argv = build_vng_argv(cfg(fast=False, kvm=True, cpus=4, append=("foo=1",)))
     assert "--disable-kvm" not in argv
     assert argv[argv.index("--cpus") + 1] == "4"
-    assert argv[-4:] == ["--append", "modprobe.blacklist=kvm,kvm_amd,kvm_intel,ahci,sr_mod,"
-                         "i6300esb,powernow_k8", "--append", "foo=1"]
+    assert argv[-4:] == [
+        "--append",
+        "modprobe.blacklist=kvm,kvm_amd,kvm_intel,ahci,sr_mod,i6300esb,powernow_k8",
+        "--append",
+        "foo=1",
+    ]
     assert not any(a.startswith("--qemu-opts") for a in argv)
 
 
 def test_make_argv() -> None:
     assert make_argv(Path("/k"), Path("/m")) == ["make", "-C", "/k", "M=/m", "W=1", "modules"]
     assert make_argv(Path("/k"), Path("/m"), w=None, target="clean") == [
-        "make", "-C", "/k", "M=/m", "clean"]
+        "make",
+        "-C",
+        "/k",
+        "M=/m",
+        "clean",
+    ]
 
 
 def test_command_formatting_and_parsing() -> None:
-    assert format_command("alloc_workqueue", {"name": "q", "flags": ["unbound", "highpri"],
-                                              "max_active": 2, "block": True, "x": None}) == (
-        "alloc_workqueue name=q flags=unbound,highpri max_active=2 block=1")
+    assert format_command(
+        "alloc_workqueue",
+        {"name": "q", "flags": ["unbound", "highpri"], "max_active": 2, "block": True, "x": None},
+    ) == ("alloc_workqueue name=q flags=unbound,highpri max_active=2 block=1")
     assert parse_kv("ret=1 id=3\n") == {"ret": "1", "id": "3"}
     assert parse_table("id=0 state=idle\n\nid=1 state=pending\n") == [
-        {"id": "0", "state": "idle"}, {"id": "1", "state": "pending"}]
+        {"id": "0", "state": "idle"},
+        {"id": "1", "state": "pending"},
+    ]
     assert may_block("flush_work") and may_block("cancel_delayed_work_sync")
     assert may_block("drain_workqueue") and may_block("destroy_workqueue")
     assert not may_block("queue_work") and not may_block("cancel_work")
@@ -83,7 +114,10 @@ def test_splat_patterns_match_kernel_lines_only() -> None:
 def test_ssh_port_adds_a_loopback_only_user_nic() -> None:
     argv = build_vng_argv(cfg(ssh_port=2222))
     i = argv.index("--qemu-opts=-netdev")
-    assert argv[i:i + 4] == ["--qemu-opts=-netdev",
-                             "--qemu-opts=user,id=wqnet,hostfwd=tcp:127.0.0.1:2222-:22",
-                             "--qemu-opts=-device", "--qemu-opts=virtio-net-pci,netdev=wqnet"]
+    assert argv[i : i + 4] == [
+        "--qemu-opts=-netdev",
+        "--qemu-opts=user,id=wqnet,hostfwd=tcp:127.0.0.1:2222-:22",
+        "--qemu-opts=-device",
+        "--qemu-opts=virtio-net-pci,netdev=wqnet",
+    ]
     assert argv[-2] == "--qemu-opts=-append"  # the command line override stays last

@@ -70,11 +70,21 @@ def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path
 ) -> None:
     pids = tmp_path / "pids.json"
-    pytester.makepyfile(test_inner=textwrap.dedent(INNER.format(
-        splat=str(ROOT / "tests" / "splatmod"), out=str(tmp_path / "build"), pids=str(pids))))
+    pytester.makepyfile(
+        test_inner=textwrap.dedent(
+            INNER.format(
+                splat=str(ROOT / "tests" / "splatmod"), out=str(tmp_path / "build"), pids=str(pids)
+            )
+        )
+    )
     res = pytester.runpytest_subprocess(
-        f"--kernel={wqlab_kernel.version}", f"--artifacts={tmp_path / 'art'}",
-        "-p", "no:cacheprovider", "-v", timeout=900)
+        f"--kernel={wqlab_kernel.version}",
+        f"--artifacts={tmp_path / 'art'}",
+        "-p",
+        "no:cacheprovider",
+        "-v",
+        timeout=900,
+    )
     out = res.stdout.str()
     res.assert_outcomes(passed=1, failed=1)
     assert "test_a_splat_fails_this_test FAILED" in out, out

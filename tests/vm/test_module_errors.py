@@ -49,15 +49,17 @@ def snapshot(c: WqlabClient) -> Snapshot:
     return c.read("works"), c.read("workqueues"), int(st["cmds_ok"]), int(st["cmds_failed"])
 
 
-def assert_rejected_cleanly(c: WqlabClient, before: Snapshot, n: int, what: str,
-                            counted: bool = True) -> None:
+def assert_rejected_cleanly(
+    c: WqlabClient, before: Snapshot, n: int, what: str, counted: bool = True
+) -> None:
     """``n`` rejected commands since ``before``: no state change, ``n`` failures counted."""
     works, wqs, ok, failed = snapshot(c)
     assert works == before[0], f"{what}: works changed\n{before[0]}\n---\n{works}"
     assert wqs == before[1], f"{what}: workqueues changed\n{before[1]}\n---\n{wqs}"
     assert ok == before[2], f"{what}: a rejected command counted as ok"
     assert failed == before[3] + (n if counted else 0), (
-        f"{what}: cmds_failed {before[3]} -> {failed}, expected +{n if counted else 0}")
+        f"{what}: cmds_failed {before[3]} -> {failed}, expected +{n if counted else 0}"
+    )
 
 
 def text_errno(c: WqlabClient, line: str) -> int | None:
@@ -69,8 +71,7 @@ def text_errno(c: WqlabClient, line: str) -> int | None:
     return None
 
 
-def ioctl_errno(c: WqlabClient, request: int, arg: bytes, bad_pointer: bool = False
-                ) -> int | None:
+def ioctl_errno(c: WqlabClient, request: int, arg: bytes, bad_pointer: bool = False) -> int | None:
     try:
         c.agent.ioctl(DEVICE, request, arg, bad_pointer=bad_pointer)
     except GuestCommandError as e:
@@ -126,8 +127,14 @@ def test_rejected_write_reads_back_err_and_a_good_one_ret(wqlab: WqlabClient) ->
         f"printf '%0300d\\n' 0 >&3 2>/dev/null; echo rc=$?; cat <&3; "
         "echo 'work_pending id=0' >&3; echo rc=$?; cat <&3"
     )["stdout"].splitlines()
-    assert out == ["rc=1", f"err=-{errno.EINVAL}", "rc=1", f"err=-{errno.E2BIG}",
-                   "rc=0", "ret=0"], out
+    assert out == [
+        "rc=1",
+        f"err=-{errno.EINVAL}",
+        "rc=1",
+        f"err=-{errno.E2BIG}",
+        "rc=0",
+        "ret=0",
+    ], out
 
 
 def test_text_line_of_256_bytes_or_more_is_e2big(wqlab: WqlabClient) -> None:
@@ -218,8 +225,7 @@ def bad_arguments(c: WqlabClient, item: int, ditem: int) -> list[tuple[int, str,
             cases.append((errno.ENOENT, "queue_work", {"wq": q, "id": item}))
     if f["wq_percpu"] == "1":
         cases.append((errno.EINVAL, "alloc_workqueue", {"name": "q", "flags": "unbound,percpu"}))
-        cases.append((errno.EINVAL, "alloc_ordered_workqueue",
-                      {"name": "q", "flags": "percpu"}))
+        cases.append((errno.EINVAL, "alloc_ordered_workqueue", {"name": "q", "flags": "percpu"}))
     if f["wq_bh"] == "1":
         cases += [
             (errno.EINVAL, "alloc_workqueue", {"name": "q", "flags": "bh,unbound"}),
@@ -278,10 +284,24 @@ def raw_cmd(**kw: Any) -> bytes:
     v = {name: 0 for name, _, _ in uapi.CMD_FIELDS}
     v.update(reserved=(0, 0, 0), wq=b"", name=b"")
     v.update(kw)
-    return struct.pack(uapi.CMD_FORMAT, v["ret"], v["args"], v["id"], v["cpu"], v["flags"],
-                       v["max_active"], v["delay_ms"], v["sleep_ms"], v["spin_us"],
-                       v["requeue"], v["block"], v["delayed"], *v["reserved"], v["wq"],
-                       v["name"])
+    return struct.pack(
+        uapi.CMD_FORMAT,
+        v["ret"],
+        v["args"],
+        v["id"],
+        v["cpu"],
+        v["flags"],
+        v["max_active"],
+        v["delay_ms"],
+        v["sleep_ms"],
+        v["spin_us"],
+        v["requeue"],
+        v["block"],
+        v["delayed"],
+        *v["reserved"],
+        v["wq"],
+        v["name"],
+    )
 
 
 def test_malformed_ioctl_struct_is_einval_and_changes_nothing(wqlab_ioctl: WqlabClient) -> None:
@@ -299,13 +319,10 @@ def test_malformed_ioctl_struct_is_einval_and_changes_nothing(wqlab_ioctl: Wqlab
         "wq without its bit": (sched, raw_cmd(args=A.ID, wq=b"system")),
         "name without its bit": (sched, raw_cmd(args=A.ID, name=b"q")),
         "unterminated name": (alloc, raw_cmd(args=A.NAME, name=b"a" * 32)),
-        "unterminated wq": (uapi.IOCTLS["queue_work"],
-                            raw_cmd(args=A.ID | A.WQ, wq=b"s" * 32)),
-        "unknown flag bit": (alloc, raw_cmd(args=A.NAME | A.FLAGS, name=b"q",
-                                            flags=1 << 9)),
+        "unterminated wq": (uapi.IOCTLS["queue_work"], raw_cmd(args=A.ID | A.WQ, wq=b"s" * 32)),
+        "unknown flag bit": (alloc, raw_cmd(args=A.NAME | A.FLAGS, name=b"q", flags=1 << 9)),
         "block=2": (sched, raw_cmd(args=A.ID | A.BLOCK, block=2)),
-        "negative cpu": (uapi.IOCTLS["schedule_work_on"],
-                         raw_cmd(args=A.ID | A.CPU, cpu=-1)),
+        "negative cpu": (uapi.IOCTLS["schedule_work_on"], raw_cmd(args=A.ID | A.CPU, cpu=-1)),
         "ret set on input is ignored, not an error": (sched, raw_cmd(args=A.ID, ret=-5)),
     }
     before = snapshot(c)
@@ -485,9 +502,11 @@ def test_debugfs_files_are_0600_and_refused_to_nobody(wqlab: WqlabClient) -> Non
     before = snapshot(wqlab)
     script = "; ".join(
         [f"cat {DEBUGFS}/{f} >/dev/null 2>&1 && echo read:{f}" for f in FILES]
-        + [f"echo alloc_workqueue name=nobody >{CONTROL} 2>/dev/null && echo wrote",
-           f"(exec 3<>{DEVICE}) 2>/dev/null && echo opened",
-           "true"]
+        + [
+            f"echo alloc_workqueue name=nobody >{CONTROL} 2>/dev/null && echo wrote",
+            f"(exec 3<>{DEVICE}) 2>/dev/null && echo opened",
+            "true",
+        ]
     )
     res = a.sh(script, user="nobody")
     assert res["stdout"] == "", f"nobody got through: {res['stdout']}"
@@ -498,7 +517,7 @@ def test_debugfs_files_are_0600_and_refused_to_nobody(wqlab: WqlabClient) -> Non
 
 _PY_IOCTL = (
     "python3 -c 'import fcntl,os,sys\n"
-    "fd=os.open(\"{dev}\",os.O_RDWR)\n"
+    'fd=os.open("{dev}",os.O_RDWR)\n'
     "for r in ({reqs}):\n"
     " b=bytearray({size})\n"
     " try: fcntl.ioctl(fd,r,b,True); print(0)\n"
@@ -512,8 +531,7 @@ def test_ioctl_without_cap_sys_admin_is_eperm(wqlab: WqlabClient) -> None:
         pytest.skip("no user nobody or python3 in the guest")
     before = snapshot(wqlab)
     reqs = [uapi.IOCTLS["work_new"], uapi.IOCTLS["flush_scheduled_work"], uapi.IOC_VERSION]
-    script = _PY_IOCTL.format(dev=DEVICE, reqs=",".join(map(str, reqs)) + ",",
-                              size=uapi.CMD_SIZE)
+    script = _PY_IOCTL.format(dev=DEVICE, reqs=",".join(map(str, reqs)) + ",", size=uapi.CMD_SIZE)
     # 0600 keeps nobody out at open() (test above); open it up to reach the CAP check
     a.sh(f"chmod 0666 {DEVICE}")
     try:

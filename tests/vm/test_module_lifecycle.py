@@ -37,8 +37,7 @@ def test_modinfo_shows_description_author_license_version_and_parameter(
     wqlab_ko: Path, wqlab_kernel: Kernel
 ) -> None:
     info = _modinfo(wqlab_ko)
-    assert info["description"] == [
-        "wqlab: drive the workqueue API on command (debugfs and ioctl)"]
+    assert info["description"] == ["wqlab: drive the workqueue API on command (debugfs and ioctl)"]
     assert info["author"] and all(a for a in info["author"])
     assert info["license"] == ["GPL"]
     assert re.fullmatch(r"\d+\.\d+", info["version"][0]), info["version"]
@@ -165,10 +164,13 @@ def _run_cycles(guest: AgentChannel, ko: Path, cycles: int, limit: float) -> lis
     wall = time.monotonic() - t0
     out = res["stdout"]
     assert res["rc"] == 0 and f"cycles={cycles}" in out, (
-        f"rc={res['rc']} after {wall:.0f} s\n{out[-3000:]}\n{res['stderr'][-2000:]}")
+        f"rc={res['rc']} after {wall:.0f} s\n{out[-3000:]}\n{res['stderr'][-2000:]}"
+    )
     rmmod_ms = [int(m) for m in re.findall(r"rmmod_ms=(\d+)", out)]
-    print(f"{cycles} load/unload cycles in {wall:.1f} s ({wall / cycles:.2f} s each); "
-          f"rmmod max {max(rmmod_ms)} ms, median {sorted(rmmod_ms)[len(rmmod_ms) // 2]} ms")
+    print(
+        f"{cycles} load/unload cycles in {wall:.1f} s ({wall / cycles:.2f} s each); "
+        f"rmmod max {max(rmmod_ms)} ms, median {sorted(rmmod_ms)[len(rmmod_ms) // 2]} ms"
+    )
     splats = _splats_since(guest, mark)
     assert not splats, "kernel splat during load/unload cycles:\n" + "\n".join(splats[:20])
     log = guest.succeed(f"dmesg | tail -n +{mark + 1} | grep -c 'wqlab: unloaded' || true")

@@ -52,8 +52,9 @@ def state(c: WqlabClient, item: int) -> str:
 
 
 def wait_state(c: WqlabClient, item: int, want: str) -> dict[str, str]:
-    return wait_until(f"item {item} in state {want}",
-                      lambda: (w := c.work(item))["state"] == want and w)
+    return wait_until(
+        f"item {item} in state {want}", lambda: (w := c.work(item))["state"] == want and w
+    )
 
 
 def busy(c: WqlabClient, item: int) -> int:
@@ -88,11 +89,21 @@ def test_control_listing_names_every_command_of_the_abi(wqlab: WqlabClient) -> N
             assert arg.strip("[]") in uapi.ARG_KEYS, f"unknown argument {arg!r} in {ln!r}"
     # required bare, optional bracketed (spot checks against docs/commands.md)
     assert by_name["queue_work_on"].split(" # ")[0].split()[1:] == [
-        "wq", "cpu", "id", "[sleep_ms]", "[spin_us]", "[requeue]", "[block]"]
+        "wq",
+        "cpu",
+        "id",
+        "[sleep_ms]",
+        "[spin_us]",
+        "[requeue]",
+        "[block]",
+    ]
     assert by_name["work_new"].split(" # ")[0].split()[1:] == ["[delayed]"]
     assert by_name["flush_scheduled_work"].split(" # ")[0].split() == ["flush_scheduled_work"]
     assert by_name["alloc_workqueue"].split(" # ")[0].split()[1:] == [
-        "name", "[flags]", "[max_active]"]
+        "name",
+        "[flags]",
+        "[max_active]",
+    ]
 
 
 def test_each_open_lists_commands_until_a_command_is_written(wqlab: WqlabClient) -> None:
@@ -148,7 +159,12 @@ def test_reset_clears_an_idle_items_record(plane: WqlabClient) -> None:
     assert c.cmd("reset", id=item).ret == 0
     w = c.work(item)
     assert (w["state"], w["runs"], w["wq"], w["cpu"], w["sleep_ms"]) == (
-        "idle", "0", "-", "-1", "0"), w
+        "idle",
+        "0",
+        "-",
+        "-1",
+        "0",
+    ), w
     assert c.cmd("reset", id=0).ret == 0, "static items can be reset"
 
 
@@ -313,14 +329,22 @@ def test_workqueue_commands_create_tune_flush_drain_and_destroy(plane: WqlabClie
     assert set(qs) == {"cw", "st", "aw", "ao", "plain"}
     assert {n: q["kname"] for n, q in qs.items()} == {n: f"wqlab_{n}" for n in qs}
     assert {n: q["how"] for n, q in qs.items()} == {
-        "cw": "create_workqueue", "st": "create_singlethread_workqueue",
-        "aw": "alloc_workqueue", "ao": "alloc_ordered_workqueue", "plain": "alloc_workqueue"}
+        "cw": "create_workqueue",
+        "st": "create_singlethread_workqueue",
+        "aw": "alloc_workqueue",
+        "ao": "alloc_ordered_workqueue",
+        "plain": "alloc_workqueue",
+    }
     assert (qs["aw"]["flags"], qs["aw"]["max_active"], qs["aw"]["ordered"]) == (
-        "unbound,highpri", "4", "0")
+        "unbound,highpri",
+        "4",
+        "0",
+    )
     assert (qs["ao"]["flags"], qs["ao"]["ordered"]) == ("mem_reclaim", "1")
     assert qs["st"]["ordered"] == "1"
-    assert all(q["users"] == "0" and q["draining"] == "0" and q["dying"] == "0"
-               for q in qs.values())
+    assert all(
+        q["users"] == "0" and q["draining"] == "0" and q["dying"] == "0" for q in qs.values()
+    )
 
     assert c.cmd("workqueue_set_max_active", wq="aw", max_active=8).ret == 0
     assert c.cmd("workqueue_set_max_active", wq="cw", max_active=512).ret == 0
@@ -356,8 +380,15 @@ def test_system_queues_listed_in_features_accept_work(plane: WqlabClient) -> Non
     c = plane
     feats = c.features()
     names = feats["system_queues"].split(",")
-    assert {"system", "system_highpri", "system_long", "system_unbound", "system_freezable",
-            "system_power_efficient", "system_freezable_power_efficient"} <= set(names)
+    assert {
+        "system",
+        "system_highpri",
+        "system_long",
+        "system_unbound",
+        "system_freezable",
+        "system_power_efficient",
+        "system_freezable_power_efficient",
+    } <= set(names)
     assert ("system_bh" in names) == (feats["wq_bh"] == "1")
     item = new_item(c)
     # system_freezable_power_efficient (32 chars) does not fit the 32-byte wq field with
@@ -502,8 +533,12 @@ def test_concurrent_commands_from_many_threads_are_safe(wqlab: WqlabClient) -> N
     def fire(client: WqlabClient, name: str, **args: Any) -> None:
         if client.plane == "debugfs" and not name.startswith(("flush", "cancel")):
             # force a pool thread in the agent (quick commands run inline by default)
-            fut = client.agent.submit("command", path="/sys/kernel/debug/wqlab/control",
-                                      data=_line(name, args), inline=False)
+            fut = client.agent.submit(
+                "command",
+                path="/sys/kernel/debug/wqlab/control",
+                data=_line(name, args),
+                inline=False,
+            )
             fut.wqlab_command = (name, args)  # type: ignore[attr-defined]
         else:
             fut = client.submit(name, **args)
@@ -512,8 +547,14 @@ def test_concurrent_commands_from_many_threads_are_safe(wqlab: WqlabClient) -> N
     for rnd in range(12):
         for k, i in enumerate(items):
             cl = c if (rnd + k) % 2 else io
-            fire(cl, "queue_work", wq="hammer" if k % 2 else "system", id=i,
-                 spin_us=200, requeue=rnd % 3)
+            fire(
+                cl,
+                "queue_work",
+                wq="hammer" if k % 2 else "system",
+                id=i,
+                spin_us=200,
+                requeue=rnd % 3,
+            )
             fire(cl, "cancel_work_sync" if k % 3 == 0 else "flush_work", id=i)
             fire(cl, "work_busy", id=i)
         for d in ditems:
@@ -553,4 +594,3 @@ def test_results_are_per_descriptor(wqlab: WqlabClient) -> None:
     )["stdout"].splitlines()
     # the second read of fd 4 is at end of file: a result is read once per write
     assert out == ["ret=0 id=3", "ret=0 busy=none"], out
-
