@@ -11,6 +11,7 @@ import base64
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from .errors import GuestCommandError, GuestTimeoutError, VmLostError
 log = logging.getLogger(__name__)
 
 REPLY_MARK = b"@@wqlab@@ "
+_REPLY_ID = re.compile(rb'\{"id":(\d+),')
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -166,17 +168,31 @@ class AgentChannel:
                     continue
                 if idx > 0 and self._on_other:
                     self._on_other(raw[:idx] + b"\n")
-                try:
-                    msg = json.loads(raw[idx + len(REPLY_MARK) :])
-                except json.JSONDecodeError:
-                    if self._on_other:
-                        self._on_other(raw)
-                    continue
-                self._complete(msg)
+                # Normally one reply per line; a torn write would glue a reply's head to
+                # the next reply: complete what parses, fail what does not (by its id).
+                for part in raw[idx + len(REPLY_MARK) :].split(REPLY_MARK):
+                    try:
+                        msg = json.loads(part)
+                    except json.JSONDecodeError:
+                        self._torn(part)
+                        continue
+                    self._complete(msg)
         except (OSError, ValueError) as e:
             self._fail_all(f"read failed: {e}")
             return
         self._fail_all("the guest agent's stream ended")
+
+    def _torn(self, part: bytes) -> None:
+        if self._on_other:
+            self._on_other(REPLY_MARK + part.rstrip(b"\n") + b"\n")
+        m = _REPLY_ID.match(part)
+        if m is None:
+            return
+        rid = int(m[1])
+        with self._lock:
+            fut = self._pending.pop(rid, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(GuestCommandError(f"{self._name}: reply {rid} arrived torn"))
 
     def _complete(self, msg: dict[str, Any]) -> None:
         rid = msg.get("id")

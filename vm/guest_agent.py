@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -33,9 +34,17 @@ _out_lock = threading.Lock()
 
 def _reply(obj: dict) -> None:
     line = REPLY_MARK + json.dumps(obj, separators=(",", ":")) + "\n"
-    data = line.encode()
+    data = memoryview(line.encode())
     with _out_lock:
-        os.write(1, data)
+        # os.write() on the virtio-serial port may take only part of a large reply (seen
+        # on 6.12 with a 30 kB trace): write the rest, or the host gets a torn line
+        while data:
+            try:
+                n = os.write(1, data)
+            except BlockingIOError:
+                select.select([], [1], [], 1.0)
+                continue
+            data = data[n:]
 
 
 def op_ping(req: dict) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from wqtest import (
+    hog_detection_off,
     median,
     ms,
     new_items,
@@ -108,7 +109,9 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     wqlab: WqlabClient, trace: TraceInstance
 ) -> None:
     """A spinning item hogs the normal pool of a CPU; a normal item queued behind it
-    waits for it, a highpri item (its own pool, nice -20 worker) preempts it."""
+    waits for it, a highpri item (its own pool, nice -20 worker) preempts it. On 6.5+ the
+    pool would mark the hog CPU-intensive after 10 ms and start the normal item too
+    (test_versions covers that): the threshold is raised for this test."""
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="hpri", flags="highpri")
     wqlab.cmd("alloc_workqueue", name="norm")
@@ -117,7 +120,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     lat_normal: list[int] = []
     lat_high: list[int] = []
     runs = 5
-    with preempt_full(wqlab):
+    with preempt_full(wqlab), hog_detection_off(wqlab):
         for n in range(1, runs + 1):
             wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=hog, spin_us=hog_us)
             wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=normal)

@@ -145,7 +145,9 @@ def test_flush_delayed_work_runs_a_waiting_timer_item_now(
 ) -> None:
     (item,) = new_items(wqlab, 1, delayed=True)
     wqlab.cmd("schedule_delayed_work", id=item, delay_ms=30000)
-    assert wqlab.result(wqlab.submit("flush_delayed_work", id=item), timeout=20).ret == 1
+    # ret is 1 when flush_work() found the item queued or running; 0 when it had already
+    # run (6.12, 2 vCPUs: the item queued on the other CPU may end before flush looks)
+    assert wqlab.result(wqlab.submit("flush_delayed_work", id=item), timeout=20).ret in (0, 1)
     obs = wait_runs(wqlab, trace, {item: 1}, timeout=5)
     lc = obs.one(item)
     expected = "queued by flush_delayed_work itself (timer cancelled), run, before it returned"

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The agent channel's framing: whole replies, torn replies, console text between them."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.channel import REPLY_MARK, AgentChannel
+from harness.errors import GuestCommandError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def channel() -> tuple[AgentChannel, int, list[bytes]]:
+    r, w = os.pipe()
+    other: list[bytes] = []
+    ch = AgentChannel(os.fdopen(r, "rb"), io.BytesIO(), on_other=other.append, name="t")
+    return ch, w, other
+
+
+def test_replies_complete_their_requests_and_console_text_goes_aside() -> None:
+    ch, w, other = channel()
+    a, b = ch.submit("echo", data="a"), ch.submit("echo", data="b")
+    os.write(w, b"[  1.0] some console line\n")
+    os.write(w, b"noise " + REPLY_MARK + b'{"id":2,"ok":true,"value":"b"}\n')
+    os.write(w, REPLY_MARK + b'{"id":1,"ok":true,"value":"a"}\n')
+    assert (a.result(5), b.result(5)) == ("a", "b")
+    assert other == [b"[  1.0] some console line\n", b"noise \n"]
+    os.close(w)
+
+
+def test_a_torn_reply_fails_its_request_and_the_next_reply_still_lands() -> None:
+    ch, w, other = channel()
+    big, small = ch.submit("read", path="/x"), ch.submit("write", path="/y", data="0")
+    # what a partial write() of reply 1 followed by reply 2 looks like on the stream
+    os.write(w, REPLY_MARK + b'{"id":1,"ok":true,"value":"# tracer: nop\\n  kwor')
+    os.write(w, REPLY_MARK + b'{"id":2,"ok":true,"value":1}\n')
+    assert small.result(5) == 1
+    with pytest.raises(GuestCommandError, match="reply 1 arrived torn"):
+        big.result(5)
+    assert any(b"kwor" in o for o in other), other
+    os.close(w)
+
+
+def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "vm" / "guest_agent.py")
+    assert spec and spec.loader
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    out: list[bytes] = []
+    calls = {"n": 0}
+
+    def short_write(fd: int, data: bytes) -> int:
+        assert fd == 1
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise BlockingIOError  # a full port: the agent waits and tries again
+        chunk = bytes(data[:1000])
+        out.append(chunk)
+        return len(chunk)
+
+    monkeypatch.setattr(agent.os, "write", short_write)
+    monkeypatch.setattr(agent.select, "select", lambda *a: ([], [1], []))
+    value = "x" * 30_000
+    agent._reply({"id": 7, "ok": True, "value": value})
+    line = b"".join(out)
+    assert line.startswith(REPLY_MARK) and line.endswith(b"\n")
+    assert json.loads(line[len(REPLY_MARK) :]) == {"id": 7, "ok": True, "value": value}
