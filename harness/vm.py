@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import atexit
 import base64
+import fcntl
+import itertools
 import logging
 import os
 import re
@@ -91,6 +93,23 @@ def vng_env(vng: str) -> dict[str, str]:
     if bindir:
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     return env
+
+
+def open_console_log(path: Path) -> tuple[Path, IO[str]]:
+    """Open ``path`` to append, locked; if another live VM (another pytest session, the
+    CLI) holds it, use ``<stem>.2<suffix>``, ``.3``... so that no two consoles interleave.
+    The lock goes with the file when the VM stops."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        p = path if n == 1 else path.with_name(f"{path.stem}.{n}{path.suffix}")
+        f = open(p, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - kept open
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        return p, f
+    raise AssertionError("unreachable")
 
 
 def build_cmdline(cfg: VmConfig) -> str:
@@ -230,8 +249,7 @@ class Vm:
             raise SetupError(f"{self.cfg.vng} not found: run `make setup` (installs virtme-ng)")
         argv = build_vng_argv(self.cfg)
         log.info("$ %s", shlex.join(argv))
-        self.console_log.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.console_log, "a", encoding="utf-8", errors="replace")
+        self.console_log, self._log = open_console_log(self.console_log)
         self._log.write(f"### {time.strftime('%F %T')} $ {shlex.join(argv)}\n")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(

@@ -121,3 +121,16 @@ def test_ssh_port_adds_a_loopback_only_user_nic() -> None:
         "--qemu-opts=virtio-net-pci,netdev=wqnet",
     ]
     assert argv[-2] == "--qemu-opts=-append"  # the command line override stays last
+
+
+def test_a_console_log_held_by_a_live_vm_is_not_shared(tmp_path: Path) -> None:
+    from harness.vm import open_console_log
+
+    p1, f1 = open_console_log(tmp_path / "console-6.1.log")
+    p2, f2 = open_console_log(tmp_path / "console-6.1.log")
+    assert (p1.name, p2.name) == ("console-6.1.log", "console-6.1.2.log")
+    f1.close()
+    p3, f3 = open_console_log(tmp_path / "console-6.1.log")
+    assert p3 == p1, "free again once the first VM stopped"
+    f2.close()
+    f3.close()
