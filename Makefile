@@ -27,7 +27,8 @@ help:
 	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
 	@echo "  make test-unit     unit tests only (no VM)"
 	@echo "  make test-vm       VM tests only (boots KERNEL once)"
-	@echo "  make test-matrix   the VM suite on every installed kernel line, as a table"
+	@echo "  make test-matrix   the VM suite on every installed kernel line (and rt), as a table;"
+	@echo "                     LINES=default,6.12,rt picks the lines"
 	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
 	@echo "  make bench         boot, agent round trip and parser benchmarks (numbers)"
 	@echo "  make lint          ruff check, ruff format --check, mypy on harness/"
@@ -64,7 +65,7 @@ test-vm: setup
 		--ktap=artifacts/results-vm.ktap $(PYTEST_ARGS)
 
 test-matrix: setup
-	$(PY) -m harness.matrix $(PYTEST_ARGS)
+	$(PY) -m harness.matrix $(if $(LINES),--lines=$(LINES)) $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m harness.cli demo --kernel=$(KERNEL)

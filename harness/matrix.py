@@ -34,6 +34,7 @@ class LineResult:
     boot_s: float | None = None
     suite_s: float = 0.0
     note: str = ""
+    skips: tuple[tuple[str, int], ...] = ()  # (reason, how many), from the JUnit file
 
 
 def junit_counts(path: Path) -> dict[str, int]:
@@ -51,6 +52,19 @@ def junit_counts(path: Path) -> dict[str, int]:
         else:
             counts["passed"] += 1
     return counts
+
+
+def junit_skip_reasons(path: Path) -> list[tuple[str, int]]:
+    """Every skip and expected failure with its reason, most frequent first (pure)."""
+    reasons: dict[str, int] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for child in case:
+            if child.tag == "skipped":
+                why = (child.get("message") or "").strip() or "(no reason given)"
+                if child.get("type") == "pytest.xfail":
+                    why = f"xfail: {why}"
+                reasons[why] = reasons.get(why, 0) + 1
+    return sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def run_line(line: str, extra: list[str]) -> LineResult:
@@ -95,6 +109,7 @@ def run_line(line: str, extra: list[str]) -> LineResult:
         xfailed=c["xfailed"],
         boot_s=boot,
         suite_s=suite,
+        skips=tuple(junit_skip_reasons(junit)),
     )
 
 
@@ -110,21 +125,27 @@ def format_table(results: list[LineResult]) -> str:
             f"{r.line:<8} {r.version:<24} {r.passed:>6} {r.failed:>6} {r.errors:>6} "
             f"{r.skipped:>7} {r.xfailed:>5} {boot} {r.suite_s:7.0f}  {r.note}"
         )
+    for r in results:
+        for why, n in r.skips:
+            rows.append(f"  {r.line}: {n} x {why}")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.matrix", description=__doc__)
     ap.add_argument(
-        "--lines", default="", help="comma-separated kernel lines (default: every installed line)"
+        "--lines",
+        default="",
+        help="comma-separated kernel lines (default: every installed line, and rt if installed)",
     )
     args, extra = ap.parse_known_args(argv)
     lines = [x for x in args.lines.split(",") if x]
     if not lines:
+        have = [k for k in kernels.installed() if k.kdir]
         lines = sorted(
-            {k.line for k in kernels.installed() if k.kdir},
+            {k.line for k in have if not k.rt},
             key=lambda v: tuple(int(x) for x in v.split(".")),
-        )
+        ) + (["rt"] if any(k.rt for k in have) else [])
     results = [run_line(line, extra) for line in lines]
     table = format_table(results)
     print("\n" + table)
