@@ -39,7 +39,7 @@ def test_fast_boot_argv_is_exact() -> None:
         "/src/wqlab",
         "--disable-kvm",
         "--exec",
-        "exec /usr/bin/python3 -u /src/wqlab/vm/guest_agent.py",
+        "exec /usr/bin/python3 -I -S -u /src/wqlab/vm/guest_agent.py",
         "--qemu-opts=-append",
         "--qemu-opts='" + build_cmdline(c) + "'",
     ]
@@ -59,7 +59,7 @@ def test_fast_cmdline_runs_fastinit_then_virtme_init() -> None:
     import base64
 
     assert base64.b64decode(exec_arg.split("`")[1]).decode() == (
-        "exec /usr/bin/python3 -u /src/wqlab/vm/guest_agent.py"
+        "exec /usr/bin/python3 -I -S -u /src/wqlab/vm/guest_agent.py"
     )
 
 
