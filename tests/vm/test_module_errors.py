@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import errno
 import struct
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from wqtest import new_item
+from wqtest import poll as wait_until
 
 from harness import uapi
 from harness.client import CONTROL, DEBUGFS, DEVICE, WqlabClient
@@ -19,26 +19,6 @@ from harness.errors import GuestCommandError
 
 pytestmark = pytest.mark.vm
 
-PLANES = ["wqlab", "wqlab_ioctl"]
-WAIT_S = 30.0
-
-
-@pytest.fixture(params=PLANES)
-def plane(request: pytest.FixtureRequest) -> Iterator[WqlabClient]:
-    yield request.getfixturevalue(request.param)
-
-
-def wait_until(what: str, pred: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-    return value
-
-
-def new_item(c: WqlabClient, delayed: bool = False) -> int:
-    return int((c.cmd("work_new", delayed=1) if delayed else c.cmd("work_new"))["id"])
 
 
 Snapshot = tuple[str, str, int, int]

@@ -8,43 +8,19 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
+from wqtest import new_item
+from wqtest import poll as wait_until
 
 from harness import uapi
 from harness.client import DEVICE, WqlabClient, WqlabCommandError, format_command
 
 pytestmark = pytest.mark.vm
 
-PLANES = ["wqlab", "wqlab_ioctl"]
 LONG_MS = 60000  # a delayed item stays pending for the whole test
-WAIT_S = 30.0
-
-
-@pytest.fixture(params=PLANES)
-def plane(request: pytest.FixtureRequest) -> Iterator[WqlabClient]:
-    """The module loaded for the test, driven through the debugfs or the ioctl plane."""
-    yield request.getfixturevalue(request.param)
-
-
-def wait_until(what: str, pred: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def new_item(c: WqlabClient, delayed: bool = False) -> int:
-    r = c.cmd("work_new", delayed=1) if delayed else c.cmd("work_new")
-    assert r.ret == 0
-    return int(r["id"])
 
 
 def state(c: WqlabClient, item: int) -> str:

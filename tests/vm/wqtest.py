@@ -52,6 +52,23 @@ def ptrs(c: WqlabClient, ids: Iterable[int]) -> dict[int, str]:
     return {i: table[i] for i in ids}
 
 
+def new_item(c: WqlabClient, delayed: bool = False) -> int:
+    """Allocate one dynamic item; return its id."""
+    r = c.cmd("work_new", delayed=1) if delayed else c.cmd("work_new")
+    assert r.ret == 0
+    return int(r["id"])
+
+
+def poll(what: str, pred: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+    """Call ``pred`` until it returns something true; return that, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := pred()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
 def features(c: WqlabClient) -> dict[str, str]:
     return c.features()
 
@@ -251,6 +268,8 @@ def ms(ns: int | float | None) -> str:
 
 # Re-exported for the tests.
 __all__ = [
+    "new_item",
+    "poll",
     "hog_detection_off",
     "ExecuteEnd",
     "ExecuteStart",

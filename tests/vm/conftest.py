@@ -1,0 +1,17 @@
+"""Fixtures shared by the VM tests (the harness's own come from the ``wqlab`` plugin)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from harness.client import WqlabClient
+
+PLANES = ["wqlab", "wqlab_ioctl"]
+
+
+@pytest.fixture(params=PLANES)
+def plane(request: pytest.FixtureRequest) -> Iterator[WqlabClient]:
+    """The module loaded for the test, driven through the debugfs or the ioctl plane."""
+    yield request.getfixturevalue(request.param)
