@@ -10,7 +10,8 @@
  * header shows use LINUX_VERSION_CODE.
  *
  * Upstream commit ids are given where known; "(id not verified)" marks those
- * quoted from memory.
+ * quoted from memory, the others were checked against the upstream log or
+ * the maintainers' own messages.
  */
 #ifndef _WQLAB_COMPAT_H
 #define _WQLAB_COMPAT_H
@@ -38,9 +39,9 @@
 
 /*
  * WQ_PERCPU: v6.17, commit 930c2ea566af ("workqueue: Add new WQ_PERCPU
- * flag") (id not verified). system_percpu_wq and system_dfl_wq: v6.17,
- * commit 128ea9f6ccfb ("workqueue: Add system_percpu_wq and system_dfl_wq")
- * (id not verified), backported to 6.12.y without WQ_PERCPU.
+ * flag"). system_percpu_wq and system_dfl_wq: v6.17, commit 128ea9f6ccfb
+ * ("workqueue: Add system_percpu_wq and system_dfl_wq"), backported to
+ * 6.12.y (as 85d6d6118e4f) without WQ_PERCPU.
  */
 #ifdef WQLAB_HAVE_WQ_PERCPU
 #define WQLAB_KWQ_PERCPU		WQ_PERCPU
@@ -61,7 +62,7 @@
 /*
  * Unbound workqueues with max_active == 1 stopped being implicitly ordered
  * in v6.9, commit 3bc1e711c26b ("workqueue: Don't implicitly make UNBOUND
- * workqueues w/ @max_active==1 ordered") (id not verified).
+ * workqueues w/ @max_active==1 ordered").
  */
 #define WQLAB_UNBOUND_MAX_ACTIVE_1_ORDERED \
 	(LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0))
@@ -106,8 +107,8 @@ static inline int wqlab_cancel_work(struct work_struct *work, bool *ret)
 
 /*
  * enable_and_queue_work(): v6.11, commit 474a549ff4c9 ("workqueue:
- * Introduce enable_and_queue_work() convenience function") (id not
- * verified). -EOPNOTSUPP where absent.
+ * Introduce enable_and_queue_work() convenience function"). -EOPNOTSUPP
+ * where absent.
  */
 #ifdef WQLAB_HAVE_ENABLE_AND_QUEUE_WORK
 #define WQLAB_ENABLE_AND_QUEUE_WORK 1
@@ -118,10 +119,11 @@ static inline int wqlab_cancel_work(struct work_struct *work, bool *ret)
 #endif
 
 /*
- * flush_scheduled_work(): v5.19/v6.0 made it a macro that may warn at
- * compile time (commit 20bdedafd2f6, "workqueue: Warn attempt to flush
- * system-wide workqueues.", id not verified), first disabled with "if (0)"
- * (the v6.1 header), later unconditional (the v6.12 header). Where it warns
+ * flush_scheduled_work(): v5.19 made it a macro that may warn at compile
+ * time (commit c4f135d64382, "workqueue: Wrap flush_workqueue() using a
+ * macro"), first disabled with "if (0)" (the v6.1 header), later
+ * unconditional (the v6.12 header); v6.5 added the runtime warning (commit
+ * 20bdedafd2f6, "workqueue: Warn attempt to flush system-wide workqueues."). Where it warns
  * or is gone, the `flush_scheduled_work` command flushes every wqlab item
  * instead (the replacement the kernel documentation recommends: flush the
  * work items you own); `flush_workqueue wq=system` still flushes system_wq.
