@@ -9,9 +9,8 @@
  * system_dfl_wq from 6.17 but not WQ_PERCPU). Behaviour changes that no
  * header shows use LINUX_VERSION_CODE.
  *
- * Upstream commit ids are given where known; "(id not verified)" marks those
- * quoted from memory, the others were checked against the upstream log or
- * the maintainers' own messages.
+ * Upstream commit ids are given where known, each checked against the
+ * upstream log or the maintainers' own messages.
  */
 #ifndef _WQLAB_COMPAT_H
 #define _WQLAB_COMPAT_H
