@@ -1,13 +1,17 @@
 """The harness itself, in a real VM: the agent's speed, a splat failing the running test
 with the splat in the report, a hung request timing out with a clear error, and no QEMU
-left behind after a session. The last three run an inner pytest session (one more boot),
-because they are about what a whole session does."""
+left behind after a session, nor after a SIGKILL of the harness process. The splat ones
+run an inner pytest session (one more boot), because they are about what a whole session
+does."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -96,3 +100,55 @@ def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     art = tmp_path / "art"
     dirs = [d for d in art.iterdir() if d.is_dir() and "splat_fails" in d.name]
     assert dirs and (dirs[0] / "console.txt").exists(), list(art.iterdir())
+
+
+KILLED = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from harness import kernels
+from harness.vm import Vm, VmConfig
+k = kernels.resolve({kernel!r})
+vm = Vm(VmConfig(image=k.image, virtme_init=kernels.virtme_init_path()), Path({log!r}))
+vm.start()
+print("READY", vm.proc.pid, flush=True)
+time.sleep(3600)
+"""
+
+
+def _pids_in_group(pgid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if os.getpgid(int(d.name)) == pgid:
+                    out.append(int(d.name))
+            except ProcessLookupError:
+                pass
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_harness_process_leaves_no_qemu(wqlab_kernel: Kernel, tmp_path: Path) -> None:
+    """SIGKILL gives the harness no chance to clean up (a killed pytest-xdist worker, an
+    OOM kill): the guest agent then reads EOF on its port and powers the VM off."""
+    script = tmp_path / "killed.py"
+    script.write_text(
+        KILLED.format(root=str(ROOT), kernel=wqlab_kernel.version, log=str(tmp_path / "c.log"))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the VM is ready (or the script died)
+    assert line.startswith("READY"), f"the inner VM did not start: {line!r}"
+    vng_pgid = int(line.split()[1])  # vng leads its own process group (QEMU is in it)
+    assert _pids_in_group(vng_pgid), "QEMU runs before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 90
+    while (left := _pids_in_group(vng_pgid)) and time.monotonic() < deadline:
+        time.sleep(1)
+    for pid in left:  # do not leave them to the next test, whatever the verdict
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"QEMU/vng processes left 90 s after SIGKILL of the harness: {left}"
