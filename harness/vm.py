@@ -98,6 +98,30 @@ def vng_env(vng: str) -> dict[str, str]:
     return env
 
 
+def boot_deadline(
+    kvm: bool,
+    load: float,
+    ncpu: int,
+    last_boot: float | None = None,
+    override: str | None = None,
+) -> float:
+    """Seconds a boot may take before it counts as hung (pure).
+
+    ``override`` (``WQLAB_BOOT_TIMEOUT``) wins. Otherwise a base (60 s with KVM, 120 s
+    under TCG: an idle 2-core machine boots in about 25 s) scaled by how busy the host is
+    (1-minute load per CPU: other VMs share the cores), and never less than four times
+    this session's last boot; at most 900 s.
+    """
+    if override:
+        return float(override)
+    base = 60.0 if kvm else 120.0
+    busy = max(1.0, 1.0 + load / max(1, ncpu))
+    t = base * busy
+    if last_boot:
+        t = max(t, 4.0 * last_boot)
+    return min(900.0, t)
+
+
 def open_console_log(path: Path) -> tuple[Path, IO[str]]:
     """Open ``path`` to append, locked; if another live VM (another pytest session, the
     CLI) holds it, use ``<stem>.2<suffix>``, ``.3``... so that no two consoles interleave.

@@ -134,3 +134,14 @@ def test_a_console_log_held_by_a_live_vm_is_not_shared(tmp_path: Path) -> None:
     assert p3 == p1, "free again once the first VM stopped"
     f2.close()
     f3.close()
+
+
+def test_boot_deadline_scales_with_load_and_the_last_boot() -> None:
+    from harness.vm import boot_deadline
+
+    assert boot_deadline(kvm=False, load=0.0, ncpu=2) == 120
+    assert boot_deadline(kvm=True, load=0.0, ncpu=2) == 60
+    assert boot_deadline(kvm=False, load=4.0, ncpu=2) == 360  # two more VMs' worth of load
+    assert boot_deadline(kvm=False, load=0.0, ncpu=2, last_boot=50.0) == 200
+    assert boot_deadline(kvm=False, load=40.0, ncpu=2) == 900
+    assert boot_deadline(kvm=False, load=9.0, ncpu=2, override="30") == 30

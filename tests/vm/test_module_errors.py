@@ -20,7 +20,6 @@ from harness.errors import GuestCommandError
 pytestmark = pytest.mark.vm
 
 
-
 Snapshot = tuple[str, str, int, int]
 
 
