@@ -11,6 +11,7 @@ expected-vs-observed table of lifecycles.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -301,7 +302,8 @@ class preempt_full:  # noqa: N801 - used as a context manager, reads like a stat
     Debian's kernels boot ``voluntary``: a kworker busy-waiting in ``udelay()`` is never
     preempted, so no other task (a highpri worker, a second worker of the same pool) can
     run on its CPU until it ends, and timing claims about CPU hogs say nothing about the
-    workqueue. ``skip`` if the kernel cannot switch.
+    workqueue. A PREEMPT_RT (or PREEMPT) kernel is fully preemptible already: a no-op
+    there. ``skip`` if the kernel can be neither.
     """
 
     def __init__(self, c: WqlabClient) -> None:
@@ -312,7 +314,11 @@ class preempt_full:  # noqa: N801 - used as a context manager, reads like a stat
         import pytest  # noqa: PLC0415
 
         if not self.agent.exists(SCHED_PREEMPT):
-            pytest.skip(f"{SCHED_PREEMPT} missing: not a PREEMPT_DYNAMIC kernel")
+            # PREEMPT_RT (and a PREEMPT build) is fully preemptible already: nothing to do
+            version = self.agent.succeed("uname -v")
+            if "PREEMPT_RT" in version or re.search(r"\bPREEMPT\b(?!_)", version):
+                return self
+            pytest.skip(f"{SCHED_PREEMPT} missing and not a fully preemptible kernel")
         text = self.agent.read(SCHED_PREEMPT)
         cur = [w.strip("()") for w in text.split() if w.startswith("(")]
         self.old = cur[0] if cur else None
