@@ -38,6 +38,7 @@ from .errors import SetupError, VmBootError, VmLostError
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
+REAPER = Path(__file__).resolve().parent / "reaper.py"
 BLACKLIST = ("kvm", "kvm_amd", "kvm_intel", "ahci", "sr_mod", "i6300esb", "powernow_k8")
 # What vng overlays by default, less /usr and /lib (see the module docstring).
 FAST_OVERLAYS = ("/etc", "/home", "/opt", "/srv", "/var", "/tmp")
@@ -283,7 +284,7 @@ class Vm:
         self._log.write(f"### {time.strftime('%F %T')} $ {shlex.join(argv)}\n")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            argv,
+            [sys.executable, str(REAPER), *argv],  # takes the group down if we die
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -116,22 +116,34 @@ time.sleep(3600)
 """
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _pids_in_group(pgid: int) -> list[int]:
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if os.getpgid(int(d.name)) == pgid:
+                stat = (d / "stat").read_text()
+                if os.getpgid(int(d.name)) == pgid and stat[stat.rindex(")") + 2] != "Z":
                     out.append(int(d.name))
-            except ProcessLookupError:
+            except (ProcessLookupError, FileNotFoundError):
                 pass
     return out
 
 
 @pytest.mark.slow
-def test_a_killed_harness_process_leaves_no_qemu(wqlab_kernel: Kernel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("state", ["alive", "hung"])
+def test_a_killed_harness_process_leaves_no_qemu(
+    wqlab_kernel: Kernel, tmp_path: Path, state: str
+) -> None:
     """SIGKILL gives the harness no chance to clean up (a killed pytest-xdist worker, an
-    OOM kill): the guest agent then reads EOF on its port and powers the VM off."""
+    OOM kill). A live guest agent reads EOF on its port and powers the VM off; a hung
+    guest (QEMU stopped here) cannot, and harness/reaper.py kills the process group."""
     script = tmp_path / "killed.py"
     script.write_text(
         KILLED.format(root=str(ROOT), kernel=wqlab_kernel.version, log=str(tmp_path / "c.log"))
@@ -142,8 +154,13 @@ def test_a_killed_harness_process_leaves_no_qemu(wqlab_kernel: Kernel, tmp_path:
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until the VM is ready (or the script died)
     assert line.startswith("READY"), f"the inner VM did not start: {line!r}"
-    vng_pgid = int(line.split()[1])  # vng leads its own process group (QEMU is in it)
+    vng_pgid = int(line.split()[1])  # the reaper leads the group (vng and QEMU are in it)
     assert _pids_in_group(vng_pgid), "QEMU runs before the kill"
+    if state == "hung":
+        qemu = [p for p in _pids_in_group(vng_pgid) if _comm(p).startswith("qemu-system")]
+        assert qemu, "QEMU is in the VM's process group"
+        for pid in qemu:
+            os.kill(pid, signal.SIGSTOP)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 90
