@@ -37,7 +37,7 @@ from .channel import AgentChannel
 from .client import WqlabClient, insmod, is_loaded, rmmod
 from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .tracefs import TraceInstance, kallsyms
-from .vm import Vm, VmConfig, boot_deadline, default_vng, free_port, kvm_works
+from .vm import Vm, VmConfig, default_vng, free_port, host_boot_deadline, kvm_works
 
 log = logging.getLogger("wqlab")
 
@@ -138,12 +138,8 @@ class VmManager:
         for attempt in (1, 2):  # one retry of a hung boot
             vm = Vm(cfg, console, name=f"vm-{self.kernel.version}")
             try:
-                deadline = boot_deadline(
-                    kvm,
-                    os.getloadavg()[0],
-                    os.cpu_count() or 1,
-                    self.boot_seconds[-1] if self.boot_seconds else None,
-                    os.environ.get("WQLAB_BOOT_TIMEOUT"),
+                deadline = host_boot_deadline(
+                    kvm, self.boot_seconds[-1] if self.boot_seconds else None
                 )
                 log.info("boot deadline %.0f s (attempt %d)", deadline, attempt)
                 vm.start(boot_timeout=deadline)

@@ -25,6 +25,22 @@ POLL_S = 0.5
 GRACE_S = 5.0
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    out = []
+    for d in os.scandir("/proc"):
+        if not d.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d.name}/stat") as f:
+                stat = f.read()
+            if os.getpgid(int(d.name)) == pgid and stat[stat.rindex(")") + 2] != "Z":
+                out.append(int(d.name))
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    return out
+
+
 def kill_group(pgid: int, grace: float = GRACE_S) -> None:
     """SIGTERM the group, then SIGCONT+SIGKILL whatever is left after ``grace``.
     The caller (a member of the group) goes down with it at the SIGKILL."""

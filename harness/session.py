@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from . import kernels
 from .build import ROOT, build_module
 from .client import WqlabClient, insmod, is_loaded, rmmod
 from .tracefs import TraceInstance
-from .vm import Vm, VmConfig, boot_deadline, kvm_works
+from .vm import Vm, VmConfig, host_boot_deadline, kvm_works
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,7 @@ def boot(
         virtme_init=kernels.virtme_init_path(),
     )
     vm = Vm(cfg, console_log or ROOT / "artifacts" / f"console-{kernel.version}.log")
-    vm.start(
-        boot_timeout=boot_deadline(
-            cfg.kvm,
-            os.getloadavg()[0],
-            os.cpu_count() or 1,
-            override=os.environ.get("WQLAB_BOOT_TIMEOUT"),
-        )
-    )
+    vm.start(boot_timeout=host_boot_deadline(cfg.kvm))
     vm.agent().succeed("mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug")
     return vm
 

@@ -123,6 +123,17 @@ def boot_deadline(
     return min(900.0, t)
 
 
+def host_boot_deadline(kvm: bool, last_boot: float | None = None) -> float:
+    """:func:`boot_deadline` for this host now (its load, its CPUs, WQLAB_BOOT_TIMEOUT)."""
+    return boot_deadline(
+        kvm,
+        os.getloadavg()[0],
+        os.cpu_count() or 1,
+        last_boot,
+        os.environ.get("WQLAB_BOOT_TIMEOUT"),
+    )
+
+
 def open_console_log(path: Path) -> tuple[Path, IO[str]]:
     """Open ``path`` to append, locked; if another live VM (another pytest session, the
     CLI) holds it, use ``<stem>.2<suffix>``, ``.3``... so that no two consoles interleave.

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.reaper import group_members
+
 REAPER = Path(__file__).resolve().parents[2] / "harness" / "reaper.py"
 
 PARENT = """
@@ -23,23 +25,6 @@ p = subprocess.Popen([sys.executable, {reaper!r}, *sys.argv[1:]], start_new_sess
 print(p.pid, flush=True)
 time.sleep(300)
 """
-
-
-def group(pgid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if os.getpgid(int(d.name)) == pgid and "Z" not in stat_state(d):
-                    out.append(int(d.name))
-            except (ProcessLookupError, FileNotFoundError):
-                pass
-    return out
-
-
-def stat_state(d: Path) -> str:
-    stat = (d / "stat").read_text()
-    return stat[stat.rindex(")") + 2]
 
 
 @pytest.mark.parametrize(
@@ -56,13 +41,13 @@ def test_a_killed_parent_takes_the_group_down(command: list[str]) -> None:
     assert parent.stdout is not None
     pgid = int(parent.stdout.readline())
     deadline = time.monotonic() + 10
-    while len(group(pgid)) < 2 and time.monotonic() < deadline:
+    while len(group_members(pgid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(group(pgid)) >= 2, "reaper and command run"
+    assert len(group_members(pgid)) >= 2, "reaper and command run"
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 15
-    while (left := group(pgid)) and time.monotonic() < deadline:
+    while (left := group_members(pgid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in left:
         os.kill(pid, signal.SIGKILL)

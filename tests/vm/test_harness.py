@@ -21,6 +21,7 @@ import pytest
 from harness.channel import AgentChannel
 from harness.errors import GuestTimeoutError
 from harness.kernels import Kernel
+from harness.reaper import group_members
 
 pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
@@ -123,19 +124,6 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _pids_in_group(pgid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-                if os.getpgid(int(d.name)) == pgid and stat[stat.rindex(")") + 2] != "Z":
-                    out.append(int(d.name))
-            except (ProcessLookupError, FileNotFoundError):
-                pass
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("state", ["alive", "hung"])
 def test_a_killed_harness_process_leaves_no_qemu(
@@ -155,16 +143,16 @@ def test_a_killed_harness_process_leaves_no_qemu(
     line = proc.stdout.readline()  # blocks until the VM is ready (or the script died)
     assert line.startswith("READY"), f"the inner VM did not start: {line!r}"
     vng_pgid = int(line.split()[1])  # the reaper leads the group (vng and QEMU are in it)
-    assert _pids_in_group(vng_pgid), "QEMU runs before the kill"
+    assert group_members(vng_pgid), "QEMU runs before the kill"
     if state == "hung":
-        qemu = [p for p in _pids_in_group(vng_pgid) if _comm(p).startswith("qemu-system")]
+        qemu = [p for p in group_members(vng_pgid) if _comm(p).startswith("qemu-system")]
         assert qemu, "QEMU is in the VM's process group"
         for pid in qemu:
             os.kill(pid, signal.SIGSTOP)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 90
-    while (left := _pids_in_group(vng_pgid)) and time.monotonic() < deadline:
+    while (left := group_members(vng_pgid)) and time.monotonic() < deadline:
         time.sleep(1)
     for pid in left:  # do not leave them to the next test, whatever the verdict
         os.kill(pid, signal.SIGKILL)
