@@ -4,6 +4,14 @@ Each test gets ``/sys/kernel/tracing/instances/<name>`` with the four workqueue 
 (and the module's ``wqlab:*`` events) enabled, so nothing else on the system clobbers
 its buffer. Read it while the module is loaded: ``%ps`` of a module function is resolved
 when the trace is read; ``kallsyms()`` keeps the addresses for a read after unload.
+
+Enabling or disabling a tracepoint's first or second probe patches kernel text live
+(a jump label, then the tracepoint's static call) with ``text_poke_bp()``. Under QEMU TCG
+that patching of ``process_one_work()`` while another vCPU runs it ended once in
+``Oops: int3`` (6.12, CI). So every event a test instance enables is first *pinned*: two
+keeper instances (``wqlab_pin0/1``, tracing off, 4 kB buffers) keep it enabled for the
+rest of the boot, and a test instance only ever adds or removes a third probe, which is a
+pointer update, not a text patch.
 """
 
 from __future__ import annotations
@@ -22,6 +30,27 @@ WQ_EVENTS = (
     "workqueue/workqueue_execute_start",
     "workqueue/workqueue_execute_end",
 )
+PIN_INSTANCES = ("wqlab_pin0", "wqlab_pin1")
+
+
+def pin_events(agent: AgentChannel, events: tuple[str, ...], root: str = TRACEFS) -> None:
+    """Keep ``events`` (``system/event`` or ``system``) enabled in the keeper instances.
+
+    Idempotent and one round trip; an event that does not exist (module not loaded) is
+    left out. Later enables and disables in other instances then patch no kernel text.
+    """
+    for ev in events:
+        if not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)?", ev):
+            raise ValueError(f"bad event name {ev!r}")
+    script = (
+        f"for d in {' '.join(f'{root}/instances/{i}' for i in PIN_INSTANCES)}; do "
+        '[ -d "$d" ] || { mkdir "$d" && echo 0 > "$d/tracing_on" '
+        '&& echo 4 > "$d/buffer_size_kb"; } || exit 1; '
+        f'for ev in {" ".join(events)}; do f="$d/events/$ev/enable"; '
+        '[ -e "$f" ] || continue; read -r v < "$f"; '
+        '[ "$v" = 1 ] || echo 1 > "$f" || exit 1; done; done'
+    )
+    agent.succeed(script)
 
 
 @dataclass(frozen=True)
@@ -58,6 +87,7 @@ class TraceInstance:
         a.sh(f"mkdir -p {self.path}")
         a.write(f"{self.path}/tracing_on", "0")
         a.write(f"{self.path}/buffer_size_kb", str(self.buffer_kb))
+        pin_events(a, self.events)
         for ev in self.events:
             a.write(f"{self.path}/events/{ev}/enable", "1")
         if self.module_events:
@@ -71,6 +101,7 @@ class TraceInstance:
         path = f"{self.path}/events/{system}/enable"
         if not self.agent.exists(path):
             return False
+        pin_events(self.agent, (system,))
         self.agent.write(path, "1")
         return True
 

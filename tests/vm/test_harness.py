@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from harness.channel import AgentChannel
+from harness.client import insmod, is_loaded, rmmod
 from harness.errors import GuestTimeoutError
 from harness.kernels import Kernel
 from harness.reaper import group_members
+from harness.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance
 
 pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
@@ -47,6 +49,28 @@ def test_hung_request_times_out_with_a_clear_error(guest: AgentChannel) -> None:
     assert time.monotonic() - t0 < 10
     # the channel is still usable afterwards
     assert guest.request("echo", data="still here") == "still here"
+
+
+def test_a_removed_trace_instance_leaves_its_tracepoints_pinned(
+    guest: AgentChannel, wqlab_ko: Path
+) -> None:
+    """Test instances come and go; the keepers hold every tracepoint they used, so that
+    going goes without live text patching (see harness/tracefs.py), and the module still
+    unloads with its events pinned."""
+    if is_loaded(guest):
+        rmmod(guest)
+    insmod(guest, str(wqlab_ko))
+    inst = TraceInstance(guest, "t_pin_check").start()
+    inst.remove()
+    assert not guest.exists(inst.path)
+    for pin in PIN_INSTANCES:
+        d = f"{TRACEFS}/instances/{pin}"
+        assert guest.read(f"{d}/tracing_on").strip() == "0"
+        for ev in (*WQ_EVENTS, "wqlab"):
+            assert guest.read(f"{d}/events/{ev}/enable").strip() == "1", (pin, ev)
+    rmmod(guest)
+    assert not is_loaded(guest)
+    assert not guest.exists(f"{TRACEFS}/instances/{PIN_INSTANCES[0]}/events/wqlab")
 
 
 INNER = """
