@@ -12,7 +12,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cpumask.h>
-#include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/ktime.h>
@@ -223,14 +222,15 @@ static void wqlab_run(struct wqlab_item *item)
 	trace_wqlab_work_run(item->id, seq, item->work, cpu);
 
 	if (beh.spin_us) {
-		u32 left = beh.spin_us;
+		/*
+		 * Busy-wait on the clocksource, not udelay(): udelay() trusts the boot's
+		 * loops_per_jiffy, which a TCG boot can get 200x wrong ("tsc: Unable to
+		 * calibrate against PIT"); ktime_get() stays true to wall time.
+		 */
+		u64 end = ktime_get_ns() + (u64)beh.spin_us * NSEC_PER_USEC;
 
-		while (left && !READ_ONCE(wqlab_stopping)) {
-			u32 step = min_t(u32, left, 100);
-
-			udelay(step);
-			left -= step;
-		}
+		while (ktime_get_ns() < end && !READ_ONCE(wqlab_stopping))
+			cpu_relax();
 	}
 	/* BH context cannot sleep; commands refuse such behaviours there. */
 	if (beh.sleep_ms && sleepable)

@@ -115,7 +115,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="hpri", flags="highpri")
     wqlab.cmd("alloc_workqueue", name="norm")
-    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=60, ms_needed=20)
+    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=60)
     hog, normal, high = new_items(wqlab, 3)
     lat_normal: list[int] = []
     lat_high: list[int] = []
@@ -151,7 +151,7 @@ def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="ci", flags="cpu_intensive")
     wqlab.cmd("alloc_workqueue", name="plain")
-    w0_us = spin_for(wqlab, trace, cpu, ms_wanted=300, ms_needed=30)
+    w0_us = spin_for(wqlab, trace, cpu, ms_wanted=300)
     w0, w1, w2 = new_items(wqlab, 3)
     with preempt_full(wqlab):
         wqlab.cmd("queue_work_on", wq="ci", cpu=cpu, id=w0, spin_us=w0_us)

@@ -190,7 +190,7 @@ def test_cpu_hog_in_a_per_cpu_pool_holds_back_others_only_before_6_5(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="hog")
     # ≥ 6.5 needs a hog well past the 10 ms threshold; before, any hog shows it
-    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=300, ms_needed=60 if auto else 1)
+    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=300)
     hog, other = new_items(wqlab, 2)
     with preempt_full(wqlab):  # so that a second worker could run at all
         wqlab.cmd("queue_work_on", wq="hog", cpu=cpu, id=hog, spin_us=hog_us)
