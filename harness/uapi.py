@@ -20,9 +20,9 @@ from enum import IntFlag
 from types import MappingProxyType
 from typing import Final
 
-ABI_VERSION: Final = 1
+ABI_VERSION: Final = 2
 
-NAME_LEN: Final = 32
+NAME_LEN: Final = 48
 """Size of the ``wq`` and ``name`` fields (NUL included)."""
 NAME_MAX: Final = 23
 """Longest workqueue name: ``[a-z0-9_]{1,23}``; the kernel name is ``wqlab_<name>``."""
@@ -145,7 +145,7 @@ class Busy(IntFlag):
 
 # struct wqlab_cmd: little-endian, no padding (the header is laid out so that native
 # alignment adds none; the unit test checks every offset against the C compiler).
-CMD_FORMAT: Final = "<qIIiIIIIIIII3I32s32s"
+CMD_FORMAT: Final = f"<qIIiIIIIIIII3I{NAME_LEN}s{NAME_LEN}s"
 CMD_SIZE: Final = struct.calcsize(CMD_FORMAT)
 
 CMD_FIELDS: Final[tuple[tuple[str, int, int], ...]] = (
@@ -163,7 +163,7 @@ CMD_FIELDS: Final[tuple[tuple[str, int, int], ...]] = (
     ("delayed", 48, 4),
     ("reserved", 52, 12),
     ("wq", 64, NAME_LEN),
-    ("name", 96, NAME_LEN),
+    ("name", 112, NAME_LEN),
 )
 """``(field, offset, size)`` of every member of ``struct wqlab_cmd``, in order."""
 
@@ -347,7 +347,7 @@ def pack_cmd(
     block: bool | int | None = None,
     delayed: bool | int | None = None,
 ) -> bytes:
-    """Build the 128-byte ``struct wqlab_cmd`` for one command.
+    """Build the 160-byte ``struct wqlab_cmd`` for one command.
 
     Every argument given (not None) sets its ``WQLAB_ARG_*`` bit; the others stay zero, as
     the module requires. ``command`` is only checked to be known (pass it to catch typos).

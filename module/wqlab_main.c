@@ -29,7 +29,7 @@
 
 #include "wqlab.h"
 
-static_assert(sizeof(struct wqlab_cmd) == 128);
+static_assert(sizeof(struct wqlab_cmd) == 160);
 static_assert(sizeof(struct wqlab_version) == 8);
 
 unsigned int wqlab_max_items = WQLAB_MAX_ITEMS_DFL;

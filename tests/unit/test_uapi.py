@@ -102,7 +102,7 @@ def c_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
 
 
 def test_cmd_struct_size_matches_header(c_values: dict[str, int]) -> None:
-    assert c_values["sizeof_cmd"] == uapi.CMD_SIZE == 128
+    assert c_values["sizeof_cmd"] == uapi.CMD_SIZE == 160
 
 
 def test_cmd_field_offsets_and_sizes_match_header(c_values: dict[str, int]) -> None:

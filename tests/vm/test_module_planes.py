@@ -100,8 +100,8 @@ def test_version_ioctl_returns_abi_1_and_the_struct_size(wqlab: WqlabClient) -> 
     rc, data = wqlab.agent.ioctl(DEVICE, uapi.IOC_VERSION, bytes(uapi.VERSION_SIZE))
     assert rc == 0
     v = uapi.unpack_version(data)
-    assert (v.abi_version, v.cmd_size) == (uapi.ABI_VERSION, uapi.CMD_SIZE) == (1, 128)
-    assert wqlab.features()["abi_version"] == "1"
+    assert (v.abi_version, v.cmd_size) == (uapi.ABI_VERSION, uapi.CMD_SIZE) == (2, 160)
+    assert wqlab.features()["abi_version"] == "2"
 
 
 # items ----------------------------------------------------------------------------------
@@ -367,9 +367,9 @@ def test_system_queues_listed_in_features_accept_work(plane: WqlabClient) -> Non
     } <= set(names)
     assert ("system_bh" in names) == (feats["wq_bh"] == "1")
     item = new_item(c)
-    # system_freezable_power_efficient (32 chars) does not fit the 32-byte wq field with
-    # its NUL: a known contract bug, pinned by tests/unit/test_commands_doc.py
-    for q in [n for n in names if len(n) < uapi.NAME_LEN]:
+    # every name, system_freezable_power_efficient (32 characters) included: ABI 1's
+    # 32-byte wq field could not hold that one with its NUL
+    for q in names:
         assert c.cmd("queue_work", wq=q, id=item).ret == 1, q
         assert c.cmd("flush_work", id=item).ret in (0, 1)
         wait_until(f"run on {q}", lambda: c.work(item)["state"] == "done")

@@ -13,10 +13,14 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define WQLAB_ABI_VERSION	1
+#define WQLAB_ABI_VERSION	2
 
-/* Workqueue names: [a-z0-9_]{1,23}, NUL-terminated in a 32-byte field. */
-#define WQLAB_NAME_LEN		32
+/*
+ * Names, NUL-terminated in a 48-byte field: a wqlab workqueue is [a-z0-9_]{1,23};
+ * a system queue name is up to 32 (system_freezable_power_efficient). ABI 1 had
+ * 32-byte fields, too short for that one.
+ */
+#define WQLAB_NAME_LEN		48
 #define WQLAB_NAME_MAX		23
 
 /* Limits; a larger value is -E2BIG. */
