@@ -116,11 +116,14 @@ static inline bool fp_per_line(int key)
  * least recently used way is replaced): direct-mapped, two entries that share a slot
  * would evict each other on every line.
  */
-#define FP_STR_SETS	512
+#define FP_STR_BITS	9	/* 512 sets of 2 */
+#define FP_STR_SETS	(1 << FP_STR_BITS)
 #define FP_STR_MAX	64
-#define FP_SYM_SLOTS	512
+#define FP_SYM_BITS	9
+#define FP_SYM_SLOTS	(1 << FP_SYM_BITS)
 #define FP_INT_SLOTS	1024
-#define FP_DICT_SETS	256
+#define FP_DICT_BITS	8	/* 256 sets of 2 */
+#define FP_DICT_SETS	(1 << FP_DICT_BITS)
 
 struct fp_str_set {
 	PyObject *way[2];
@@ -526,18 +529,19 @@ static PyObject *fp_str(struct fp_span s)
 	return o;
 }
 
-/* The finaliser of MurmurHash3: every input bit reaches every output bit. */
-static inline uint64_t fp_mix(uint64_t h)
+/*
+ * Multiplicative hashing: the top @bits of h * K depend on every bit of h (Knuth's
+ * Fibonacci hashing). Return: an index below 1 << @bits.
+ */
+#define FP_GOLDEN	0x9e3779b97f4a7c15ULL
+
+static inline size_t fp_index(uint64_t h, unsigned int bits)
 {
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
+	return (h * FP_GOLDEN) >> (64 - bits);
 }
 
 /* For the caches: length and up to 16 bytes from the ends (hits are compared whole). */
-static inline size_t fp_hash(struct fp_span s)
+static inline uint64_t fp_hash(struct fp_span s)
 {
 	uint64_t a = 0, b = 0;
 
@@ -547,7 +551,7 @@ static inline size_t fp_hash(struct fp_span s)
 	} else {
 		memcpy(&a, s.p, s.n);
 	}
-	return fp_mix(a ^ fp_mix(b ^ (uint64_t)s.n));
+	return a ^ ((b ^ (uint64_t)s.n) * 0xff51afd7ed558ccdULL);
 }
 
 static inline bool fp_str_is(PyObject *o, struct fp_span s)
@@ -564,7 +568,7 @@ static PyObject *fp_str_cached(struct fp_str_set *cache, struct fp_span s)
 
 	if (s.n > FP_STR_MAX)
 		return fp_str(s);
-	set = &cache[fp_hash(s) % FP_STR_SETS];
+	set = &cache[fp_index(fp_hash(s), FP_STR_BITS)];
 	for (w = 0; w < 2; w++) {
 		if (set->way[w] && fp_str_is(set->way[w], s)) {
 			set->victim = !w;
@@ -600,7 +604,7 @@ static PyObject *fp_int_cached(long long v)
 /* symbols.get(fn) or Symbol.parse(fn), as _parse_into() does. */
 static PyObject *fp_symbol(struct fp_span s)
 {
-	struct fp_sym_slot *slot = &fp.sym[fp_hash(s) % FP_SYM_SLOTS];
+	struct fp_sym_slot *slot = &fp.sym[fp_index(fp_hash(s), FP_SYM_BITS)];
 	PyObject *text, *sym;
 
 	if (slot->text && fp_str_is(slot->text, s))
@@ -712,8 +716,8 @@ static PyObject *fp_dict_slot(enum fp_class cls, PyObject *const v[K_NR])
 
 	for (i = 0; keys[i] >= 0; i++)
 		if (!fp_per_line(keys[i]))
-			h = (h ^ (uintptr_t)v[keys[i]]) * 0x9e3779b97f4a7c15ULL;
-	set = &fp.dicts[fp_mix(h) % FP_DICT_SETS];
+			h = (h ^ (uintptr_t)v[keys[i]]) * FP_GOLDEN;
+	set = &fp.dicts[fp_index(h, FP_DICT_BITS)];
 	for (w = 0; w < 2; w++) {
 		if (fp_dict_slot_is(&set->way[w], cls, v)) {
 			set->victim = !w;
