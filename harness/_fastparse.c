@@ -646,7 +646,7 @@ static PyObject *fp_fields(struct fp_span body)
 		if (!eq)
 			continue;
 		k = fp_str_cached(fp.str, (struct fp_span){ body.p + start, eq - body.p - start });
-		v = fp_str((struct fp_span){ eq + 1, body.p + i - eq - 1 });
+		v = k ? fp_str((struct fp_span){ eq + 1, body.p + i - eq - 1 }) : NULL;
 		err = !k || !v || PyDict_SetItem(fields, k, v);
 		Py_XDECREF(k);
 		Py_XDECREF(v);
@@ -763,47 +763,70 @@ static PyObject *fp_event_dict(enum fp_class cls, PyObject *const v[K_NR])
 	return dict;
 }
 
+/*
+ * The values of a scanned line's event, into @v (new references).
+ * Return: 0, or -1 with an exception (@v then holds what was made so far).
+ */
+static int fp_values(const struct fp_line *l, PyObject *v[K_NR])
+{
+	bool work = l->cls < C_WQLAB;	/* the four workqueue events */
+
+	v[K_TASK] = fp_str_cached(fp.str, l->task);
+	if (!v[K_TASK])
+		return -1;
+	v[K_PID] = fp_int_cached(l->pid);
+	if (!v[K_PID])
+		return -1;
+	v[K_CPU] = fp_int_cached(l->cpu);
+	if (!v[K_CPU])
+		return -1;
+	v[K_FLAGS] = fp_str_cached(fp.str, l->flags);
+	if (!v[K_FLAGS])
+		return -1;
+	v[K_TS_NS] = PyLong_FromLongLong(l->ts_ns);
+	if (!v[K_TS_NS])
+		return -1;
+	v[K_NAME] = work ? Py_NewRef(fp.wq_name[l->cls]) : fp_str_cached(fp.str, l->name);
+	if (!v[K_NAME])
+		return -1;
+	v[K_BODY] = fp_str(l->body);
+	if (!v[K_BODY])
+		return -1;
+	if (l->cls == C_WQLAB) {
+		v[K_FIELDS] = fp_fields(l->body);
+		return v[K_FIELDS] ? 0 : -1;
+	}
+	if (!work)
+		return 0;
+	v[K_WORK] = fp_str_cached(fp.work, l->work);
+	if (!v[K_WORK])
+		return -1;
+	if (l->cls == C_ACTIVATE && !l->has_function)
+		v[K_FUNCTION] = Py_NewRef(Py_None);
+	else
+		v[K_FUNCTION] = fp_symbol(l->function);
+	if (!v[K_FUNCTION])
+		return -1;
+	if (l->cls != C_QUEUE)
+		return 0;
+	v[K_WORKQUEUE] = fp_str_cached(fp.str, l->workqueue);
+	if (!v[K_WORKQUEUE])
+		return -1;
+	v[K_REQ_CPU] = fp_int_cached(l->req_cpu);
+	if (!v[K_REQ_CPU])
+		return -1;
+	v[K_QUEUE_CPU] = fp_int_cached(l->queue_cpu);
+	return v[K_QUEUE_CPU] ? 0 : -1;
+}
+
 /* Make the event of a scanned line and append it. Return: 0, or -1 with an exception. */
 static int fp_emit(struct fp_ctx *c, const struct fp_line *l)
 {
 	PyObject *v[K_NR] = { NULL }, *dict = NULL, *obj = NULL;
 	int i, ret = -1;
 
-	if (!(v[K_TASK] = fp_str_cached(fp.str, l->task)) ||
-	    !(v[K_PID] = fp_int_cached(l->pid)) ||
-	    !(v[K_CPU] = fp_int_cached(l->cpu)) ||
-	    !(v[K_FLAGS] = fp_str_cached(fp.str, l->flags)) ||
-	    !(v[K_TS_NS] = PyLong_FromLongLong(l->ts_ns)) ||
-	    !(v[K_NAME] = l->cls < C_WQLAB ? Py_NewRef(fp.wq_name[l->cls])
-					    : fp_str_cached(fp.str, l->name)) ||
-	    !(v[K_BODY] = fp_str(l->body)))
+	if (fp_values(l, v))
 		goto out;
-	switch (l->cls) {
-	case C_QUEUE:
-		if (!(v[K_WORKQUEUE] = fp_str_cached(fp.str, l->workqueue)) ||
-		    !(v[K_REQ_CPU] = fp_int_cached(l->req_cpu)) ||
-		    !(v[K_QUEUE_CPU] = fp_int_cached(l->queue_cpu)))
-			goto out;
-		/* fall through */
-	case C_START:
-	case C_END:
-		if (!(v[K_WORK] = fp_str_cached(fp.work, l->work)) ||
-		    !(v[K_FUNCTION] = fp_symbol(l->function)))
-			goto out;
-		break;
-	case C_ACTIVATE:
-		if (!(v[K_WORK] = fp_str_cached(fp.work, l->work)) ||
-		    !(v[K_FUNCTION] = l->has_function ? fp_symbol(l->function)
-						      : Py_NewRef(Py_None)))
-			goto out;
-		break;
-	case C_WQLAB:
-		if (!(v[K_FIELDS] = fp_fields(l->body)))
-			goto out;
-		break;
-	default:
-		break;
-	}
 	dict = fp_event_dict(l->cls, v);
 	if (!dict)
 		goto out;
@@ -870,7 +893,10 @@ static int fp_do_lines(struct fp_ctx *c, PyObject *iterable)
 
 	if (!it)
 		return -1;
-	while (!ret && (line = PyIter_Next(it))) {
+	while (!ret) {
+		line = PyIter_Next(it);
+		if (!line)
+			break;
 		if (PyUnicode_Check(line) && PyUnicode_IS_ASCII(line))
 			ret = fp_do_line(c, (const char *)PyUnicode_1BYTE_DATA(line),
 					 PyUnicode_GET_LENGTH(line), line);
@@ -1133,12 +1159,16 @@ PyMODINIT_FUNC PyInit__fastparse(void)
 {
 	int i;
 
-	for (i = 0; i < K_NR; i++)
-		if (!(fp.key[i] = PyUnicode_InternFromString(fp_key_names[i])))
+	for (i = 0; i < K_NR; i++) {
+		fp.key[i] = PyUnicode_InternFromString(fp_key_names[i]);
+		if (!fp.key[i])
 			goto fail;
-	for (i = 0; i < C_WQLAB; i++)
-		if (!(fp.wq_name[i] = PyUnicode_FromFormat("workqueue_%s", fp_wq_suffix[i])))
+	}
+	for (i = 0; i < C_WQLAB; i++) {
+		fp.wq_name[i] = PyUnicode_FromFormat("workqueue_%s", fp_wq_suffix[i]);
+		if (!fp.wq_name[i])
 			goto fail;
+	}
 	fp.empty_tuple = PyTuple_New(0);
 	fp.dunder_dict = PyUnicode_InternFromString("__dict__");
 	if (!fp.empty_tuple || !fp.dunder_dict)
