@@ -22,7 +22,7 @@ all: module
 help:
 	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|rt|<version>|<path>, now: $(KVER)):"
 	@echo "  make               build module/wqlab.ko against KDIR=$(KDIR) (W=1)"
-	@echo "  make setup         install Debian packages and the .venv (idempotent)"
+	@echo "  make setup         install Debian packages, the .venv and the parser's C extension (idempotent)"
 	@echo "  make demo          set up, boot the default kernel, run every API, show traces"
 	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
 	@echo "  make test-unit     unit tests only (no VM)"

@@ -1,8 +1,9 @@
 """Measure trace parser throughput in lines per second (goal: 1e6 lines/s).
 
 Builds ~1M lines from the reference traces in tests/unit/data (both kernels, loaded and
-after rmmod), then times several stages so the cost of each is visible. Prints numbers;
-asserts nothing.
+after rmmod), then times several stages so the cost of each is visible: parse(text) with
+the C extension (harness/_fastparse.c) and with the pure-Python parser in the same run.
+Prints numbers; asserts nothing.
 
     python bench/bench_parser.py [--lines 1000000] [--repeat 3]
 """
@@ -55,21 +56,27 @@ def main() -> None:
     reps = max(1, args.lines // len(base))
     text = "\n".join(base * reps) + "\n"
     n = len(base) * reps
+    parser = "C extension" if trace.C_PARSER else "pure Python (C extension not in use)"
     print(
         f"python {sys.version.split()[0]}, {n} lines ({len(text) / 1e6:.0f} MB), "
-        f"best of {args.repeat}"
+        f"best of {args.repeat}; parse() uses: {parser}"
     )
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("str.splitlines (floor)", text.splitlines),
         ("parse(text)", lambda: trace.parse(text)),
+        ("parse(text, pure=True)", lambda: trace.parse(text, pure=True)),
         ("list(parse_lines(lines))", lambda: list(trace.parse_lines(text.splitlines()))),
     ]
+    rates: dict[str, float] = {}
     for name, fn in stages:
-        rate = best_rate(n, fn, args.repeat)
+        rate = rates[name] = best_rate(n, fn, args.repeat)
         print(
             f"{name:28s} {rate:12,.0f} lines/s  {1e6 / rate:6.2f} us/line  {rate / GOAL:5.2f}x goal"
         )
+    if trace.C_PARSER:
+        speedup = rates["parse(text)"] / rates["parse(text, pure=True)"]
+        print(f"{'C extension / pure Python':28s} {speedup:12.1f}x")
 
     events = trace.parse(text)
     rate = best_rate(n, lambda: build_lifecycles(events), args.repeat)

@@ -13,18 +13,25 @@ the module is loaded but a raw ``0xffffffffc0...`` address after ``rmmod``: func
 kept as a :class:`Symbol` that is either named or an unresolved address (see
 :mod:`harness.symbols` to resolve those).
 
-Speed: the common line is split with ``str`` methods (no regex backtracking); a regex is
+Speed: a C extension, :mod:`harness._fastparse` (``harness/_fastparse.c``, built by
+``pip install -e .``), does the per-line work of :func:`_parse_into` for the common line
+and hands every other line to it; without the extension, or with ``WQLAB_PURE_PARSER=1``
+in the environment, the pure-Python :func:`_parse_into` parses everything (``pure=True``
+asks for it per call). Both give equal events (``tests/unit/test_trace_fast.py``). In
+Python the common line is split with ``str`` methods (no regex backtracking); a regex is
 only the fallback for lines that do not fit the fast path. Events are built without going
 through the frozen dataclass ``__init__`` (see :func:`_build`), and the cyclic garbage
-collector is paused while a whole text is parsed. ``bench/bench_parser.py`` measures it.
+collector is paused while a whole text is parsed. ``bench/bench_parser.py`` measures both.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
@@ -41,6 +48,7 @@ __all__ = [
     "UnknownEvent",
     "WqlabEvent",
     "WORK_EVENTS",
+    "C_PARSER",
     "parse",
     "parse_header",
     "parse_line",
@@ -467,48 +475,100 @@ def _parse_into(
     return stats
 
 
-def parse_line(line: str) -> TraceEvent | None:
+_Slow = Callable[[Iterable[str], list[TraceEvent], list[LostEvents], list[str]], BufferStats | None]
+
+
+def _c_parser(slow: _Slow = _parse_into) -> ModuleType | None:
+    """The C extension, configured; ``None`` if it is not built.
+
+    ``slow`` is what it hands the lines it does not take itself to (tests count them).
+    """
+    try:
+        from harness import _fastparse
+    except ImportError:
+        return None
+    _fastparse.configure(
+        queue_work=QueueWork,
+        activate_work=ActivateWork,
+        execute_start=ExecuteStart,
+        execute_end=ExecuteEnd,
+        wqlab_event=WqlabEvent,
+        unknown_event=UnknownEvent,
+        symbol_cache=_SYMBOL_CACHE,
+        symbol_parse=Symbol.parse,
+        slow=slow,
+    )
+    return _fastparse
+
+
+_C = None if os.environ.get("WQLAB_PURE_PARSER") == "1" else _c_parser()
+
+#: The C extension parses (``False``: not built, or ``WQLAB_PURE_PARSER=1``).
+C_PARSER = _C is not None
+
+
+def _parse_lines_into(
+    lines: Iterable[str],
+    events: list[TraceEvent],
+    lost: list[LostEvents],
+    unparsed: list[str],
+    pure: bool,
+) -> BufferStats | None:
+    """:func:`_parse_into` in C if it is built and not ``pure``."""
+    if pure or _C is None:
+        return _parse_into(lines, events, lost, unparsed)
+    stats: BufferStats | None = _C.parse_lines(lines, events, lost, unparsed)
+    return stats
+
+
+def parse_line(line: str, *, pure: bool = False) -> TraceEvent | None:
     """Parse one line; ``None`` for header, blank or non-event lines."""
     events: list[TraceEvent] = []
-    _parse_into((line.rstrip("\r\n"),), events, [], [])
+    _parse_lines_into((line.rstrip("\r\n"),), events, [], [], pure)
     return events[0] if events else None
 
 
-def _parse(lines: Iterable[str], symbols: SymbolResolver | None) -> Trace:
+def parse_trace(text: str, symbols: SymbolResolver | None = None, *, pure: bool = False) -> Trace:
+    """Parse a whole ``trace`` text: events, buffer stats, lost-event lines, leftovers.
+
+    ``pure=True`` uses the pure-Python parser even if the C extension is built (the
+    reference the tests and the benchmark compare it with).
+    """
     events: list[TraceEvent] = []
     lost: list[LostEvents] = []
     unparsed: list[str] = []
-    stats = _parse_into(lines, events, lost, unparsed)
-    if symbols is not None:
-        events = resolve_events(events, symbols)
-    return Trace(events, stats, lost, unparsed)
-
-
-def parse_trace(text: str, symbols: SymbolResolver | None = None) -> Trace:
-    """Parse a whole ``trace`` text: events, buffer stats, lost-event lines, leftovers."""
     was_enabled = gc.isenabled()
     gc.disable()  # only acyclic objects are made; avoids repeated full-heap scans
     try:
-        return _parse(text.splitlines(), symbols)
+        if pure or _C is None:
+            stats = _parse_into(text.splitlines(), events, lost, unparsed)
+        else:
+            stats = _C.parse_text(text, events, lost, unparsed)
+        if symbols is not None:
+            events = resolve_events(events, symbols)
+        # made before the collector is back: its first allocation would scan every event
+        return Trace(events, stats, lost, unparsed)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def parse(text: str, symbols: SymbolResolver | None = None) -> list[TraceEvent]:
+def parse(
+    text: str, symbols: SymbolResolver | None = None, *, pure: bool = False
+) -> list[TraceEvent]:
     """Parse a whole ``trace`` text into events, in file order."""
-    return parse_trace(text, symbols).events
+    return parse_trace(text, symbols, pure=pure).events
 
 
 def parse_lines(
-    lines: Iterable[str], symbols: SymbolResolver | None = None
+    lines: Iterable[str], symbols: SymbolResolver | None = None, *, pure: bool = False
 ) -> Iterator[TraceEvent]:
     """Parse lines lazily (e.g. from ``trace_pipe``); skips headers and non-event lines."""
     events: list[TraceEvent] = []
     lost: list[LostEvents] = []
     unparsed: list[str] = []
     for line in lines:
-        _parse_into((line.rstrip("\r\n"),), events, lost, unparsed)
+        _parse_lines_into((line.rstrip("\r\n"),), events, lost, unparsed, pure)
         if events:
             ev = events.pop()
             yield ev if symbols is None else _resolve_one(ev, symbols)

@@ -18,8 +18,9 @@ PKGS=(
 	linux-image-amd64        # the host suite's default kernel, booted by the VM
 	linux-headers-amd64      # its headers, for the module build (pulls the right gcc)
 	busybox-static           # what virtme-ng's guest init needs
-	make gcc libc6-dev kmod  # Kbuild and modinfo
+	make gcc libc6-dev kmod  # Kbuild and modinfo; gcc also builds the parser's C extension
 	python3 python3-venv     # the guest agent (system python3) and the virtualenv
+	python3-dev              # Python.h for the C extension harness/_fastparse.c
 	linux-libc-dev           # <linux/ioctl.h> for the uapi mirror test
 	openssh-server           # sshd run inside the guest for the SSH (fabric) target test
 	iproute2                 # the guest's network for that test
@@ -57,11 +58,19 @@ fi
 
 PY=${PYTHON:-python3}
 stamp=".venv/.wqlab-stamp"
-want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16) $($PY -c 'import sys; print(sys.version.split()[0])')"
-if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+# the C extension's source is in the stamp: a change to it rebuilds harness/_fastparse*.so
+want="$(cat requirements.lock pyproject.toml setup.py harness/_fastparse.c | sha256sum | cut -c1-16) $($PY -c 'import sys; print(sys.version.split()[0])')"
+if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
+	compgen -G 'harness/_fastparse*.so' >/dev/null; then
 	step "virtualenv .venv up to date"
 else
-	step "creating virtualenv .venv ($PY) with pinned dependencies"
+	inc=$($PY -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+	if [ ! -r "$inc/Python.h" ] || ! command -v gcc >/dev/null; then
+		echo "wqlab: building the C extension needs gcc and $inc/Python.h:" \
+			"install gcc and python3-dev (vm/setup.sh without --venv does)" >&2
+		exit 1
+	fi
+	step "creating virtualenv .venv ($PY) with pinned dependencies, building the C extension"
 	$PY -m venv .venv
 	.venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
 	.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
