@@ -87,21 +87,24 @@ class TraceInstance:
         a.sh(f"mkdir -p {self.path}")
         a.write(f"{self.path}/tracing_on", "0")
         a.write(f"{self.path}/buffer_size_kb", str(self.buffer_kb))
-        pin_events(a, self.events)
+        # one round trip pins them all; the module's system is left out if not loaded
+        pin_events(a, (*self.events, "wqlab") if self.module_events else self.events)
         for ev in self.events:
             a.write(f"{self.path}/events/{ev}/enable", "1")
         if self.module_events:
-            self.enable_module_events()
+            self.enable_module_events(pinned=True)
         a.write(f"{self.path}/trace", "")
         a.write(f"{self.path}/tracing_on", "1")
         return self
 
-    def enable_module_events(self, system: str = "wqlab") -> bool:
-        """Enable ``<system>:*`` if the module has registered them (after insmod)."""
+    def enable_module_events(self, system: str = "wqlab", pinned: bool = False) -> bool:
+        """Enable ``<system>:*`` if the module has registered them (after insmod);
+        ``pinned``: the caller has pinned ``system`` already."""
         path = f"{self.path}/events/{system}/enable"
         if not self.agent.exists(path):
             return False
-        pin_events(self.agent, (system,))
+        if not pinned:
+            pin_events(self.agent, (system,))
         self.agent.write(path, "1")
         return True
 
