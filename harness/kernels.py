@@ -9,7 +9,6 @@ used: the host's own kernel is not a Debian kernel and has no headers here.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -136,13 +135,6 @@ def _with_headers(kernels: list[Kernel], spec: str) -> list[Kernel]:
             " (`make setup`)"
         )
     return usable
-
-
-def virtme_init_path() -> Path:
-    """Where virtme-ng keeps its Rust init (``virtme-ng-init``) in this environment."""
-    import virtme  # noqa: PLC0415 - only the VM runner needs virtme-ng
-
-    return Path(os.path.dirname(virtme.__file__)) / "guest" / "bin" / "virtme-ng-init"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--no-fast-boot",
         action="store_true",
-        help="boot with vng's own init (udev, tmpfiles) instead of vm/fastinit",
+        help="plain vng boot (the bzImage, virtme-ng-init with udev and tmpfiles) "
+        "instead of the fast one (PVH vmlinux, the guest agent as init)",
     )
     g.addoption(
         "--artifacts",
@@ -128,7 +129,6 @@ class VmManager:
             memory=self.config.getoption("--vm-memory"),
             kvm=kvm,
             fast=not self.config.getoption("--no-fast-boot"),
-            virtme_init=kernels.virtme_init_path(),
             ssh_port=free_port(),  # loopback-only forward, used by the ssh_target fixture
         )
         self.ssh_ready = False

@@ -34,7 +34,6 @@ def boot(
         cpus=cpus,
         kvm=kvm_works(kernel.image),
         fast=fast,
-        virtme_init=kernels.virtme_init_path(),
     )
     vm = Vm(cfg, console_log or ROOT / "artifacts" / f"console-{kernel.version}.log")
     vm.start(boot_timeout=host_boot_deadline(cfg.kvm))

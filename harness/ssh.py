@@ -153,9 +153,10 @@ cat > $d/authorized_keys <<'KEY'
 {pubkey}
 KEY
 chmod 600 $d/authorized_keys
-# virtme-ng gives the guest its own /etc/shadow with root locked ('!'), and sshd without
-# PAM refuses locked accounts: mark root "no password" instead (password logins stay
-# off). This writes the guest's throw-away copy, never the host's file.
+# The guest's /etc/shadow (the host's under a guest-only overlay, or virtme-ng's own copy
+# in a plain boot) may lock root ('!'), and sshd without PAM refuses locked accounts: mark
+# root "no password" instead (password logins stay off). This writes the guest's
+# throw-away copy, never the host's file.
 sed 's/^root:[^:]*:/root:*:/' /etc/shadow > $d/shadow && cat $d/shadow > /etc/shadow
 /usr/sbin/sshd -f /dev/null -p 22 -o HostKey=$d/host_key -o AuthorizedKeysFile=$d/authorized_keys \
   -o PermitRootLogin=prohibit-password -o UsePAM=no -o StrictModes=no -o PidFile=$d/pid \

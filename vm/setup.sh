@@ -18,6 +18,7 @@ PKGS=(
 	linux-image-amd64        # the host suite's default kernel, booted by the VM
 	linux-headers-amd64      # its headers, for the module build (pulls the right gcc)
 	busybox-static           # what virtme-ng's guest init needs
+	zstd                     # unpacks zstd kernels (6.12) for the fast PVH boot
 	make gcc libc6-dev kmod  # Kbuild and modinfo; gcc also builds the parser's C extension
 	python3 python3-venv     # the guest agent (system python3) and the virtualenv
 	python3-dev              # Python.h for the C extension harness/_fastparse.c

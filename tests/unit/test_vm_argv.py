@@ -2,12 +2,15 @@
 
 from pathlib import Path
 
+import pytest
+
 from harness.build import make_argv
 from harness.client import format_command, may_block, parse_kv, parse_table
+from harness.errors import SetupError
 from harness.vm import SPLAT_RE, VmConfig, build_cmdline, build_vng_argv
 
 IMG = Path("/boot/vmlinuz-6.1.0-56-amd64")
-INIT = Path("/venv/virtme/guest/bin/virtme-ng-init")
+VMLINUX = Path("/cache/wqlab/vmlinuz-6.1.0-56-amd64.1.2.pvh")
 
 
 def cfg(**kw: object) -> VmConfig:
@@ -15,8 +18,6 @@ def cfg(**kw: object) -> VmConfig:
         image=IMG,
         cwd=Path("/src/wqlab"),
         agent=Path("/src/wqlab/vm/guest_agent.py"),
-        fastinit=Path("/src/wqlab/vm/fastinit"),
-        virtme_init=INIT,
         vng="vng",
     )
     base.update(kw)
@@ -45,22 +46,38 @@ def test_fast_boot_argv_is_exact() -> None:
     ]
 
 
-def test_fast_cmdline_runs_fastinit_then_virtme_init() -> None:
+def test_fast_cmdline_makes_the_agent_init() -> None:
     line = build_cmdline(cfg()).split()
-    assert line[-1] == "init=/src/wqlab/vm/fastinit"
-    assert f"wqlab_init={INIT}" in line
-    assert "virtme_chdir=src/wqlab" in line
-    assert "loglevel=5" in line
-    # /usr and /lib are not overlaid, or the fastinit bind mounts would be hidden
-    overlays = [p.split("=", 1)[1] for p in line if p.startswith("virtme_rw_overlay")]
-    assert "/usr" not in overlays and "/lib" not in overlays and "/tmp" in overlays
+    # virtme-ng's initramfs execs init= with the words after "--" as its arguments
+    assert line[line.index("--") - 1] == "init=/usr/bin/python3"
+    assert line[line.index("--") + 1 :] == [
+        "-I",
+        "-S",
+        "-u",
+        "/src/wqlab/vm/guest_agent.py",
+        "--init",
+        "--chdir",
+        "/src/wqlab",
+    ]
+    assert "loglevel=5" in line and "mitigations=off" in line
     assert "modprobe.blacklist=kvm,kvm_amd,kvm_intel,ahci,sr_mod,i6300esb,powernow_k8" in line
-    exec_arg = next(p for p in line if p.startswith("virtme.exec="))
-    import base64
+    # nothing for virtme-ng-init, which does not run
+    assert not [p for p in line if p.startswith("virtme")]
 
-    assert base64.b64decode(exec_arg.split("`")[1]).decode() == (
-        "exec /usr/bin/python3 -I -S -u /src/wqlab/vm/guest_agent.py"
-    )
+
+def test_fast_cmdline_refuses_paths_with_blanks() -> None:
+    with pytest.raises(SetupError, match="kernel command line"):
+        build_cmdline(cfg(cwd=Path("/my src/wqlab")))
+
+
+def test_pvh_boot_overrides_vngs_kernel_with_the_vmlinux() -> None:
+    argv = build_vng_argv(cfg(boot_image=VMLINUX))
+    assert argv[2] == str(IMG)  # vng still reads the bzImage (version, modules)
+    i = argv.index("--qemu-opts=-kernel")
+    assert argv[i + 1] == f"--qemu-opts={VMLINUX}"
+    assert i < argv.index("--qemu-opts=-append")
+    # a plain boot never swaps the image
+    assert "--qemu-opts=-kernel" not in build_vng_argv(cfg(boot_image=VMLINUX, fast=False))
 
 
 def test_plain_boot_with_kvm_uses_vng_append() -> None:

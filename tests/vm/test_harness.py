@@ -24,6 +24,7 @@ from harness.errors import GuestTimeoutError
 from harness.kernels import Kernel
 from harness.reaper import group_members
 from harness.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance
+from harness.vm import Vm
 
 pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
@@ -49,6 +50,41 @@ def test_hung_request_times_out_with_a_clear_error(guest: AgentChannel) -> None:
     assert time.monotonic() - t0 < 10
     # the channel is still usable afterwards
     assert guest.request("echo", data="still here") == "still here"
+
+
+def test_fast_boot_runs_the_agent_as_init(guest: AgentChannel, wqlab_vm: Vm) -> None:
+    """The fast boot's init is the agent (no virtme-ng-init, udev, tmpfiles): it mounts
+    what tests use, keeps the host's files untouched, and reaps orphans as PID 1 must."""
+    if not wqlab_vm.cfg.fast:
+        pytest.skip("--no-fast-boot: virtme-ng-init is PID 1 in this session")
+    init = guest.read("/proc/1/cmdline").split("\0")
+    assert init[0] == wqlab_vm.cfg.python and "--init" in init, init
+    status = guest.read(f"/proc/{guest.request('ping')['pid']}/status")
+    assert "\nPPid:\t1\n" in status  # the agent is PID 1's child
+    mounts = {line.split()[1]: line.split()[2] for line in guest.read("/proc/mounts").splitlines()}
+    for path, fstype in (
+        ("/sys/kernel/tracing", "tracefs"),
+        ("/sys/kernel/debug", "debugfs"),
+        ("/dev", "devtmpfs"),
+        ("/run", "tmpfs"),
+        ("/etc", "overlay"),
+        ("/tmp", "overlay"),
+    ):
+        assert mounts.get(path) == fstype, (path, mounts.get(path))
+    # the overlays make the shared, read-only host root writable in the guest only
+    marker = f"/etc/wqlab-init-test-{os.getpid()}"
+    guest.write(marker, "guest only\n")
+    assert guest.read(marker) == "guest only\n" and not Path(marker).exists()
+    # an orphan (a shell's background child) is reparented to PID 1 and reaped there
+    out = guest.succeed("sleep 0.3 & echo $!")
+    orphan = int(out.split()[-1])
+    deadline = time.monotonic() + 30
+    while guest.exists(f"/proc/{orphan}") and time.monotonic() < deadline:
+        guest.request("sleep", seconds=0.2)
+    assert not guest.exists(f"/proc/{orphan}"), guest.read(f"/proc/{orphan}/status")
+    if wqlab_vm.cfg.pvh:
+        # Debian kernels carry a PVH note: QEMU loaded the uncompressed vmlinux
+        assert wqlab_vm.cfg.boot_image is not None and wqlab_vm.cfg.boot_image.exists()
 
 
 def test_a_removed_trace_instance_leaves_its_tracepoints_pinned(
@@ -134,7 +170,7 @@ sys.path.insert(0, {root!r})
 from harness import kernels
 from harness.vm import Vm, VmConfig
 k = kernels.resolve({kernel!r})
-vm = Vm(VmConfig(image=k.image, virtme_init=kernels.virtme_init_path()), Path({log!r}))
+vm = Vm(VmConfig(image=k.image), Path({log!r}))
 vm.start()
 print("READY", vm.proc.pid, flush=True)
 time.sleep(3600)
