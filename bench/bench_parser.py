@@ -2,8 +2,8 @@
 
 Builds ~1M lines from the reference traces in tests/unit/data (both kernels, loaded and
 after rmmod), then times several stages so the cost of each is visible: parse(text) with
-the C extension (harness/_fastparse.c) and with the pure-Python parser in the same run.
-Prints numbers; asserts nothing.
+the C extension (harness/_fastparse.c) and with the pure-Python parser in the same run,
+and the memory the parsed events hold (tracemalloc). Prints numbers; asserts nothing.
 
     python bench/bench_parser.py [--lines 1000000] [--repeat 3]
 """
@@ -14,6 +14,7 @@ import argparse
 import gc
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,6 +78,16 @@ def main() -> None:
     if trace.C_PARSER:
         speedup = rates["parse(text)"] / rates["parse(text, pure=True)"]
         print(f"{'C extension / pure Python':28s} {speedup:12.1f}x")
+
+    # what the events of one parse hold (objects, strings, ints), per event
+    sample = "\n".join(base * max(1, 100_000 // len(base))) + "\n"
+    for label, pure in (("C", False), ("pure", True)):
+        tracemalloc.start()
+        kept = trace.parse(sample, pure=pure)
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        print(f"{'memory, parse ' + label:28s} {held / len(kept):12.0f} bytes/event")
+        del kept
 
     events = trace.parse(text)
     rate = best_rate(n, lambda: build_lifecycles(events), args.repeat)

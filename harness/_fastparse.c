@@ -5,9 +5,8 @@
  * harness/trace.py calls configure() once at import with the event classes, its symbol
  * cache, Symbol.parse and the Python _parse_into() itself. parse_text(text, ...) then
  * does what _parse_into(text.splitlines(), ...) does, and parse_lines(lines, ...) what
- * _parse_into(lines, ...) does: they append the same events (same classes, same instance
- * __dict__ contents) to the caller's lists and return the BufferStats of the header line
- * or None.
+ * _parse_into(lines, ...) does: they append the same events (same classes, same field
+ * values) to the caller's lists and return the BufferStats of the header line or None.
  *
  * The C code takes the common line, in ASCII,
  *
@@ -23,11 +22,12 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>	/* T_OBJECT_EX before 3.12 */
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
-/* The instance __dict__ keys of the events, in dataclass field order. */
+/* The fields (slots) of the events, in dataclass field order. */
 enum fp_key {
 	K_TASK,
 	K_PID,
@@ -89,7 +89,7 @@ static const char *const fp_wq_suffix[C_WQLAB] = {
 	[C_END] = "execute_end",
 };
 
-/* The keys of each class's __dict__, in field order (-1 ends). */
+/* The fields of each class, in field order (-1 ends). */
 #define FP_BASE_KEYS	K_TASK, K_PID, K_CPU, K_FLAGS, K_TS_NS, K_NAME, K_BODY
 
 static const int fp_class_keys[C_NR][K_NR] = {
@@ -101,20 +101,12 @@ static const int fp_class_keys[C_NR][K_NR] = {
 	[C_UNKNOWN] = { FP_BASE_KEYS, -1 },
 };
 
-/* Values new on every line; the others (task, pid, ..., function) repeat. */
-static inline bool fp_per_line(int key)
-{
-	return key == K_TS_NS || key == K_BODY || key == K_WORK || key == K_FIELDS;
-}
-
 /*
  * Caches: of small strings (task, flags, event and workqueue names repeat on every line;
- * work addresses on the few events of one work item), of the Symbols of function texts,
- * of ints, and of event dicts with the repeating values of a line already in (a copy then
- * gets only the per-line ones). Bounded; they save allocations and dict stores, the
- * objects are equal either way. Strings and dicts are two-way set-associative (the
- * least recently used way is replaced): direct-mapped, two entries that share a slot
- * would evict each other on every line.
+ * work addresses on the few events of one work item), of the Symbols of function texts
+ * and of ints. Bounded; they save allocations, the objects are equal either way. Strings
+ * are two-way set-associative (the least recently used way is replaced): direct-mapped,
+ * two entries that share a slot would evict each other on every line.
  */
 #define FP_STR_BITS	9	/* 512 sets of 2 */
 #define FP_STR_SETS	(1 << FP_STR_BITS)
@@ -122,8 +114,6 @@ static inline bool fp_per_line(int key)
 #define FP_SYM_BITS	9
 #define FP_SYM_SLOTS	(1 << FP_SYM_BITS)
 #define FP_INT_SLOTS	1024
-#define FP_DICT_BITS	8	/* 256 sets of 2 */
-#define FP_DICT_SETS	(1 << FP_DICT_BITS)
 
 struct fp_str_set {
 	PyObject *way[2];
@@ -140,17 +130,6 @@ struct fp_int_slot {
 	PyObject *obj;
 };
 
-struct fp_dict_slot {
-	PyObject *dict;		/* the class's keys; the values below, None for per-line ones */
-	enum fp_class cls;
-	PyObject *val[K_NR];	/* the repeating values (references held by dict) */
-};
-
-struct fp_dict_set {
-	struct fp_dict_slot way[2];
-	unsigned int victim;
-};
-
 /*
  * Module state. Single-phase init, one interpreter: set by PyInit and configure(),
  * only touched with the GIL held.
@@ -158,11 +137,9 @@ struct fp_dict_set {
 static struct {
 	PyObject *key[K_NR];			/* interned key strings */
 	PyObject *wq_name[C_WQLAB];		/* "workqueue_queue_work", ... */
-	PyObject *empty_tuple;
-	PyObject *dunder_dict;			/* "__dict__" */
 	/* from configure(): */
 	PyTypeObject *cls[C_NR];
-	PyObject *tmpl[C_NR];			/* dict of the class's keys -> None */
+	Py_ssize_t off[C_NR][K_NR];		/* where each field's slot is in an instance */
 	PyObject *symbols;			/* harness.trace._SYMBOL_CACHE */
 	PyObject *symbol_parse;			/* Symbol.parse */
 	PyObject *slow;				/* harness.trace._parse_into */
@@ -171,7 +148,6 @@ static struct {
 	struct fp_str_set work[FP_STR_SETS];
 	struct fp_sym_slot sym[FP_SYM_SLOTS];
 	struct fp_int_slot ints[FP_INT_SLOTS];
-	struct fp_dict_set dicts[FP_DICT_SETS];
 } fp;
 
 /* One call of parse_text() or parse_lines(): the caller's lists and what was found. */
@@ -659,108 +635,25 @@ static PyObject *fp_fields(struct fp_span body)
 }
 
 /*
- * object.__new__(cls) and the instance dict installed whole, like _build() in trace.py
- * (a frozen dataclass's __init__ would set each field through object.__setattr__).
- * On 3.11, tp_alloc is object.__new__ without the inline attribute values that setting
- * __dict__ throws away again, and the managed dict pointer is set directly. Later
- * versions lay instances out differently (3.13: PyObject_GenericSetDict() leaves the
- * inline values in charge), so they get exactly what Python does:
- * object.__setattr__(object.__new__(cls), "__dict__", dict).
+ * An instance of the slotted event class @cls with its fields set to @v, whose references
+ * it takes over (the entries are cleared): what object.__new__(cls) and one
+ * object.__setattr__() per field do, without a lookup per field. The slots of a fresh
+ * instance are NULL; the values are all made before it, so no collection can see it half
+ * filled. Return: a new reference, or NULL with an exception (@v is left as it was).
  */
-static PyObject *fp_instance(PyTypeObject *cls, PyObject *dict)
-{
-	PyObject *obj;
-	int err;
-
-#if PY_VERSION_HEX < 0x030C0000
-	obj = cls->tp_alloc(cls, 0);
-	err = obj ? PyObject_GenericSetDict(obj, dict, NULL) : 0;
-#else
-	obj = PyBaseObject_Type.tp_new(cls, fp.empty_tuple, NULL);
-	err = obj ? PyObject_GenericSetAttr(obj, fp.dunder_dict, dict) : 0;
-#endif
-	if (err)
-		Py_CLEAR(obj);
-	return obj;
-}
-
-/* The cached dict was made for the repeating values of @v. */
-static bool fp_dict_slot_is(const struct fp_dict_slot *slot, enum fp_class cls,
-			    PyObject *const v[K_NR])
+static PyObject *fp_instance(enum fp_class cls, PyObject *v[K_NR])
 {
 	const int *keys = fp_class_keys[cls];
+	PyObject *obj = fp.cls[cls]->tp_alloc(fp.cls[cls], 0);
 	int i;
 
-	if (!slot->dict || slot->cls != cls)
-		return false;
-	for (i = 0; keys[i] >= 0; i++)
-		if (!fp_per_line(keys[i]) && slot->val[keys[i]] != v[keys[i]])
-			return false;
-	return true;
-}
-
-/*
- * The dict of @cls's keys holding the repeating values of @v (the per-line ones None),
- * from the cache, or made and cached. The values are compared by identity: they come
- * from the caches above, and the cached dict holds them, so an address is not reused.
- * Return: a borrowed reference, or NULL with an exception.
- */
-static PyObject *fp_dict_slot(enum fp_class cls, PyObject *const v[K_NR])
-{
-	const int *keys = fp_class_keys[cls];
-	struct fp_dict_slot *slot;
-	struct fp_dict_set *set;
-	uint64_t h = cls;
-	PyObject *dict;
-	int i, w;
-
-	for (i = 0; keys[i] >= 0; i++)
-		if (!fp_per_line(keys[i]))
-			h = (h ^ (uintptr_t)v[keys[i]]) * FP_GOLDEN;
-	set = &fp.dicts[fp_index(h, FP_DICT_BITS)];
-	for (w = 0; w < 2; w++) {
-		if (fp_dict_slot_is(&set->way[w], cls, v)) {
-			set->victim = !w;
-			return set->way[w].dict;
-		}
+	if (!obj)
+		return NULL;
+	for (i = 0; keys[i] >= 0; i++) {
+		*(PyObject **)((char *)obj + fp.off[cls][keys[i]]) = v[keys[i]];
+		v[keys[i]] = NULL;
 	}
-	dict = PyDict_Copy(fp.tmpl[cls]);
-	if (!dict)
-		return NULL;
-	for (i = 0; keys[i] >= 0; i++)
-		if (!fp_per_line(keys[i]) && PyDict_SetItem(dict, fp.key[keys[i]], v[keys[i]])) {
-			Py_DECREF(dict);
-			return NULL;
-		}
-	slot = &set->way[set->victim];
-	set->victim = !set->victim;
-	Py_XSETREF(slot->dict, dict);
-	slot->cls = cls;
-	for (i = 0; keys[i] >= 0; i++)
-		slot->val[keys[i]] = v[keys[i]];
-	return dict;
-}
-
-/*
- * The instance dict of an event of @cls with the values @v: a copy of the cached dict
- * of its repeating values (same field order, already sized), the per-line ones put in.
- * Return: a new reference, or NULL with an exception.
- */
-static PyObject *fp_event_dict(enum fp_class cls, PyObject *const v[K_NR])
-{
-	const int *keys = fp_class_keys[cls];
-	PyObject *dict = fp_dict_slot(cls, v);
-	int i;
-
-	dict = dict ? PyDict_Copy(dict) : NULL;
-	if (!dict)
-		return NULL;
-	for (i = 0; keys[i] >= 0; i++)
-		if (fp_per_line(keys[i]) && PyDict_SetItem(dict, fp.key[keys[i]], v[keys[i]])) {
-			Py_DECREF(dict);
-			return NULL;
-		}
-	return dict;
+	return obj;
 }
 
 /*
@@ -822,20 +715,16 @@ static int fp_values(const struct fp_line *l, PyObject *v[K_NR])
 /* Make the event of a scanned line and append it. Return: 0, or -1 with an exception. */
 static int fp_emit(struct fp_ctx *c, const struct fp_line *l)
 {
-	PyObject *v[K_NR] = { NULL }, *dict = NULL, *obj = NULL;
+	PyObject *v[K_NR] = { NULL }, *obj = NULL;
 	int i, ret = -1;
 
 	if (fp_values(l, v))
 		goto out;
-	dict = fp_event_dict(l->cls, v);
-	if (!dict)
-		goto out;
-	obj = fp_instance(fp.cls[l->cls], dict);
+	obj = fp_instance(l->cls, v);
 	if (obj)
 		ret = PyList_Append(c->events, obj);
 out:
 	Py_XDECREF(obj);
-	Py_XDECREF(dict);
 	for (i = 0; i < K_NR; i++)
 		Py_XDECREF(v[i]);
 	return ret;
@@ -1021,20 +910,49 @@ static PyObject *fp_parse_lines(PyObject *self, PyObject *args)
 	return fp_parse(args, "O!O!O!O!:parse_lines", &PyBaseObject_Type, fp_do_lines);
 }
 
-/* A dict of the keys of @cls's instances, in field order, all None. */
-static PyObject *fp_template(enum fp_class cls)
+#ifdef Py_T_OBJECT_EX
+#define FP_T_OBJECT_EX	Py_T_OBJECT_EX
+#else
+#define FP_T_OBJECT_EX	T_OBJECT_EX
+#endif
+
+/*
+ * Where @type keeps each field of @cls: it must be a slotted dataclass with exactly the
+ * fields of fp_class_keys (dataclass(slots=True) makes a T_OBJECT_EX slot per field).
+ * Return: 0, or -1 with an exception.
+ */
+static int fp_offsets(PyTypeObject *type, enum fp_class cls, Py_ssize_t off[K_NR])
 {
-	PyObject *dict = PyDict_New();
+	const int *keys = fp_class_keys[cls];
+	PyObject *fields, *descr;
+	Py_ssize_t nfields;
 	int i;
 
-	if (!dict)
-		return NULL;
-	for (i = 0; fp_class_keys[cls][i] >= 0; i++)
-		if (PyDict_SetItem(dict, fp.key[fp_class_keys[cls][i]], Py_None)) {
-			Py_DECREF(dict);
-			return NULL;
+	fields = PyObject_GetAttrString((PyObject *)type, "__dataclass_fields__");
+	nfields = fields ? PyObject_Size(fields) : -1;
+	Py_XDECREF(fields);
+	if (nfields < 0)
+		return -1;
+	for (i = 0; keys[i] >= 0; i++) {
+		descr = PyObject_GetAttr((PyObject *)type, fp.key[keys[i]]);
+		if (!descr)
+			return -1;
+		if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+		    ((PyMemberDescrObject *)descr)->d_member->type != FP_T_OBJECT_EX) {
+			PyErr_Format(PyExc_TypeError, "configure(): %s.%s is not a slot",
+				     type->tp_name, fp_key_names[keys[i]]);
+			Py_DECREF(descr);
+			return -1;
 		}
-	return dict;
+		off[keys[i]] = ((PyMemberDescrObject *)descr)->d_member->offset;
+		Py_DECREF(descr);
+	}
+	if (nfields != i) {
+		PyErr_Format(PyExc_TypeError, "configure(): %s has %zd fields, the parser makes %d",
+			     type->tp_name, nfields, i);
+		return -1;
+	}
+	return 0;
 }
 
 static void fp_clear_caches(void)
@@ -1053,9 +971,6 @@ static void fp_clear_caches(void)
 	}
 	for (i = 0; i < FP_INT_SLOTS; i++)
 		Py_CLEAR(fp.ints[i].obj);
-	for (i = 0; i < FP_DICT_SETS; i++)
-		for (w = 0; w < 2; w++)
-			Py_CLEAR(fp.dicts[i].way[w].dict);
 }
 
 PyDoc_STRVAR(fp_configure_doc,
@@ -1071,7 +986,8 @@ static PyObject *fp_configure(PyObject *self, PyObject *args, PyObject *kwargs)
 		"unknown_event", "symbol_cache", "symbol_parse", "slow", NULL
 	};
 	PyTypeObject *cls[C_NR];
-	PyObject *tmpl[C_NR] = { NULL }, *symbols, *symbol_parse, *slow;
+	Py_ssize_t off[C_NR][K_NR];
+	PyObject *symbols, *symbol_parse, *slow;
 	int i;
 
 	(void)self;
@@ -1089,28 +1005,22 @@ static PyObject *fp_configure(PyObject *self, PyObject *args, PyObject *kwargs)
 		return NULL;
 	}
 	for (i = 0; i < C_NR; i++) {
-		if (!(cls[i]->tp_flags & Py_TPFLAGS_HEAPTYPE) || !cls[i]->tp_dictoffset) {
-			PyErr_Format(PyExc_TypeError, "configure(): %s=%s has no instance __dict__",
+		if (!(cls[i]->tp_flags & Py_TPFLAGS_HEAPTYPE) || cls[i]->tp_dictoffset) {
+			PyErr_Format(PyExc_TypeError, "configure(): %s=%s is not a slotted class",
 				     fp_class_args[i], cls[i]->tp_name);
-			goto fail;
+			return NULL;
 		}
-		tmpl[i] = fp_template(i);
-		if (!tmpl[i])
-			goto fail;
+		if (fp_offsets(cls[i], i, off[i]))
+			return NULL;
 	}
-	for (i = 0; i < C_NR; i++) {
+	for (i = 0; i < C_NR; i++)
 		Py_XSETREF(fp.cls[i], (PyTypeObject *)Py_NewRef(cls[i]));
-		Py_XSETREF(fp.tmpl[i], tmpl[i]);
-	}
+	memcpy(fp.off, off, sizeof(off));
 	Py_XSETREF(fp.symbols, Py_NewRef(symbols));
 	Py_XSETREF(fp.symbol_parse, Py_NewRef(symbol_parse));
 	Py_XSETREF(fp.slow, Py_NewRef(slow));
 	fp_clear_caches();
 	Py_RETURN_NONE;
-fail:
-	for (i = 0; i < C_NR; i++)
-		Py_XDECREF(tmpl[i]);
-	return NULL;
 }
 
 static PyMethodDef fp_methods[] = {
@@ -1134,12 +1044,8 @@ static void fp_free(void)
 		Py_CLEAR(fp.key[i]);
 	for (i = 0; i < C_WQLAB; i++)
 		Py_CLEAR(fp.wq_name[i]);
-	for (i = 0; i < C_NR; i++) {
+	for (i = 0; i < C_NR; i++)
 		Py_CLEAR(fp.cls[i]);
-		Py_CLEAR(fp.tmpl[i]);
-	}
-	Py_CLEAR(fp.empty_tuple);
-	Py_CLEAR(fp.dunder_dict);
 	Py_CLEAR(fp.symbols);
 	Py_CLEAR(fp.symbol_parse);
 	Py_CLEAR(fp.slow);
@@ -1169,10 +1075,6 @@ PyMODINIT_FUNC PyInit__fastparse(void)
 		if (!fp.wq_name[i])
 			goto fail;
 	}
-	fp.empty_tuple = PyTuple_New(0);
-	fp.dunder_dict = PyUnicode_InternFromString("__dict__");
-	if (!fp.empty_tuple || !fp.dunder_dict)
-		goto fail;
 	return PyModule_Create(&fp_module);
 fail:
 	fp_free();

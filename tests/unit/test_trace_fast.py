@@ -1,9 +1,9 @@
 """The C parser (``harness/_fastparse.c``) gives what the pure-Python parser gives.
 
 The pure-Python parser (``pure=True``) is the reference: every recorded trace, and hand-made
-and mutated lines, must give equal events (same classes, same instance ``__dict__`` in the
-same order), lost-event lines, leftovers and buffer stats. These tests need the extension
-and fail without it: ``make setup`` (``pip install -e .``) or
+and mutated lines, must give equal events (same classes, same field values of the same
+types), lost-event lines, leftovers and buffer stats. These tests need the extension and
+fail without it: ``make setup`` (``pip install -e .``) or
 ``.venv/bin/python setup.py build_ext --inplace`` builds it.
 """
 
@@ -62,12 +62,14 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSlow]:
     trace._c_parser()
 
 
+def state(e: object) -> list[tuple[str, type, object]]:
+    return [(f.name, type(getattr(e, f.name)), getattr(e, f.name)) for f in fields(e)]
+
+
 def snapshot(t: Trace) -> tuple[Any, ...]:
-    """Everything a parse gives: each event's class, its ``__dict__`` in order and its
-    fields read as attributes (what users do)."""
-    events = [
-        (type(e), list(vars(e).items()), [getattr(e, f.name) for f in fields(e)]) for e in t.events
-    ]
+    """Everything a parse gives: each event's class and its fields in order, with the
+    type of each value (``1`` and ``True`` are equal, not the same)."""
+    events = [(type(e), state(e)) for e in t.events]
     return events, t.stats, t.lost, t.unparsed
 
 
@@ -78,8 +80,8 @@ def assert_same(text: str) -> Trace:
     assert c == py
     lines = text.splitlines(keepends=True)
     streamed = list(trace.parse_lines(lines))
-    assert [(type(e), vars(e)) for e in streamed] == [
-        (type(e), vars(e)) for e in trace.parse_lines(lines, pure=True)
+    assert [(type(e), state(e)) for e in streamed] == [
+        (type(e), state(e)) for e in trace.parse_lines(lines, pure=True)
     ]
     return c
 
@@ -236,7 +238,7 @@ def test_c_and_python_parse_edge_lines_equally(slow: CountingSlow, line: str) ->
     assert_same(line)
     assert_same(line + "\n")
     c, py = trace.parse_line(line), trace.parse_line(line, pure=True)
-    assert (type(c), c and list(vars(c).items())) == (type(py), py and list(vars(py).items()))
+    assert (type(c), c and state(c)) == (type(py), py and state(py))
 
 
 def test_c_and_python_cut_lines_equally(slow: CountingSlow) -> None:
@@ -297,6 +299,40 @@ def test_c_parser_raises_what_the_python_parser_raises(slow: CountingSlow) -> No
         _fastparse.parse_text("", (), [], [])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         _fastparse.configure(queue_work=trace.QueueWork)  # type: ignore[call-arg]
+
+
+def test_c_parser_refuses_classes_whose_slots_it_cannot_fill(slow: CountingSlow) -> None:
+    """The C parser writes an event's slots at their offsets: a class with an instance
+    ``__dict__``, or with a field it does not know, is refused, and nothing changes."""
+    from dataclasses import dataclass
+
+    from harness import _fastparse
+
+    @dataclass(frozen=True)
+    class WithDict(trace.TraceEvent):  # a subclass of a slotted class without slots=True
+        pass
+
+    @dataclass(frozen=True, slots=True)
+    class Extra(trace.TraceEvent):
+        extra: int
+
+    classes = {
+        "queue_work": trace.QueueWork,
+        "activate_work": trace.ActivateWork,
+        "execute_start": trace.ExecuteStart,
+        "execute_end": trace.ExecuteEnd,
+        "wqlab_event": trace.WqlabEvent,
+        "unknown_event": trace.UnknownEvent,
+    }
+    rest = {
+        "symbol_cache": trace._SYMBOL_CACHE,
+        "symbol_parse": trace.Symbol.parse,
+        "slow": trace._parse_into,
+    }
+    for bad, why in ((WithDict, "is not a slotted class"), (Extra, "has 8 fields, the parser")):
+        with pytest.raises(TypeError, match=why):
+            _fastparse.configure(**{**classes, "unknown_event": bad}, **rest)
+    assert_same(PREFIX + "sched_switch: still parsed by the configured classes")
 
 
 def test_c_parser_keeps_no_references(slow: CountingSlow) -> None:
