@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import kernels  # noqa: E402
 from harness.build import ROOT, build_module  # noqa: E402
-from harness.client import WqlabClient, insmod, rmmod  # noqa: E402
+from harness.client import WqlabClient, ensure_debugfs, insmod, rmmod  # noqa: E402
 from harness.vm import Vm, VmConfig, default_vng, kvm_works, vng_env  # noqa: E402
 
 
@@ -73,9 +73,7 @@ def main() -> int:
                     t = time.perf_counter()
                     agent.request("echo", data="x")
                     echo.append(time.perf_counter() - t)
-                agent.succeed(
-                    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
-                )
+                ensure_debugfs(agent)
                 insmod(agent, str(ko))
                 c = WqlabClient(agent)
                 for _ in range(args.requests):

@@ -178,6 +178,14 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+def ensure_debugfs(agent: AgentChannel) -> None:
+    """Mount debugfs in the guest unless it is (the fast boot's init mounts it: then this
+    is one file read, no shell)."""
+    mounts = agent.read("/proc/mounts").split("\n")
+    if not any(m.split()[1:3] == ["/sys/kernel/debug", "debugfs"] for m in mounts if m):
+        agent.succeed("mount -t debugfs none /sys/kernel/debug")
+
+
 def insmod(agent: AgentChannel, ko: str, **params: Any) -> None:
     """Load a module in the guest (``params`` become ``key=value``)."""
     extra = " ".join(f"{k}={v}" for k, v in params.items())

@@ -34,7 +34,7 @@ import pytest
 from . import kernels
 from .build import ROOT, build_module
 from .channel import AgentChannel
-from .client import WqlabClient, insmod, is_loaded, rmmod
+from .client import WqlabClient, ensure_debugfs, insmod, is_loaded, rmmod
 from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .tracefs import TraceInstance, kallsyms
 from .vm import Vm, VmConfig, default_vng, free_port, host_boot_deadline, kvm_works
@@ -144,9 +144,7 @@ class VmManager:
                 log.info("boot deadline %.0f s (attempt %d)", deadline, attempt)
                 vm.start(boot_timeout=deadline)
                 self.boot_seconds.append(vm.boot_seconds or 0.0)
-                vm.agent().succeed(
-                    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
-                )
+                ensure_debugfs(vm.agent())
                 return vm
             except HarnessError as e:
                 last = e

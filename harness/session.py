@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import kernels
 from .build import ROOT, build_module
-from .client import WqlabClient, insmod, is_loaded, rmmod
+from .client import WqlabClient, ensure_debugfs, insmod, is_loaded, rmmod
 from .tracefs import TraceInstance
 from .vm import Vm, VmConfig, host_boot_deadline, kvm_works
 
@@ -37,7 +37,7 @@ def boot(
     )
     vm = Vm(cfg, console_log or ROOT / "artifacts" / f"console-{kernel.version}.log")
     vm.start(boot_timeout=host_boot_deadline(cfg.kvm))
-    vm.agent().succeed("mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug")
+    ensure_debugfs(vm.agent())
     return vm
 
 

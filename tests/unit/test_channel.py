@@ -74,3 +74,34 @@ def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
     line = b"".join(out)
     assert line.startswith(REPLY_MARK) and line.endswith(b"\n")
     assert json.loads(line[len(REPLY_MARK) :]) == {"id": 7, "ok": True, "value": value}
+
+
+class _Guest:
+    """Answers read("/proc/mounts") and records shell commands."""
+
+    def __init__(self, mounts: str) -> None:
+        self.mounts, self.ran = mounts, []
+
+    def read(self, path: str) -> str:
+        assert path == "/proc/mounts"
+        return self.mounts
+
+    def succeed(self, cmd: str) -> str:
+        self.ran.append(cmd)
+        return ""
+
+
+@pytest.mark.parametrize(
+    ("mounts", "ran"),
+    [
+        ("proc /proc proc rw 0 0\ndebugfs /sys/kernel/debug debugfs rw,relatime 0 0\n", []),
+        ("proc /proc proc rw 0 0\nnone /sys/kernel/debugx tmpfs rw 0 0\n", ["mount -t debugfs"]),
+        ("", ["mount -t debugfs"]),
+    ],
+)
+def test_ensure_debugfs_mounts_only_when_missing(mounts: str, ran: list[str]) -> None:
+    from harness.client import ensure_debugfs
+
+    g = _Guest(mounts)
+    ensure_debugfs(g)  # type: ignore[arg-type]
+    assert [c[:16] for c in g.ran] == ran
