@@ -103,7 +103,8 @@ def cache_dir() -> Path:
 
 
 def pvh_vmlinux(image: Path, cache: Path | None = None) -> Path | None:
-    """The cached PVH-bootable ``vmlinux`` of ``image``, made on first use, or ``None``."""
+    """The cached PVH-bootable ``vmlinux`` of ``image``, made on first use, or ``None``
+    (boot the bzImage): not extractable, no PVH note, or a cache that cannot be written."""
     cache = cache or cache_dir()
     st = image.stat()
     out = cache / f"{image.name}.{st.st_size}.{int(st.st_mtime)}.pvh"
@@ -112,21 +113,30 @@ def pvh_vmlinux(image: Path, cache: Path | None = None) -> Path | None:
         return out
     if bad.exists():
         return None
-    cache.mkdir(parents=True, exist_ok=True)
-    for old in cache.glob(f"{image.name}.*"):  # an older build of the same file name
-        old.unlink(missing_ok=True)
     try:
         elf = extract_vmlinux(image.read_bytes())
     except NotExtractable as e:  # not remembered: a missing zstd may be installed later
         log.info("%s: booting the bzImage as it is (%s)", image, e)
         return None
-    if not has_pvh_note(elf):
-        log.info("%s: booting the bzImage as it is (no PVH note: CONFIG_PVH is off)", image)
-        bad.touch()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for old in cache.glob(f"{image.name}.*"):  # an older build of the same file name
+            old.unlink(missing_ok=True)
+        if not has_pvh_note(elf):
+            log.info("%s: booting the bzImage as it is (no PVH note: CONFIG_PVH is off)", image)
+            bad.touch()
+            return None
+        f = tempfile.NamedTemporaryFile(dir=cache, delete=False, prefix=".tmp-")  # noqa: SIM115
+        try:
+            with f:
+                f.write(elf)
+            os.chmod(f.name, 0o644)
+            os.replace(f.name, out)  # atomic: a concurrent session sees all or nothing
+        except BaseException:
+            os.unlink(f.name)
+            raise
+    except OSError as e:
+        log.warning("%s: cannot keep its vmlinux in %s (%s); booting the bzImage", image, cache, e)
         return None
-    with tempfile.NamedTemporaryFile(dir=cache, delete=False, prefix=".tmp-") as f:
-        f.write(elf)
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, out)  # atomic: a concurrent session sees all of it or nothing
     log.info("%s: uncompressed for PVH boot into %s (%d MB)", image, out, len(elf) >> 20)
     return out

@@ -90,6 +90,13 @@ def test_an_image_without_pvh_falls_back_and_is_remembered(tmp_path: Path) -> No
     assert pvh_vmlinux(img, tmp_path) is None
 
 
+def test_a_cache_that_cannot_be_written_boots_the_bzimage(tmp_path: Path) -> None:
+    img = tmp_path / "vmlinuz-x"
+    img.write_bytes(bzimage(lzma.compress(PVH, format=lzma.FORMAT_XZ)))
+    (tmp_path / "file").write_text("not a directory")
+    assert pvh_vmlinux(img, tmp_path / "file" / "cache") is None
+
+
 def test_cache_dir_honours_wqlab_cache_then_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WQLAB_CACHE", "/c/w")
     assert bootimage.cache_dir() == Path("/c/w")
