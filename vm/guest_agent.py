@@ -116,13 +116,16 @@ def op_ioctl(req: dict) -> object:
 def op_sh(req: dict) -> object:
     import subprocess  # noqa: PLC0415 - a second of start-up under TCG, only for sh
 
-    p = subprocess.run(
-        req["cmd"],
-        shell=True,
-        capture_output=True,
-        timeout=req.get("limit", 60),
-        user=req.get("user"),
-    )
+    try:
+        p = subprocess.run(
+            req["cmd"],
+            shell=True,
+            capture_output=True,
+            timeout=req.get("limit", 60),
+            user=req.get("user"),
+        )
+    except subprocess.TimeoutExpired as e:  # the host sees errno ETIMEDOUT
+        raise TimeoutError(errno.ETIMEDOUT, str(e)) from None
     return {
         "rc": p.returncode,
         "stdout": p.stdout.decode(errors="replace"),
@@ -165,9 +168,6 @@ def _handle(req: dict) -> None:
     except OSError as e:
         _reply({"id": rid, "ok": False, "errno": e.errno, "error": str(e)})
     except Exception as e:  # noqa: BLE001 - every failure goes back to the host
-        if type(e).__name__ == "TimeoutExpired":  # subprocess's, imported lazily
-            _reply({"id": rid, "ok": False, "errno": errno.ETIMEDOUT, "error": str(e)})
-            return
         _reply({"id": rid, "ok": False, "errno": None, "error": f"{type(e).__name__}: {e}"})
 
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import io
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -48,13 +50,19 @@ def test_a_torn_reply_fails_its_request_and_the_next_reply_still_lands() -> None
     os.close(w)
 
 
-def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _load_agent() -> ModuleType:
+    """vm/guest_agent.py as a module (it is a script in the guest, not a package member)."""
     spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "vm" / "guest_agent.py")
     assert spec and spec.loader
     agent = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent)
+    return agent
+
+
+def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = _load_agent()
     out: list[bytes] = []
     calls = {"n": 0}
 
@@ -74,6 +82,17 @@ def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
     line = b"".join(out)
     assert line.startswith(REPLY_MARK) and line.endswith(b"\n")
     assert json.loads(line[len(REPLY_MARK) :]) == {"id": 7, "ok": True, "value": value}
+
+
+def test_guest_agent_sh_past_its_limit_replies_etimedout(monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = _load_agent()
+    replies: list[dict] = []
+    monkeypatch.setattr(agent, "_reply", replies.append)
+    agent._handle({"id": 3, "op": "sh", "cmd": "sleep 5", "limit": 0.2})
+    assert len(replies) == 1
+    r = replies[0]
+    assert (r["id"], r["ok"], r["errno"]) == (3, False, errno.ETIMEDOUT)
+    assert "timed out after 0.2 seconds" in r["error"]
 
 
 class _Guest:
