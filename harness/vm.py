@@ -169,12 +169,12 @@ def build_cmdline(cfg: VmConfig) -> str:
     if cfg.blacklist:
         parts.append("modprobe.blacklist=" + ",".join(cfg.blacklist))
     parts += list(cfg.append)
-    parts += [f"init={cfg.python}", "--", "-I", "-S", "-u", str(cfg.agent)]
-    parts += ["--init", "--chdir", str(cfg.cwd)]
-    for p in parts[-8:]:
+    init = [f"init={cfg.python}", "--", "-I", "-S", "-u", str(cfg.agent)]
+    init += ["--init", "--chdir", str(cfg.cwd)]
+    for p in init:
         if not p or any(c.isspace() or c == '"' for c in p):
             raise SetupError(f"fast boot: {p!r} cannot go on a kernel command line; move it")
-    return " ".join(parts)
+    return " ".join(parts + init)
 
 
 def build_vng_argv(cfg: VmConfig) -> list[str]:

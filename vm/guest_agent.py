@@ -247,6 +247,12 @@ MOUNTS = (
 # The host's root is shared read-only: these get a tmpfs upper layer (as virtme-ng does),
 # so the guest can write them (sshd's /etc/shadow, /tmp) without touching the host.
 OVERLAYS = ("/etc", "/home", "/opt", "/srv", "/var", "/tmp")
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+)
 PORTS = ("virtme.stdin", "virtme.stdout", "virtme.stderr")
 ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -277,8 +283,8 @@ def _virtio_ports(names: tuple[str, ...], timeout: float = 10.0) -> dict[str, st
     """``{port name: /dev/vportNpM}``; the ports appear asynchronously, so wait a little."""
     deadline = time.monotonic() + timeout
     found: dict[str, str] = {}
+    base = "/sys/class/virtio-ports"
     while True:
-        base = "/sys/class/virtio-ports"
         for d in os.listdir(base) if os.path.isdir(base) else ():
             try:
                 with open(f"{base}/{d}/name") as f:
@@ -309,12 +315,9 @@ def init_guest(chdir: str) -> None:
             print(f"wqlab init: {e}", file=sys.stderr)
             if d == "/tmp":
                 _mount(libc, "tmp", d, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+    for name, target in DEV_LINKS:
         if not os.path.lexists(f"/dev/{name}"):
             os.symlink(target, f"/dev/{name}")
-    for n, name in ((1, "stdout"), (2, "stderr")):
-        if not os.path.lexists(f"/dev/{name}"):
-            os.symlink(f"/proc/self/fd/{n}", f"/dev/{name}")
     with open("/proc/sys/kernel/hostname", "w") as f:
         f.write("virtme-ng")
     ports = _virtio_ports(PORTS)
