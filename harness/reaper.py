@@ -10,6 +10,10 @@ run; the guest agent normally powers the VM off when its port reads EOF, but a h
 guest cannot. The reaper notices that its parent is gone (it is reparented) and kills
 the group: SIGTERM, then SIGKILL (and SIGCONT, for a stopped QEMU) after a grace period.
 
+``kill_family`` is the harness's side of the same job: it kills a command it started
+(a VM, a KVM probe) with everything that command started, even a process that left the
+group.
+
 Hand-written on purpose: QEMU's ``-run-with exit-with-parent=on`` needs QEMU 8.1+
 (Debian 12 has 7.2) and ``PR_SET_PDEATHSIG`` would reach only vng, not QEMU, its child.
 """
@@ -39,6 +43,97 @@ def group_members(pgid: int) -> list[int]:
         except (ProcessLookupError, FileNotFoundError):
             pass
     return out
+
+
+def _proc_table() -> dict[int, tuple[int, int, int, str]]:
+    """pid -> (ppid, pgid, sid, state) of every process, from /proc/<pid>/stat."""
+    table = {}
+    for d in os.scandir("/proc"):
+        if not d.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d.name}/stat") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(d.name)] = (int(fields[1]), int(fields[2]), int(fields[3]), fields[0])
+    return table
+
+
+def _has_env(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:  # gone, or another user's
+        return False
+
+
+def family(leader: int | None, marker: str | None = None) -> list[int]:
+    """Live (not zombie) processes that a command started, the caller excepted.
+
+    ``leader`` is the command's pid, started with ``start_new_session``; it must not be
+    reaped yet (a zombie is fine), so that its pid still names its process group and
+    session. The family is every member of that group and session, every descendant of
+    those at any depth (a child that moved into a session of its own), and every process
+    whose environment holds ``marker`` (``NAME=value``, set in the command's
+    environment: it is inherited down any fork, so it finds even a daemon whose parent
+    has exited). Pass ``leader=None`` once the leader is reaped: the marker alone.
+    """
+    table = _proc_table()
+    me = os.getpid()
+    members: set[int] = set()
+    if leader is not None:
+        members = {pid for pid, (_, pgid, sid, _) in table.items() if leader in (pgid, sid)}
+        members.add(leader)
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, *_) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        todo = list(members)
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in members:
+                    members.add(child)
+                    todo.append(child)
+    if marker:
+        raw = marker.encode()
+        members |= {pid for pid in table if pid not in members and _has_env(pid, raw)}
+    return sorted(
+        pid for pid in members if pid in table and pid != me and table[pid][3] not in "ZX"
+    )
+
+
+def kill_family(
+    leader: int | None, marker: str | None = None, grace: float = 2.0, patience: float = 10.0
+) -> list[int]:
+    """Kill a command's whole :func:`family`: SIGTERM, ``grace`` seconds to exit, then
+    SIGCONT+SIGKILL to whatever is left or was started meanwhile, until none is left or
+    ``patience`` seconds have passed. The caller still reaps ``leader`` (its child).
+
+    Return: the pids still alive at the end (empty unless a process is stuck in the
+    kernel).
+    """
+
+    def send(pids: list[int], *sigs: signal.Signals) -> None:
+        for pid in pids:
+            for sig in sigs:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+
+    pids = family(leader, marker)
+    send(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = family(leader, marker)
+    deadline = time.monotonic() + patience
+    while pids and time.monotonic() < deadline:
+        send(pids, signal.SIGCONT, signal.SIGKILL)
+        time.sleep(0.05)
+        pids = family(leader, marker)
+    return pids
 
 
 def kill_group(pgid: int, grace: float = GRACE_S) -> None:

@@ -17,31 +17,38 @@ Set ``fast=False`` for plain vng (its own init, the bzImage).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import itertools
+import json
 import logging
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from .bootimage import pvh_vmlinux
+from .bootimage import cache_dir, pvh_vmlinux
 from .channel import AgentChannel
 from .errors import SetupError, VmBootError, VmLostError
+from .reaper import kill_family
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAPER = Path(__file__).resolve().parent / "reaper.py"
+KVM_DEV = "/dev/kvm"
+KVM_PROBE_FILE = "kvm-probe.json"  # in cache_dir(): the probe's verdicts on this machine
+FAMILY_VAR = "WQLAB_FAMILY"  # in the environment of every VM and probe: see new_family()
 BLACKLIST = ("kvm", "kvm_amd", "kvm_intel", "ahci", "sr_mod", "i6300esb", "powernow_k8")
 
 # Kernel splats that fail the test in progress. Matched on kernel console lines only.
@@ -218,36 +225,163 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def probe_kvm(image: Path, vng: str | None = None, timeout: float = 60.0) -> bool:
-    """True only if a real KVM boot of ``image`` succeeds (a /dev/kvm may exist and fail)."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+def new_family(env: dict[str, str]) -> str:
+    """Mark ``env`` (a command's environment) with a fresh ``WQLAB_FAMILY=<id>``; return
+    that marker for :func:`harness.reaper.kill_family`, which finds by it every process
+    the command starts, even one that left its process group."""
+    marker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    env[FAMILY_VAR] = marker
+    return f"{FAMILY_VAR}={marker}"
+
+
+def probe_kvm(
+    image: Path, vng: str | None = None, timeout: float = 60.0, dev: str = KVM_DEV
+) -> bool:
+    """True only if a real KVM boot of ``image`` succeeds (a /dev/kvm may exist and fail).
+
+    A probe that has not finished within ``timeout`` seconds counts as a hang. Whatever
+    the outcome, nothing the probe started is left running: vng, its ``sh -c
+    virtme-run``, QEMU and anything that moved to a session of its own
+    (:func:`harness.reaper.kill_family`; a hung KVM QEMU would spin for ever).
+    """
+    if not os.access(dev, os.R_OK | os.W_OK):
         return False
     argv = [vng or default_vng(), "--run", str(image), "--force-9p", "--exec", "true"]
     log.info("$ %s   # KVM probe", shlex.join(argv))
-    try:
-        p = subprocess.run(
-            argv,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=vng_env(argv[0]),
-        )
-    except subprocess.TimeoutExpired:
-        log.info("KVM probe hung; using TCG")
-        return False
-    ok = p.returncode == 0
-    log.info("KVM probe %s", "succeeded" if ok else "failed; using TCG")
+    env = vng_env(argv[0])
+    marker = new_family(env)
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: no reader to block
+        try:
+            p = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,  # one group and session: kill_family's leader
+                env=env,
+            )
+        except OSError as e:
+            log.info("KVM probe: cannot run %s (%s); using TCG", argv[0], e)
+            return False
+        rc: int | None = None
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.info("KVM probe hung for %.0f s; killing it, using TCG", timeout)
+        finally:  # also on KeyboardInterrupt: the probe dies with us
+            left = kill_family(p.pid if p.returncode is None else None, marker)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)  # reaped, unless stuck in the kernel (logged below)
+            if left:
+                log.warning("KVM probe: processes %s survived SIGKILL", left)
+        if rc != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
+            log.debug("KVM probe stderr:\n%s", "\n".join(tail))
+    ok = rc == 0
+    if rc is not None:
+        log.info("KVM probe %s", "succeeded" if ok else f"failed ({rc}); using TCG")
     return ok
 
 
-def kvm_works(image: Path, vng: str | None = None) -> bool:
-    """``probe_kvm`` honouring ``WQLAB_KVM=0|1`` (skip the probe when set)."""
+def _stat_id(path: str | Path | None, dev: bool = False) -> str:
+    """Size and mtime of a file, or a device node's number, mtime and ctime (ns)."""
+    if path is None:
+        return "none"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}@missing"
+    if dev:
+        rdev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        return f"{path}@{rdev},m{st.st_mtime_ns},c{st.st_ctime_ns}"
+    return f"{path}@{st.st_size},m{st.st_mtime_ns}"
+
+
+def kvm_probe_key(image: Path, dev: str = KVM_DEV, qemu: str | None = None) -> str:
+    """What decides the KVM probe's verdict, as one line: this machine (host name, host
+    kernel release), its ``dev`` (/dev/kvm: device number, mtime, ctime: recreated at
+    each host boot, its ctime changes with its permissions), QEMU (``qemu`` or
+    ``qemu-system-x86_64`` from PATH: size and mtime, no process run) and the kernel
+    image the probe boots (path, size, mtime)."""
+    qemu = qemu or shutil.which("qemu-system-x86_64")
+    u = os.uname()
+    return " ".join(
+        [
+            f"host={u.nodename}",
+            f"release={u.release}",
+            f"kvm={_stat_id(dev, dev=True)}",
+            f"qemu={_stat_id(os.path.realpath(qemu) if qemu else None)}",
+            f"image={_stat_id(image)}",
+        ]
+    )
+
+
+def cached_kvm_verdict(path: Path, key: str) -> bool | None:
+    """The verdict remembered in ``path`` for ``key``, or ``None`` (never probed)."""
+    try:
+        verdict = json.loads(path.read_text())[key]["kvm"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return verdict if isinstance(verdict, bool) else None
+
+
+def remember_kvm_verdict(path: Path, key: str, kvm: bool, keep: int = 16) -> None:
+    """Add ``key``'s verdict to ``path`` (the newest ``keep`` stay), atomically: a
+    concurrent session reads the old file or the new one, never half of one."""
+    try:
+        known = json.loads(path.read_text())
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    known.pop(key, None)
+    known[key] = {"kvm": kvm, "probed": time.strftime("%F %T")}
+    known = dict(list(known.items())[-keep:])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed below
+            "w", dir=path.parent, delete=False, prefix=".tmp-"
+        )
+        try:
+            with f:
+                json.dump(known, f, indent=1)
+            os.chmod(f.name, 0o644)
+            os.replace(f.name, path)
+        except BaseException:
+            os.unlink(f.name)
+            raise
+    except OSError as e:
+        log.warning("cannot remember the KVM probe's verdict in %s (%s)", path, e)
+
+
+def kvm_works(
+    image: Path, vng: str | None = None, dev: str = KVM_DEV, cache: Path | None = None
+) -> bool:
+    """Whether to boot with KVM: ``WQLAB_KVM=0|1`` if set, else the probe's verdict for
+    this machine, probed once and kept in ``<cache_dir()>/kvm-probe.json`` under
+    :func:`kvm_probe_key` (delete the file to probe again)."""
     forced = os.environ.get("WQLAB_KVM")
     if forced in ("0", "1"):
         return forced == "1"
-    return probe_kvm(image, vng)
+    if not os.access(dev, os.R_OK | os.W_OK):
+        return False
+    vng = vng or default_vng()
+    if shutil.which(vng) is None:  # not a verdict on KVM: do not remember it
+        return False
+    path = (cache or cache_dir()) / KVM_PROBE_FILE
+    key = kvm_probe_key(image, dev)
+    known = cached_kvm_verdict(path, key)
+    if known is not None:
+        log.info(
+            "KVM %s on this machine (probed before: %s; delete it or set WQLAB_KVM to probe again)",
+            "works" if known else "hangs or fails: using TCG",
+            path,
+        )
+        return known
+    ok = probe_kvm(image, vng, dev=dev)
+    remember_kvm_verdict(path, key, ok)
+    return ok
 
 
 @dataclass
@@ -287,6 +421,7 @@ class Vm:
         self.unresponsive = False  # set when the guest stopped answering
         self._console_lock = threading.Lock()
         self._log: IO[str] | None = None
+        self._family: str | None = None  # WQLAB_FAMILY=... of the processes it started
         self._threads: list[threading.Thread] = []
 
     # lifecycle ------------------------------------------------------------------------
@@ -298,6 +433,8 @@ class Vm:
             self.cfg = replace(self.cfg, boot_image=pvh_vmlinux(self.cfg.image))
         argv = build_vng_argv(self.cfg)
         log.info("$ %s", shlex.join(argv))
+        env = vng_env(self.cfg.vng)
+        self._family = new_family(env)
         self.console_log, self._log = open_console_log(self.console_log)
         self._log.write(f"### {time.strftime('%F %T')} $ {shlex.join(argv)}\n")
         self.proc = subprocess.Popen(
@@ -307,7 +444,7 @@ class Vm:
             stderr=subprocess.PIPE,
             start_new_session=True,  # one process group: kill() takes vng, QEMU, virtiofsd
             cwd=self.cfg.cwd,
-            env=vng_env(self.cfg.vng),
+            env=env,
         )
         _LIVE.add(self)
         assert self.proc.stdout and self.proc.stdin and self.proc.stderr
@@ -370,26 +507,17 @@ class Vm:
         self.kill()
 
     def kill(self) -> None:
-        """Kill vng, QEMU and any helper they started (the whole process group)."""
+        """Kill vng, QEMU and any helper they started (the whole process group, and
+        whatever left it: :func:`harness.reaper.kill_family`)."""
         p = self.proc
         if p is None:
             return
-        if p.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    p.wait(timeout=5)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        else:
-            try:  # children of the group may outlive the leader
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        # a reaped leader no longer names its group: then the marker alone finds the rest
+        left = kill_family(p.pid if p.poll() is None else None, self._family, grace=5.0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=5)  # reaped, unless stuck in the kernel (logged below)
+        if left:
+            log.warning("%s: processes %s survived SIGKILL", self.name, left)
         for t in self._threads:
             t.join(timeout=2)
         if self._log and not self._log.closed:
