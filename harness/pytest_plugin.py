@@ -86,6 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vm: the test boots a kernel (needs virtme-ng, QEMU)")
     config.addinivalue_line("markers", "feature(name): needs this module `features` entry")
     config.addinivalue_line("markers", "slow: takes more than a few seconds in the VM")
+    config.addinivalue_line(
+        "markers", "module_params(**params): insmod parameters for the wqlab fixtures"
+    )
     config.stash[_KTAP] = []
 
 

@@ -135,4 +135,15 @@ static inline int wqlab_cancel_work(struct work_struct *work, bool *ret)
 #define wqlab_flush_scheduled_work()	do { } while (0)
 #endif
 
+/*
+ * WQ_NAME_LEN (private to kernel/workqueue.c): 24 bytes, 32 from v6.8,
+ * commit 31c89007285d ("workqueue.c: Increase workqueue name length").
+ * alloc_workqueue() truncates longer names silently.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#define WQLAB_KWQ_NAME_LEN	32
+#else
+#define WQLAB_KWQ_NAME_LEN	24
+#endif
+
 #endif /* _WQLAB_COMPAT_H */

@@ -41,10 +41,23 @@
 #define WQLAB_MAX_WQS		32
 /* Busy-wait allowed in a BH (softirq) work function, in microseconds. */
 #define WQLAB_BH_SPIN_US_MAX	10000
+/*
+ * The kernel's per-item disable count (WORK_OFFQ_DISABLE_BITS, 16 bits, 6.10+):
+ * disables by commands plus sync cancels/disables in flight stay below it.
+ */
+#define WQLAB_DISABLE_LIMIT	0xffffU
+/*
+ * How long a block=1 run waits for `release` (module parameter block_max_ms):
+ * bounded below the hung-task detector's 120 s, so a forgotten release or a
+ * flush of a blocked item never leaves a task in D state for good.
+ */
+#define WQLAB_BLOCK_MAX_MS_DFL	30000
+#define WQLAB_BLOCK_MAX_MS_MAX	100000
 
 extern struct mutex wqlab_lock;
 extern spinlock_t wqlab_rec_lock;
 extern unsigned int wqlab_max_items;
+extern unsigned int wqlab_block_max_ms;
 
 /**
  * struct wqlab_behave - what a work function does when it runs
@@ -105,9 +118,16 @@ struct wqlab_wq {
  * @delay: delay in jiffies of the last queueing (requeue of delayed items)
  * @beh: behaviour recorded at the last queueing
  * @requeue_left: requeues still to do
- * @released: `release` seen since the last queueing
+ * @released: `release` seen since the last queueing (decides whether a run
+ *	      that starts blocks at all)
  * @blocked: a run waits for `release` now (@state may already say "queued"
  *	     if a command queued the item again meanwhile)
+ * @release_seq: count of `release` commands; a blocked run waits until it
+ *		 changes, so a queueing right after a release (which clears
+ *		 @released) cannot put an already released run back to sleep
+ * @run_wq: queue the running instance was taken from (NULL when none runs)
+ * @active_runs: runs of the work function executing now (0 or 1: an item is
+ *		 on one queue at a time, so the kernel never runs it twice)
  * @state: last known state
  * @queued_ns: ktime_get_ns() of the last queueing
  * @started_ns: ktime_get_ns() when the last run started
@@ -126,6 +146,9 @@ struct wqlab_record {
 	u32 requeue_left;
 	bool released;
 	bool blocked;
+	u64 release_seq;
+	struct wqlab_wq *run_wq;
+	unsigned int active_runs;
 	enum wqlab_state state;
 	u64 queued_ns;
 	u64 started_ns;
@@ -148,6 +171,10 @@ struct wqlab_record {
  * @users: [M] blocking commands using the item (work_free refuses)
  * @disabled: [M] disable count given by disable_* commands, so enable_* can
  *	      refuse what the kernel would WARN about (count underflow)
+ * @sync_inflight: [M] cancel_*_sync / disable_*_sync calls in flight; from
+ *		   6.10 each holds one unit of the kernel's disable count while
+ *		   it waits, so @disabled + @sync_inflight must stay within
+ *		   the kernel's 16-bit count (else it WARNs "overflowed")
  * @rec: [R] behaviour, requeue target and record
  * @u: storage of dynamic items
  */
@@ -160,6 +187,7 @@ struct wqlab_item {
 	wait_queue_head_t wait;
 	unsigned int users;
 	unsigned int disabled;
+	unsigned int sync_inflight;
 	struct wqlab_record rec;
 	union {
 		struct work_struct work;
@@ -212,6 +240,8 @@ const struct wqlab_cmd_desc *wqlab_cmd_by_nr(u32 nr);
 int wqlab_cmd_parse(char *line, const struct wqlab_cmd_desc **descp,
 		    struct wqlab_cmd *cmd);
 int wqlab_cmd_exec(const struct wqlab_cmd_desc *desc, struct wqlab_cmd *cmd);
+void wqlab_cmd_undo(const struct wqlab_cmd_desc *desc,
+		    const struct wqlab_cmd *cmd);
 int wqlab_cmd_format(const struct wqlab_cmd_desc *desc,
 		     const struct wqlab_cmd *cmd, char *buf, size_t size);
 int wqlab_cmd_help(char *buf, size_t size);
@@ -224,6 +254,7 @@ struct wqlab_stats {
 	atomic64_t requeues;
 	atomic64_t blocks;
 	atomic64_t releases;
+	atomic64_t block_timeouts;
 };
 
 extern struct wqlab_stats wqlab_stats;
@@ -250,6 +281,7 @@ int wqlab_wq_create(const char *name, const char *how, u32 flags,
 		    u32 max_active);
 int wqlab_wq_destroy(struct wqlab_wq *wq);
 bool wqlab_wq_has_blocked(struct wqlab_wq *wq);
+unsigned int wqlab_wq_name_max(void);
 void wqlab_wq_drain_begin(struct wqlab_wq *wq);
 void wqlab_wq_drain_end(struct wqlab_wq *wq);
 

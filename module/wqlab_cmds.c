@@ -86,11 +86,17 @@ static int wqlab_get_item(const struct wqlab_cmd *cmd, int kind,
 }
 
 /*
- * Disables a command may stack: the kernel keeps the count in
- * WORK_OFFQ_DISABLE_BITS (16) bits and WARNs beyond; one is left for a
- * disable_*_sync in flight.
+ * Does the item's disable count have room for one more unit? From 6.10 the
+ * kernel keeps it in WORK_OFFQ_DISABLE_BITS (16) bits and WARNs beyond;
+ * disable_* commands hold a unit until enable_*, and every cancel_*_sync or
+ * disable_*_sync holds one while it waits (the kernel disables the item
+ * around the wait). Before 6.10 there is no count.
  */
-#define WQLAB_DISABLE_MAX	(U16_MAX - 1)
+static bool wqlab_disable_room(const struct wqlab_item *item)
+{
+	return !WQLAB_DISABLE_WORK ||
+	       item->disabled + item->sync_inflight < WQLAB_DISABLE_LIMIT;
+}
 
 #define WQLAB_PLAIN	0
 #define WQLAB_DELAYED	1
@@ -184,6 +190,7 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 {
 	struct wqlab_item *item;
 	bool ret = false;
+	bool sync;
 	int err;
 
 	err = wqlab_get_item(cmd, kind, &item);
@@ -192,12 +199,12 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 	if ((op == WQLAB_I_DISABLE_WORK_SYNC ||
 	     op == WQLAB_I_DISABLE_DELAYED_WORK_SYNC) && !WQLAB_DISABLE_WORK)
 		return -EOPNOTSUPP;
-	if ((op == WQLAB_I_DISABLE_WORK_SYNC ||
-	     op == WQLAB_I_DISABLE_DELAYED_WORK_SYNC) &&
-	    item->disabled >= WQLAB_DISABLE_MAX)
-		return -EINVAL;
+	sync = op != WQLAB_I_FLUSH_WORK && op != WQLAB_I_FLUSH_DELAYED_WORK;
+	if (sync && !wqlab_disable_room(item))
+		return -EBUSY;
 
 	item->users++;
+	item->sync_inflight += sync;
 	mutex_unlock(&wqlab_lock);
 	switch (op) {
 	case WQLAB_I_FLUSH_WORK:
@@ -221,6 +228,7 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 	}
 	mutex_lock(&wqlab_lock);
 	item->users--;
+	item->sync_inflight -= sync;
 	if (op == WQLAB_I_DISABLE_WORK_SYNC ||
 	    op == WQLAB_I_DISABLE_DELAYED_WORK_SYNC)
 		item->disabled++;
@@ -356,7 +364,7 @@ static int wqlab_name_valid(const char *name)
 {
 	size_t i, len = strlen(name);
 
-	if (!len || len > WQLAB_NAME_MAX)
+	if (!len || len > wqlab_wq_name_max())
 		return -EINVAL;
 	for (i = 0; i < len; i++)
 		if (!(islower(name[i]) || isdigit(name[i]) || name[i] == '_'))
@@ -633,8 +641,10 @@ static int wqlab_do_able(struct wqlab_cmd *cmd, bool disable, int kind)
 	if (err)
 		return err;
 	/* The kernel WARNs on a disable count underflow or overflow. */
-	if (disable ? item->disabled >= WQLAB_DISABLE_MAX : !item->disabled)
+	if (!disable && !item->disabled)
 		return -EINVAL;
+	if (disable && !wqlab_disable_room(item))
+		return -EBUSY;
 	item->disabled += disable ? 1 : -1;
 	if (kind == WQLAB_DELAYED)
 		ret = disable ? wqlab_disable_delayed_work(item->dwork) :
@@ -808,6 +818,32 @@ static const struct wqlab_cmd_desc *wqlab_cmd_by_name(const char *name)
 
 /* ---- parsing, validation, execution ------------------------------------ */
 
+/*
+ * Numbers are decimal (leading zeros allowed: "010" is 10, "09" is 9) or
+ * "0x" hex; no sign but a leading '-' for signed fields. kstrto*(.., 0, ..)
+ * would read "010" as octal and refuse "09".
+ */
+static int wqlab_parse_number(char *val, bool is_signed, void *field)
+{
+	unsigned int base = 10;
+	char *digits = val;
+	bool neg = false;
+
+	if (is_signed && *digits == '-') {
+		neg = true;
+		digits++;
+	}
+	if (!neg && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+		base = 16;
+		digits += 2;
+	}
+	if (!isxdigit(*digits))
+		return -EINVAL;
+	if (!is_signed)
+		return kstrtou32(digits, base, field);
+	return kstrtos32(val, base, field);
+}
+
 static int wqlab_parse_value(unsigned int a, char *val, struct wqlab_cmd *cmd)
 {
 	void *field = (char *)cmd + wqlab_args[a].off;
@@ -815,10 +851,10 @@ static int wqlab_parse_value(unsigned int a, char *val, struct wqlab_cmd *cmd)
 
 	switch (wqlab_args[a].type) {
 	case WQLAB_T_U32:
-		ret = kstrtou32(val, 0, field);
+		ret = wqlab_parse_number(val, false, field);
 		break;
 	case WQLAB_T_S32:
-		ret = kstrtos32(val, 0, field);
+		ret = wqlab_parse_number(val, true, field);
 		if (ret == -ERANGE)
 			ret = -EINVAL;
 		break;
@@ -960,6 +996,30 @@ int wqlab_cmd_exec(const struct wqlab_cmd_desc *desc, struct wqlab_cmd *cmd)
 		atomic64_inc(&wqlab_stats.cmds_ok);
 	trace_wqlab_cmd(desc->nr, id, cmd->ret, ret);
 	return ret;
+}
+
+/**
+ * wqlab_cmd_undo() - take back a command whose result could not be returned
+ * @desc: table entry
+ * @cmd: the command as it ran
+ *
+ * Only work_new has a result the caller needs (the new id); the other
+ * commands' results are informational, the API call itself cannot be undone.
+ */
+void wqlab_cmd_undo(const struct wqlab_cmd_desc *desc,
+		    const struct wqlab_cmd *cmd)
+{
+	struct wqlab_item *item;
+
+	if (desc->nr != WQLAB_NR_WORK_NEW)
+		return;
+	mutex_lock(&wqlab_lock);
+	item = wqlab_item_find(cmd->id);
+	if (item && !wqlab_item_free(item)) {
+		atomic64_dec(&wqlab_stats.cmds_ok);
+		atomic64_inc(&wqlab_stats.cmds_failed);
+	}
+	mutex_unlock(&wqlab_lock);
 }
 
 /* Result line of a command that ran. Return: length. */

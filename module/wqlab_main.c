@@ -36,6 +36,10 @@ unsigned int wqlab_max_items = WQLAB_MAX_ITEMS_DFL;
 module_param_named(max_items, wqlab_max_items, uint, 0444);
 MODULE_PARM_DESC(max_items, "size of the dynamic work item pool (default 64, max 1024)");
 
+unsigned int wqlab_block_max_ms = WQLAB_BLOCK_MAX_MS_DFL;
+module_param_named(block_max_ms, wqlab_block_max_ms, uint, 0444);
+MODULE_PARM_DESC(block_max_ms, "longest a block=1 run waits for release, in ms (default 30000, 1..100000)");
+
 static struct dentry *wqlab_root;
 
 /* ---- debugfs text plane ------------------------------------------------ */
@@ -120,7 +124,13 @@ static ssize_t wqlab_control_write(struct file *file, const char __user *ubuf,
 	if (!buf)
 		return -ENOMEM;
 
-	if (count >= WQLAB_LINE_MAX) {
+	/*
+	 * The file is 0600, but an open descriptor can be inherited by or
+	 * passed to anyone: check the writer, as the ioctl plane does.
+	 */
+	if (!capable(CAP_SYS_ADMIN)) {
+		ret = -EPERM;
+	} else if (count >= WQLAB_LINE_MAX) {
 		ret = -E2BIG;
 	} else if (copy_from_user(line, ubuf, count)) {
 		ret = -EFAULT;
@@ -186,15 +196,24 @@ static long wqlab_ioctl(struct file *file, unsigned int ioc, unsigned long arg)
 		return -ENOTTY;
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	if (copy_from_user(&cmd, uarg, sizeof(cmd))) {
+	/*
+	 * Copy in, and prove the result can be copied out by writing the
+	 * argument back unchanged, before anything runs: a command whose
+	 * result would be lost (-EFAULT) must not have run.
+	 */
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)) ||
+	    copy_to_user(uarg, &cmd, sizeof(cmd))) {
 		atomic64_inc(&wqlab_stats.cmds_failed);
 		return -EFAULT;
 	}
 	ret = wqlab_cmd_exec(desc, &cmd);
 	if (ret)
 		return ret;
-	if (copy_to_user(uarg, &cmd, sizeof(cmd)))
+	if (copy_to_user(uarg, &cmd, sizeof(cmd))) {
+		/* Unmapped by another thread meanwhile: undo what can be undone. */
+		wqlab_cmd_undo(desc, &cmd);
 		return -EFAULT;
+	}
 	return 0;
 }
 
@@ -220,6 +239,10 @@ static int __init wqlab_init(void)
 
 	if (!wqlab_max_items || wqlab_max_items > WQLAB_MAX_ITEMS_MAX) {
 		pr_err("max_items must be 1..%d\n", WQLAB_MAX_ITEMS_MAX);
+		return -EINVAL;
+	}
+	if (!wqlab_block_max_ms || wqlab_block_max_ms > WQLAB_BLOCK_MAX_MS_MAX) {
+		pr_err("block_max_ms must be 1..%d\n", WQLAB_BLOCK_MAX_MS_MAX);
 		return -EINVAL;
 	}
 	ret = wqlab_work_init();

@@ -13,6 +13,7 @@
 
 #include <linux/cpumask.h>
 #include <linux/jiffies.h>
+#include <linux/kallsyms.h>
 #include <linux/kernel.h>
 #include <linux/ktime.h>
 #include <linux/mutex.h>
@@ -157,13 +158,19 @@ bool wqlab_is_stopping(void)
 
 /* ---- work functions ---------------------------------------------------- */
 
-static bool wqlab_wait_cond(struct wqlab_item *item, bool block)
+/*
+ * Does a sleeping (@block false) or blocked (@block true) run go on? A blocked
+ * run waits for the release counter to move past @seq0, not for ->released:
+ * a command that queues the item again right after a `release` clears
+ * ->released, and must not put the released run back to sleep.
+ */
+static bool wqlab_wait_cond(struct wqlab_item *item, bool block, u64 seq0)
 {
 	unsigned long irqflags;
 	bool done;
 
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
-	done = wqlab_stopping || (block && item->rec.released);
+	done = wqlab_stopping || (block && item->rec.release_seq != seq0);
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	return done;
 }
@@ -177,8 +184,14 @@ static bool wqlab_requeue_locked(struct wqlab_item *item,
 
 	if (wqlab_stopping || !item->rec.requeue_left || !wq || wq->dying)
 		return false;
-	/* Only chained work may be queued on a draining queue (else WARN). */
-	if (wq->drainers && wq != run_wq)
+	/*
+	 * Only chained work may be queued on a draining queue (else the kernel
+	 * WARNs and leaves the item pending for ever): from a worker of that
+	 * queue, at once. A timer fires from elsewhere, and a BH worker is not
+	 * seen as chaining, so those chains end here.
+	 */
+	if (wq->drainers &&
+	    (wq != run_wq || wq->bh || (item->delayed && item->rec.delay)))
 		return false;
 	if (item->delayed)
 		queued = queue_delayed_work_on(item->rec.req_cpu, wq->wq,
@@ -209,6 +222,8 @@ static void wqlab_run(struct wqlab_item *item)
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	beh = item->rec.beh;
 	run_wq = item->rec.target;
+	item->rec.run_wq = run_wq;
+	item->rec.active_runs++;
 	item->rec.started_ns = ktime_get_ns();
 	item->rec.cpu = cpu;
 	item->rec.pid = task_pid_nr(current);
@@ -235,18 +250,31 @@ static void wqlab_run(struct wqlab_item *item)
 	/* BH context cannot sleep; commands refuse such behaviours there. */
 	if (beh.sleep_ms && sleepable)
 		wait_event_idle_timeout(item->wait,
-					wqlab_wait_cond(item, false),
+					wqlab_wait_cond(item, false, 0),
 					msecs_to_jiffies(beh.sleep_ms));
 	if (beh.block && sleepable) {
+		bool block = false;
+		u64 seq0;
+
 		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		seq0 = item->rec.release_seq;
 		if (!item->rec.released && !wqlab_stopping) {
 			item->rec.state = WQLAB_ST_BLOCKED;
 			item->rec.blocked = true;
+			block = true;
 		}
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 		atomic64_inc(&wqlab_stats.blocks);
 		trace_wqlab_work_block(item->id, seq, item->work, cpu);
-		wait_event_idle(item->wait, wqlab_wait_cond(item, true));
+		/* Bounded: a forgotten `release` costs block_max_ms, not a hang. */
+		if (block &&
+		    !wait_event_idle_timeout(item->wait,
+					     wqlab_wait_cond(item, true, seq0),
+					     msecs_to_jiffies(wqlab_block_max_ms))) {
+			atomic64_inc(&wqlab_stats.block_timeouts);
+			pr_info("item %u: no release within %u ms; the run goes on\n",
+				item->id, wqlab_block_max_ms);
+		}
 	}
 
 	cpu = raw_smp_processor_id();
@@ -255,6 +283,9 @@ static void wqlab_run(struct wqlab_item *item)
 	item->rec.state = WQLAB_ST_DONE;
 	item->rec.blocked = false;
 	requeued = wqlab_requeue_locked(item, run_wq);
+	item->rec.active_runs--;
+	if (!item->rec.active_runs)
+		item->rec.run_wq = NULL;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	if (requeued)
 		atomic64_inc(&wqlab_stats.requeues);
@@ -371,10 +402,26 @@ int wqlab_item_new(bool delayed, u32 *id)
 	return 0;
 }
 
+/*
+ * Is a run of the item in flight? Our own count covers the whole work
+ * function; work_busy() covers the moment between the kernel taking the item
+ * off its queue and the function starting. Either takes R or a pool lock.
+ */
+static bool wqlab_item_running(struct wqlab_item *item)
+{
+	unsigned long irqflags;
+	unsigned int runs;
+
+	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	runs = item->rec.active_runs;
+	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	return runs || work_busy(item->work);
+}
+
 /* Is the item pending, running, or used by a blocking command? */
 static bool wqlab_item_in_use(struct wqlab_item *item)
 {
-	return item->users || work_busy(item->work);
+	return item->users || item->sync_inflight || wqlab_item_running(item);
 }
 
 /**
@@ -416,12 +463,16 @@ int wqlab_item_free(struct wqlab_item *item)
 int wqlab_item_reset(struct wqlab_item *item)
 {
 	unsigned long irqflags;
+	u64 seq;
 
 	lockdep_assert_held(&wqlab_lock);
 	if (wqlab_item_in_use(item))
 		return -EBUSY;
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+	/* ->release_seq only ever grows: a run's wait compares against it. */
+	seq = item->rec.release_seq;
 	memset(&item->rec, 0, sizeof(item->rec));
+	item->rec.release_seq = seq;
 	item->rec.req_cpu = WORK_CPU_UNBOUND;
 	item->rec.cpu = -1;
 	strscpy(item->rec.comm, "-", sizeof(item->rec.comm));
@@ -448,6 +499,7 @@ bool wqlab_item_release(struct wqlab_item *item)
 	was_blocked = item->rec.blocked;
 	item->rec.blocked = false;
 	item->rec.released = true;
+	item->rec.release_seq++;
 	if (item->rec.state == WQLAB_ST_BLOCKED)
 		item->rec.state = WQLAB_ST_RUNNING;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
@@ -466,7 +518,8 @@ bool wqlab_item_busy_blocking(struct wqlab_item *item)
 	blocking = item->rec.blocked ||
 		   (item->rec.beh.block && !item->rec.released);
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
-	return blocking && work_busy(item->work);
+	return blocking && (work_pending(item->work) ||
+			    wqlab_item_running(item));
 }
 
 /* Record that a cancel call took the item off its queue. */
@@ -496,14 +549,20 @@ void wqlab_item_canceled(struct wqlab_item *item, bool canceled)
  * (mod_delayed_work always queues). The call is made under R, so the work
  * function never sees a half-written behaviour.
  *
+ * An item is on one queue at a time: the kernel keeps an item from running
+ * twice at once only while it stays on one queue, so queueing it onto another
+ * queue while a run is in flight is refused.
+ *
  * Context: wqlab_lock held.
- * Return: 0, or -EBUSY if @wq is being drained.
+ * Return: 0, or -EBUSY if @wq is being drained or a run of the item on
+ * another queue is in flight.
  */
 int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 		     enum wqlab_qop op, int cpu, unsigned long delay,
 		     const struct wqlab_behave *beh, bool *queued)
 {
 	struct wqlab_record old;
+	struct wqlab_wq *run_wq;
 	unsigned long irqflags;
 	int req_cpu = WORK_CPU_UNBOUND;
 	bool ret = false;
@@ -526,6 +585,18 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	old = item->rec;
+	/*
+	 * The queue of a run in flight: ours from the function's start, the
+	 * last queueing's between the kernel dequeueing the item and the start
+	 * (work_busy() looks at that queue's pool; R -> pool lock is the order
+	 * every queueing call here already takes).
+	 */
+	run_wq = old.active_runs ? old.run_wq :
+		 (work_busy(item->work) & WORK_BUSY_RUNNING) ? old.target : NULL;
+	if (run_wq && run_wq != wq) {
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+		return -EBUSY;
+	}
 
 	item->rec.target = wq;
 	item->rec.beh = *beh;
@@ -606,6 +677,19 @@ struct wqlab_wq *wqlab_wq_find(const char *name)
 	return NULL;
 }
 
+/*
+ * Longest name a custom queue may have: "wqlab_<name>" must fit the kernel's
+ * WQ_NAME_LEN, which truncates silently (24 bytes before v6.8, 32 from
+ * v6.8, commit 31c89007285d "workqueue.c: Increase workqueue name length"):
+ * two long names would collide in sysfs and `kname=` would lie.
+ */
+unsigned int wqlab_wq_name_max(void)
+{
+	unsigned int kmax = WQLAB_KWQ_NAME_LEN - 1 - (sizeof("wqlab_") - 1);
+
+	return min_t(unsigned int, kmax, WQLAB_NAME_MAX);
+}
+
 /* The queue schedule_*() uses (system_wq). */
 struct wqlab_wq *wqlab_wq_system(void)
 {
@@ -677,6 +761,35 @@ int wqlab_wq_create(const char *name, const char *how, u32 flags,
 	return 0;
 }
 
+/*
+ * Queue at once every wqlab delayed item whose timer aims at @wq, before the
+ * kernel starts draining it: destroy_workqueue() does not wait for timers
+ * (use-after-free when one fires later), and a timer that fires into a
+ * draining queue WARNs and leaves the item pending for ever. mod_delayed_work()
+ * also waits out a timer callback already in flight. Called with M held,
+ * after ->dying or ->drainers was set under R, so no command or requeue arms a
+ * new timer for @wq; only when the kernel is not draining @wq yet (the first
+ * drainer, or destroy, which refuses while a drain runs).
+ */
+static void wqlab_wq_fire_timers(struct wqlab_wq *wq)
+{
+	struct wqlab_item *item;
+	unsigned long irqflags;
+	bool aimed;
+	u32 pos = 0;
+
+	lockdep_assert_held(&wqlab_lock);
+	while ((item = wqlab_item_next(&pos))) {
+		if (!item->delayed)
+			continue;
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		aimed = item->rec.target == wq && delayed_work_pending(item->dwork);
+		if (aimed)
+			mod_delayed_work(wq->wq, item->dwork, 0);
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	}
+}
+
 /* Does a blocked (or about to block) wqlab item sit on @wq? M held. */
 bool wqlab_wq_has_blocked(struct wqlab_wq *wq)
 {
@@ -717,6 +830,7 @@ int wqlab_wq_destroy(struct wqlab_wq *wq)
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	wq->dying = true;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	wqlab_wq_fire_timers(wq);
 
 	mutex_unlock(&wqlab_lock);
 	destroy_workqueue(wq->wq);
@@ -745,6 +859,8 @@ void wqlab_wq_drain_begin(struct wqlab_wq *wq)
 	wq->drainers++;
 	wq->users++;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	if (wq->drainers == 1)
+		wqlab_wq_fire_timers(wq);
 }
 
 void wqlab_wq_drain_end(struct wqlab_wq *wq)
@@ -760,8 +876,47 @@ void wqlab_wq_drain_end(struct wqlab_wq *wq)
 
 /* ---- listings ---------------------------------------------------------- */
 
+/*
+ * One token per value in the listings: "%ps" of a module function reads
+ * "wqlab_work_fn [wqlab]"; it is split into fn=wqlab_work_fn fn_module=wqlab
+ * (fn_module=- for a built-in function).
+ */
+static void wqlab_fn_name(work_func_t fn, char *name, size_t size,
+			  const char **mod)
+{
+	char *sp, *end;
+
+	snprintf(name, size, "%ps", fn);
+	*mod = "-";
+	sp = strstr(name, " [");
+	end = sp ? strchr(sp, ']') : NULL;
+	if (end) {
+		*sp = '\0';
+		*end = '\0';
+		*mod = sp + 2;
+	}
+}
+
+/* A task comm as one token: blanks, '=', '\\' and non-printables as \xHH. */
+static void wqlab_escape(const char *src, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (; *src && n + 5 < size; src++) {
+		unsigned char c = *src;
+
+		if (c > ' ' && c < 0x7f && c != '=' && c != '\\')
+			buf[n++] = c;
+		else
+			n += scnprintf(buf + n, size - n, "\\x%02x", c);
+	}
+	buf[n] = '\0';
+}
+
 int wqlab_works_show(struct seq_file *m, void *v)
 {
+	char fn[KSYM_SYMBOL_LEN], comm[4 * TASK_COMM_LEN + 1];
+	const char *fn_mod;
 	struct wqlab_item *item;
 	struct wqlab_record rec;
 	unsigned long irqflags;
@@ -774,9 +929,11 @@ int wqlab_works_show(struct seq_file *m, void *v)
 		rec = item->rec;
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 		busy = work_busy(item->work);
-		seq_printf(m, "id=%u kind=%s fn=%ps ptr=%p state=%s pending=%d running=%d users=%u",
+		wqlab_fn_name(item->work->func, fn, sizeof(fn), &fn_mod);
+		wqlab_escape(rec.comm, comm, sizeof(comm));
+		seq_printf(m, "id=%u kind=%s fn=%s fn_module=%s ptr=%p state=%s pending=%d running=%d users=%u",
 			   item->id, item->delayed ? "delayed" : "work",
-			   item->work->func, item->work,
+			   fn, fn_mod, item->work,
 			   wqlab_state_name(rec.state),
 			   !!(busy & WORK_BUSY_PENDING),
 			   !!(busy & WORK_BUSY_RUNNING), item->users);
@@ -787,7 +944,7 @@ int wqlab_works_show(struct seq_file *m, void *v)
 			   rec.beh.sleep_ms, rec.beh.spin_us, rec.beh.requeue,
 			   rec.beh.block, rec.requeue_left, rec.released);
 		seq_printf(m, " runs=%llu seq=%llu cpu=%d pid=%d comm=%s queued_ns=%llu started_ns=%llu finished_ns=%llu\n",
-			   rec.runs, rec.seq, rec.cpu, rec.pid, rec.comm,
+			   rec.runs, rec.seq, rec.cpu, rec.pid, comm,
 			   rec.queued_ns, rec.started_ns, rec.finished_ns);
 	}
 	mutex_unlock(&wqlab_lock);
@@ -834,6 +991,8 @@ int wqlab_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "requeues=%lld\n", atomic64_read(&wqlab_stats.requeues));
 	seq_printf(m, "blocks=%lld\n", atomic64_read(&wqlab_stats.blocks));
 	seq_printf(m, "releases=%lld\n", atomic64_read(&wqlab_stats.releases));
+	seq_printf(m, "block_timeouts=%lld\n",
+		   atomic64_read(&wqlab_stats.block_timeouts));
 	seq_printf(m, "items=%u\n", nr_items);
 	seq_printf(m, "workqueues=%u\n", nr_wqs);
 	return 0;
@@ -851,6 +1010,8 @@ int wqlab_features_show(struct seq_file *m, void *v)
 	seq_printf(m, "hz=%d\n", HZ);
 	seq_printf(m, "preempt_rt=%d\n", IS_ENABLED(CONFIG_PREEMPT_RT));
 	seq_printf(m, "wq_max_active=%d\n", WQ_MAX_ACTIVE);
+	seq_printf(m, "wq_name_max=%u\n", wqlab_wq_name_max());
+	seq_printf(m, "block_max_ms=%u\n", wqlab_block_max_ms);
 	seq_printf(m, "max_items=%u\n", wqlab_max_items);
 	seq_printf(m, "max_workqueues=%d\n", WQLAB_MAX_WQS);
 	seq_printf(m, "wq_bh=%d\n", WQLAB_KWQ_BH != 0);
