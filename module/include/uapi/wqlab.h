@@ -120,13 +120,17 @@ struct wqlab_version {
  * changes nothing.
  *
  * - ENOTTY: unknown ioctl type or number.
- * - EFAULT: the argument could not be copied in or out.
- * - EPERM: the ioctl caller lacks CAP_SYS_ADMIN.
+ * - EFAULT: the argument could not be copied in or out (both are checked
+ *   before the command runs: a command whose result is lost did not run).
+ * - EPERM: the ioctl caller, or the writer of the control file, lacks
+ *   CAP_SYS_ADMIN.
  * - ENOENT: unknown command (text plane), unknown workqueue, unknown or freed
  *   work item id, or a system queue this kernel does not have.
  * - EINVAL: malformed line, unknown key, repeated key, an argument the command
  *   does not take, a missing required argument, a non-zero reserved field or
- *   field without its WQLAB_ARG_* bit, a bad name, an offline CPU or one
+ *   field without its WQLAB_ARG_* bit, a bad name (or one longer than the
+ *   features file's wq_name_max), a bad number (decimal or 0x hex only), an
+ *   offline CPU or one
  *   >= nr_cpu_ids, a delayed command on a plain item or a plain command on a
  *   delayed item, an invalid flag combination, sleep_ms/block on a BH queue,
  *   set_max_active on an ordered or BH queue, drain_workqueue on a system queue.
@@ -137,7 +141,10 @@ struct wqlab_version {
  * - ENOSPC: no free work item or workqueue slot.
  * - EBUSY: work_free/reset of an item that is pending, running or in use by a
  *   blocking command; destroy_workqueue of a queue that holds a blocked item
- *   or is being flushed/drained; queueing onto a queue being drained.
+ *   or is being flushed/drained; queueing onto a queue being drained;
+ *   queueing an item onto another queue than the one a run of it is in
+ *   flight on; disable_* or cancel_*_sync/disable_*_sync when the item's
+ *   16-bit disable count (6.10+) is full.
  * - EOPNOTSUPP: the API or flag does not exist on this kernel (disable_work,
  *   bh, percpu, ...); see the features file.
  * - ESHUTDOWN: the module is being removed.
