@@ -441,14 +441,14 @@ int wqlab_item_free(struct wqlab_item *item)
 	if (wqlab_item_in_use(item))
 		return -EBUSY;
 	wqlab_pool[item->id - ARRAY_SIZE(wqlab_static_items)] = NULL;
-	/* No requeue can follow: the item is idle and commands need M. */
+	/*
+	 * Idle: not pending (so no timer), no run in flight, and only a run
+	 * requeues, so nothing can queue it again. No cancel_*_sync() here: from
+	 * 6.10 it takes a unit of the disable count, which may be full.
+	 */
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	item->rec.target = NULL;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
-	if (item->delayed)
-		cancel_delayed_work_sync(item->dwork);
-	else
-		cancel_work_sync(item->work);
 	kfree(item);
 	return 0;
 }
@@ -1072,10 +1072,18 @@ int wqlab_work_init(void)
 	return 0;
 }
 
+/*
+ * A disabled item cannot be pending (disabling cancels, and queueing it does
+ * nothing), only still running: wait for that run with flush_work(), which
+ * needs no unit of the disable count (cancel_*_sync() would WARN on a full
+ * one).
+ */
 static void wqlab_item_stop(struct wqlab_item *item)
 {
 	wake_up_all(&item->wait);
-	if (item->delayed)
+	if (item->disabled)
+		flush_work(item->work);
+	else if (item->delayed)
 		cancel_delayed_work_sync(item->dwork);
 	else
 		cancel_work_sync(item->work);

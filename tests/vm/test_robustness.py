@@ -350,5 +350,9 @@ def test_disable_count_never_overflows_with_sync_cancels_in_flight(
     c.result(fut, timeout=60)
     assert c.cmd("disable_work", id=item).ret == 0  # the unit is free again: 65535
     c.expect_errno(errno.EBUSY, "disable_work", id=item)
+    # freeing an item whose count is full must not take a unit (no cancel_*_sync)
     assert c.cmd("work_free", id=item).ret == 0
     assert "overflow" not in c.agent.sh("dmesg | tail -20")["stdout"]
+    # and rmmod (the fixture's teardown) stops a disabled item without a cancel either
+    left = new_item(c)
+    c.cmd("disable_work", id=left)
