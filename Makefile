@@ -9,7 +9,8 @@ PYTHON  ?= python3
 VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
 KVER    ?= $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels version $(KERNEL) 2>/dev/null)
-KDIR    ?= /usr/src/linux-headers-$(KVER)
+# the headers of a Debian kernel, or the built tree of the debug line (KERNEL=debug)
+KDIR    ?= $(or $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels kdir $(KERNEL) 2>/dev/null),/usr/src/linux-headers-$(KVER))
 W       ?= 1
 PYTEST_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
@@ -20,16 +21,18 @@ export PATH := $(VENV)/bin:$(PATH)
 all: module
 
 help:
-	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|rt|<version>|<path>, now: $(KVER)):"
+	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|rt|debug|<version>|<path>, now: $(KVER)):"
 	@echo "  make               build module/wqlab.ko against KDIR=$(KDIR) (W=1)"
 	@echo "  make setup         install Debian packages, the .venv and the parser's C extension (idempotent)"
 	@echo "  make demo          set up, boot the default kernel, run every API, show traces"
 	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
 	@echo "  make test-unit     unit tests only (no VM)"
 	@echo "  make test-vm       VM tests only (boots KERNEL once)"
-	@echo "  make test-matrix   the VM suite on every installed kernel line (and rt), as a table;"
+	@echo "  make test-matrix   the VM suite on every installed kernel line (and rt, debug), as a table;"
 	@echo "                     LINES=default,6.12,rt picks the lines"
 	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
+	@echo "  make kernel KERNEL=debug   build the debug line (KASAN, KFENCE, lockdep, DEBUG_OBJECTS_WORK,"
+	@echo "                     WQ_WATCHDOG, hung task, kmemleak) from linux-source-6.12; cached"
 	@echo "  make bench         boot, agent round trip and parser benchmarks (numbers)"
 	@echo "  make lint          ruff check, ruff format --check, mypy on harness/"
 	@echo "  make modinfo       show the module's metadata"

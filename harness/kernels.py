@@ -1,10 +1,17 @@
 """Which kernel the VM boots and which headers the module builds against.
 
-A kernel is named by a *line* (``default``, ``6.1``, ``6.12``, ``latest``, ``rt``), an exact
-version (``6.1.0-56-amd64``) or a path to a ``vmlinuz`` image. Only Debian kernels
-installed under ``/boot`` with headers under ``/usr/src/linux-headers-<version>`` are
-used: the host's own kernel is not a Debian kernel and has no headers here.
-``vm/kernels.sh LINE`` installs a line from Debian's archives.
+A kernel is named by a *line* (``default``, ``6.1``, ``6.12``, ``latest``, ``rt``,
+``debug``), an exact version (``6.1.0-56-amd64``) or a path to a ``vmlinuz`` image. Only
+Debian kernels installed under ``/boot`` with headers under
+``/usr/src/linux-headers-<version>`` are used: the host's own kernel is not a Debian
+kernel and has no headers here. ``vm/kernels.sh LINE`` installs a line from Debian's
+archives.
+
+``debug`` is the one line that is built, not installed: ``vm/debug-kernel.sh`` builds
+Debian's ``linux-source-6.12`` with KASAN, lockdep and friends (``vm/debug.config``) in
+``<cache>/debug-kernel/<source-version>-<config-hash>/`` (the cache of
+:func:`harness.bootimage.cache_dir`) and points ``current`` at the newest finished build:
+``vmlinuz-<release>`` is the image, the built tree ``linux/`` the module build dir.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bootimage import cache_dir
 from .errors import KernelNotFoundError
 
 BOOT = Path("/boot")
 SRC = Path("/usr/src")
 _VMLINUZ = re.compile(r"^vmlinuz-(?P<version>\d+\.\d+\.\d+.*)$")
+DEBUG_SUFFIX = "-wqlab-debug"  # CONFIG_LOCALVERSION of the debug line (vm/debug-kernel.sh)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,11 @@ class Kernel:
     def rt(self) -> bool:
         """Debian's PREEMPT_RT flavour (``6.1.0-56-rt-amd64``)."""
         return self.version.endswith("-rt-amd64")
+
+    @property
+    def debug(self) -> bool:
+        """The debug line built by ``vm/debug-kernel.sh`` (``6.12.117-wqlab-debug``)."""
+        return self.version.endswith(DEBUG_SUFFIX)
 
     @property
     def version_tuple(self) -> tuple[int, int]:
@@ -64,6 +78,24 @@ def installed(boot: Path = BOOT, src: Path = SRC) -> list[Kernel]:
     return sorted(found, key=lambda k: version_key(k.version))
 
 
+def debug_kernel(cache: Path | None = None) -> Kernel | None:
+    """The finished debug-line build that ``<cache>/debug-kernel/current`` points at, or
+    ``None`` (never built, or a build still running or failed: no ``.built`` stamp)."""
+    d = (cache or cache_dir()) / "debug-kernel" / "current"
+    try:
+        if not (d / ".built").exists():
+            return None
+        version = (d / "kernelrelease").read_text().strip()
+    except OSError:
+        return None
+    image, kdir = d / f"vmlinuz-{version}", d / "linux"
+    if not version or not image.exists():
+        return None
+    return Kernel(
+        version, image.resolve(), kdir.resolve() if (kdir / "Makefile").exists() else None
+    )
+
+
 def default_version(meta: str = "linux-image-amd64") -> str | None:
     """The version that the host suite's ``linux-image-amd64`` metapackage pulls in
     (``linux-image-rt-amd64`` for the PREEMPT_RT flavour)."""
@@ -80,9 +112,19 @@ def default_version(meta: str = "linux-image-amd64") -> str | None:
     return m.group(1) if m else None
 
 
-def resolve(spec: str = "default", boot: Path = BOOT, src: Path = SRC) -> Kernel:
+def resolve(
+    spec: str = "default", boot: Path = BOOT, src: Path = SRC, cache: Path | None = None
+) -> Kernel:
     """Turn a kernel selector into an installed kernel, or say how to get it."""
     spec = spec or "default"
+    if spec == "debug" or spec.endswith(DEBUG_SUFFIX):
+        dbg = debug_kernel(cache)
+        if dbg is not None and spec in ("debug", dbg.version):
+            return dbg
+        raise KernelNotFoundError(
+            f"kernel {spec!r} is not built: run `make kernel KERNEL=debug` (builds Debian's "
+            "linux-source-6.12 with KASAN, lockdep...; about an hour on 2 cores)"
+        )
     if "/" in spec:
         image = Path(spec)
         if not image.exists():
@@ -148,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("selector", nargs="?", default="default")
     args = ap.parse_args(argv)
     if args.what == "list":
-        for k in installed():
+        dbg = debug_kernel()
+        for k in installed() + ([dbg] if dbg else []):
             print(k.version, k.image, k.kdir or "-")
         return 0
     try:

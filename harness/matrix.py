@@ -1,6 +1,7 @@
 """``make test-matrix``: the VM suite on every kernel line, as one table.
 
-For each line (default: every installed line with headers, or ``--lines``), run
+For each line (default: every installed line with headers, ``rt`` and the built ``debug``
+line when present, or ``--lines``), run
 ``pytest tests/vm --kernel=<line>`` in its own process, read its JUnit XML and the
 session file the plugin writes, and print: kernel × passed / failed / skipped /
 expected-failure, boot time, suite time. Exit non-zero if any line failed.
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--lines",
         default="",
-        help="comma-separated kernel lines (default: every installed line, and rt if installed)",
+        help="comma-separated kernel lines (default: every installed line, and rt and debug "
+        "if installed)",
     )
     args, extra = ap.parse_known_args(argv)
     lines = [x for x in args.lines.split(",") if x]
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             {k.line for k in have if not k.rt},
             key=lambda v: tuple(int(x) for x in v.split(".")),
         ) + (["rt"] if any(k.rt for k in have) else [])
+        lines += ["debug"] if kernels.debug_kernel() else []
     results = [run_line(line, extra) for line in lines]
     table = format_table(results)
     print("\n" + table)

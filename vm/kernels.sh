@@ -5,6 +5,8 @@
 #   vm/kernels.sh 6.1|6.12    that line, from the host suite or its backports
 #   vm/kernels.sh latest      the newest line the host suite or its backports carry
 #   vm/kernels.sh rt          the PREEMPT_RT flavour (-rt-amd64) of the default line
+#   vm/kernels.sh debug       build the debug line (KASAN, lockdep, ...) from Debian's
+#                             linux-source-6.12: vm/debug-kernel.sh, cached once built
 #   vm/kernels.sh --resolve LINE   print the package names only, install nothing
 # Idempotent; the backports suite is added (with the mirror the host already uses) when a
 # line needs it. Exit 3 with a reason when the line cannot be had on this host.
@@ -40,13 +42,24 @@ newest_image() {  # $1: regex for the version part, $2: flavour suffix
 }
 
 case "$line" in
+debug)
+	# built, not installed: the source package comes from the host suite or its backports
+	if [ "$resolve_only" = 1 ]; then echo linux-source-6.12; exit 0; fi
+	if ! dpkg-query -W -f='${Status}' linux-source-6.12 2>/dev/null | grep -q "install ok installed" &&
+		! apt-cache policy linux-source-6.12 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+		add_backports
+		apt-cache policy linux-source-6.12 2>/dev/null | grep -q 'Candidate: [0-9]' ||
+			{ say "linux-source-6.12 is not in Debian $codename or ${codename}-backports"; exit 3; }
+	fi
+	exec "$(dirname "$0")/debug-kernel.sh"
+	;;
 default) pkgs="linux-image-amd64 linux-headers-amd64" ;;
 rt)      pkgs="linux-image-rt-amd64 linux-headers-rt-amd64" ;;
 *)
 	case "$line" in
 	latest) re='[0-9]+\.[0-9]+\.[0-9]+(-[0-9]+|\+[a-z0-9]+)' ;;
 	[0-9]*.[0-9]*) re="${line//./\\.}\\.[0-9]+(-[0-9]+|\\+[a-z0-9]+)" ;;
-	*) say "unknown kernel line '$line' (default, 6.1, 6.12, latest, rt)"; exit 2 ;;
+	*) say "unknown kernel line '$line' (default, 6.1, 6.12, latest, rt, debug)"; exit 2 ;;
 	esac
 	# a line already installed with its headers is used as it is (no archive needed)
 	img=$(dpkg-query -W -f='${Package} ${Status}\n' 'linux-image-*-amd64' 2>/dev/null |

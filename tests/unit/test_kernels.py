@@ -63,3 +63,37 @@ def test_a_path_is_taken_as_it_is(tree: tuple[Path, Path]) -> None:
     boot, src = tree
     k = kernels.resolve(str(boot / "vmlinuz-6.12.95+deb12-amd64"), boot, src)
     assert k.version == "6.12.95+deb12-amd64" and k.line == "6.12"
+
+
+def _debug_build(cache: Path, release: str = "6.12.117-wqlab-debug", built: bool = True) -> Path:
+    d = cache / "debug-kernel" / f"6.12.117-1_deb12u1-{'a' * 12}"
+    (d / "linux").mkdir(parents=True)
+    (d / "linux" / "Makefile").write_text("")
+    (d / "kernelrelease").write_text(release + "\n")
+    (d / f"vmlinuz-{release}").write_text("")
+    if built:
+        (d / ".built").write_text("")
+    (cache / "debug-kernel" / "current").symlink_to(d.name)
+    return d
+
+
+def test_debug_names_the_built_debug_line(tree: tuple[Path, Path], tmp_path: Path) -> None:
+    d = _debug_build(tmp_path / "cache")
+    for spec in ("debug", "6.12.117-wqlab-debug"):
+        k = kernels.resolve(spec, *tree, cache=tmp_path / "cache")
+        assert k.version == "6.12.117-wqlab-debug"
+        assert k.debug and not k.rt and k.line == "6.12"
+        assert k.image == (d / "vmlinuz-6.12.117-wqlab-debug").resolve()
+        assert k.kdir == (d / "linux").resolve()  # the built tree is the module build dir
+    # a line never picks the debug build
+    assert not kernels.resolve("6.12", *tree, cache=tmp_path / "cache").debug
+
+
+def test_debug_unbuilt_or_unfinished_says_how_to_build_it(
+    tree: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(KernelNotFoundError, match=r"make kernel KERNEL=debug"):
+        kernels.resolve("debug", *tree, cache=tmp_path / "none")
+    _debug_build(tmp_path / "cache", built=False)  # a build still running or failed
+    with pytest.raises(KernelNotFoundError, match=r"make kernel KERNEL=debug"):
+        kernels.resolve("debug", *tree, cache=tmp_path / "cache")

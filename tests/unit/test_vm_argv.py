@@ -7,7 +7,8 @@ import pytest
 from harness.build import make_argv
 from harness.client import format_command, may_block, parse_kv, parse_table
 from harness.errors import SetupError
-from harness.vm import SPLAT_RE, VmConfig, build_cmdline, build_vng_argv
+from harness.splat import SPLAT_RE
+from harness.vm import VmConfig, build_cmdline, build_vng_argv
 
 IMG = Path("/boot/vmlinuz-6.1.0-56-amd64")
 VMLINUX = Path("/cache/wqlab/vmlinuz-6.1.0-56-amd64.1.2.pvh")
@@ -41,9 +42,19 @@ def test_fast_boot_argv_is_exact() -> None:
         "--disable-kvm",
         "--exec",
         "exec /usr/bin/python3 -I -S -u /src/wqlab/vm/guest_agent.py",
+        "--force-initramfs",
         "--qemu-opts=-append",
         "--qemu-opts='" + build_cmdline(c) + "'",
     ]
+
+
+def test_fast_boot_always_asks_vng_for_its_initramfs() -> None:
+    # vng makes an initramfs only when it has modules to load in it: a kernel with 9p and
+    # virtio built in (the debug line) gets none, and then nothing mounts the root before
+    # the fast boot's init= (the agent) runs. A plain boot lets vng decide (rootfstype=9p).
+    assert "--force-initramfs" in build_vng_argv(cfg())
+    assert "--force-initramfs" in build_vng_argv(cfg(boot_image=VMLINUX))
+    assert "--force-initramfs" not in build_vng_argv(cfg(fast=False))
 
 
 def test_fast_cmdline_makes_the_agent_init() -> None:

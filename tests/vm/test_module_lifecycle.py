@@ -16,7 +16,7 @@ import pytest
 from harness.channel import AgentChannel
 from harness.client import CONTROL, DEBUGFS, DEVICE, WqlabClient, insmod, is_loaded
 from harness.kernels import Kernel
-from harness.pytest_plugin import DMESG_SPLAT_RE
+from harness.splat import is_splat
 
 pytestmark = pytest.mark.vm
 
@@ -57,7 +57,7 @@ def _dmesg_mark(guest: AgentChannel) -> int:
 
 def _splats_since(guest: AgentChannel, mark: int) -> list[str]:
     out = guest.succeed(f"dmesg | tail -n +{mark + 1}")
-    return [ln for ln in out.splitlines() if DMESG_SPLAT_RE.search(ln)]
+    return [ln for ln in out.splitlines() if is_splat(ln)]
 
 
 def test_max_items_parameter_is_checked_at_load(guest: AgentChannel, wqlab_ko: Path) -> None:
