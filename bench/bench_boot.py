@@ -6,8 +6,13 @@ Measured side by side in one run on the same kernel:
   * the harness's boot-to-ready (fast init, agent answering)      goal ratio <= 0.5
   * the agent's request round trip, median of N echo requests     goal <= 10 ms
   * a module command round trip (debugfs write+read), median
+  * the fixed cost of a test: the pytest plugin's own per-test set-up and teardown
+    (``harness.session``: console and kernel-log marks, module load, trace instance;
+    the kernel-log read of the splat scan, trace instance removal, module unload) around
+    N empty tests, median                                           goal <= 0.25 s
+  * a module load + unload cycle, median                            goal <= 0.5 s
 
-Usage: bench/bench_boot.py [--kernel K] [--repeat N] [--requests N]
+Usage: bench/bench_boot.py [--kernel K] [--repeat N] [--requests N] [--tests N] [--cycles N]
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import kernels  # noqa: E402
 from harness.build import ROOT, build_module  # noqa: E402
-from harness.client import WqlabClient, ensure_debugfs, insmod, rmmod  # noqa: E402
+from harness.client import WqlabClient, ensure_debugfs  # noqa: E402
+from harness.kmsg import dmesg_since  # noqa: E402
+from harness.session import (  # noqa: E402
+    begin_test,
+    load_module,
+    start_trace,
+    stop_trace,
+    unload_module,
+)
 from harness.vm import Vm, VmConfig, default_vng, kvm_works, vng_env  # noqa: E402
 
 
@@ -43,6 +56,41 @@ def plain_vng(image: Path, kvm: bool) -> float:
     return time.monotonic() - t0
 
 
+def fixed_cost(vm: Vm, ko: Path, n: int) -> tuple[list[float], list[float]]:
+    """Set-up and teardown times of ``n`` empty tests, in the plugin's order: the
+    ``wqlab_vm``, ``wqlab`` and ``trace`` fixtures' set-up; the call report's kernel-log
+    read (its splat regexes over a few lines cost microseconds); the ``trace`` and
+    ``wqlab`` fixtures' teardown."""
+    agent = vm.agent()
+    setup: list[float] = []
+    teardown: list[float] = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        watch = begin_test(vm)
+        load_module(agent, str(ko))
+        inst = start_trace(agent, f"tbench{i}")
+        t1 = time.perf_counter()
+        vm.splats_since(watch.console)
+        dmesg_since(agent, watch.dmesg)
+        stop_trace(vm, inst)
+        unload_module(vm)
+        t2 = time.perf_counter()
+        setup.append(t1 - t0)
+        teardown.append(t2 - t1)
+    return setup, teardown
+
+
+def load_cycles(vm: Vm, ko: Path, n: int) -> list[float]:
+    """``n`` module load + unload cycles (the ``wqlab`` fixture's two halves)."""
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        load_module(vm.agent(), str(ko))
+        unload_module(vm)
+        out.append(time.perf_counter() - t)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -50,6 +98,8 @@ def main() -> int:
     ap.add_argument("--kernel", default="default")
     ap.add_argument("--repeat", type=int, default=2, help="boots of each kind (default 2)")
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--tests", type=int, default=30, help="empty tests timed (default 30)")
+    ap.add_argument("--cycles", type=int, default=10, help="load+unload cycles (default 10)")
     args = ap.parse_args()
     k = kernels.resolve(args.kernel)
     kvm = kvm_works(k.image)
@@ -59,6 +109,9 @@ def main() -> int:
     ours: list[float] = []
     echo: list[float] = []
     command: list[float] = []
+    setup: list[float] = []
+    teardown: list[float] = []
+    cycles: list[float] = []
     for i in range(args.repeat):
         plain.append(plain_vng(k.image, kvm))
         print(f"  plain vng --exec true #{i + 1}: {plain[-1]:.1f} s", flush=True)
@@ -74,13 +127,15 @@ def main() -> int:
                     agent.request("echo", data="x")
                     echo.append(time.perf_counter() - t)
                 ensure_debugfs(agent)
-                insmod(agent, str(ko))
+                load_module(agent, str(ko))
                 c = WqlabClient(agent)
                 for _ in range(args.requests):
                     t = time.perf_counter()
                     c.cmd("work_pending", id=0)
                     command.append(time.perf_counter() - t)
-                rmmod(agent)
+                unload_module(vm)
+                setup, teardown = fixed_cost(vm, ko, args.tests)
+                cycles = load_cycles(vm, ko, args.cycles)
     p, o = statistics.median(plain), statistics.median(ours)
     e_ms, c_ms = statistics.median(echo) * 1e3, statistics.median(command) * 1e3
     print()
@@ -93,6 +148,17 @@ def main() -> int:
     print(
         f"module command round trip  median {c_ms:6.2f} ms (debugfs write+read), n={len(command)}"
     )
+    fixed = [a + b for a, b in zip(setup, teardown, strict=True)]
+    print(
+        f"per-test fixed cost        median {statistics.median(fixed):6.3f} s (goal <= 0.25 s): "
+        f"set-up {statistics.median(setup):.3f} s + teardown {statistics.median(teardown):.3f} s, "
+        f"max {max(fixed):.3f} s, n={len(fixed)}"
+    )
+    print(
+        f"module load+unload cycle   median {statistics.median(cycles):6.3f} s (goal <= 0.5 s), "
+        f"max {max(cycles):.3f} s, n={len(cycles)}"
+    )
+    print(f"load while measuring (host /proc/loadavg): {Path('/proc/loadavg').read_text().strip()}")
     return 0
 
 

@@ -1,5 +1,8 @@
-"""One VM with the module loaded and a trace instance: what the CLI and benchmarks share
-(the pytest plugin builds the same from fixtures)."""
+"""One VM with the module loaded and a trace instance: what the CLI and benchmarks share.
+
+The per-test steps (``begin_test``, ``load_module``/``unload_module``,
+``start_trace``/``stop_trace``) are the pytest plugin's fixtures' own set-up and teardown,
+so ``make bench`` times exactly what a test pays for."""
 
 from __future__ import annotations
 
@@ -8,10 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from . import kernels
 from .build import ROOT, build_module
+from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, insmod, is_loaded, rmmod
+from .errors import HarnessError
+from .kmsg import dmesg_mark
 from .tracefs import TraceInstance
 from .vm import Vm, VmConfig, host_boot_deadline, kvm_works
 
@@ -41,6 +48,52 @@ def boot(
     return vm
 
 
+class Watch(NamedTuple):
+    """Where a test began: the VM, its console line count and its kernel log's mark (the
+    splat scans after the test read from there)."""
+
+    vm: Vm
+    console: int
+    dmesg: int
+
+
+def begin_test(vm: Vm) -> Watch:
+    return Watch(vm, vm.console_mark(), dmesg_mark(vm.agent()))
+
+
+def load_module(agent: AgentChannel, ko: str, params: dict[str, Any] | None = None) -> None:
+    """Load ``ko`` for a test, unloading a copy a previous user left loaded."""
+    if is_loaded(agent):
+        rmmod(agent)
+    insmod(agent, ko, **(params or {}))
+
+
+def unload_module(vm: Vm, name: str = "wqlab") -> None:
+    """Unload after a test; an rmmod that hangs or fails taints the VM (the next test
+    boots a fresh one) and raises."""
+    if not vm.alive:
+        return
+    try:
+        rmmod(vm.agent(), name)
+    except HarnessError:
+        vm.tainted = vm.unresponsive = True
+        raise
+
+
+def start_trace(agent: AgentChannel, name: str) -> TraceInstance:
+    return TraceInstance(agent, name).start()
+
+
+def stop_trace(vm: Vm, inst: TraceInstance) -> None:
+    """Remove a test's trace instance; a failure taints the VM and raises."""
+    if vm.alive and not vm.tainted:
+        try:
+            inst.remove()
+        except HarnessError:
+            vm.tainted = vm.unresponsive = True
+            raise
+
+
 @contextmanager
 def session(
     selector: str = "default", cpus: int = 2, plane: str = "debugfs", trace_name: str = "wqlab_cli"
@@ -53,14 +106,14 @@ def session(
     vm = boot(kernel, cpus)
     try:
         agent = vm.agent()
-        insmod(agent, str(ko))
-        trace = TraceInstance(agent, trace_name).start()
+        load_module(agent, str(ko))
+        trace = start_trace(agent, trace_name)
         try:
             yield Session(kernel, vm, WqlabClient(agent, plane), trace)
         finally:
             if vm.alive:
-                trace.remove()
+                stop_trace(vm, trace)
                 if is_loaded(agent):
-                    rmmod(agent)
+                    unload_module(vm)
     finally:
         vm.stop()
