@@ -13,8 +13,11 @@ Fixtures
     trace           function  a private TraceInstance with the workqueue + wqlab events
 
 Every failing test gets ``artifacts/<test>/``: console slice, dmesg delta, raw trace,
-module state. A kernel splat (Oops, BUG, WARNING, lockdep, hung task) during a test
-fails it, with the splat in the report, and the next test boots a fresh VM.
+module state. A kernel splat (harness/splat.py: Oops, BUG, WARNING, KASAN, KFENCE,
+UBSAN, lockdep, ODEBUG, kmemleak, lockups, hung task, RCU stall) during a test fails it,
+with the splat in the report, and the next test boots a fresh VM. On a kernel with
+kmemleak (the debug line), every VM is scanned before it stops; a leak whose backtrace
+points into wqlab fails the session (an error in the teardown of its last test).
 """
 
 from __future__ import annotations
@@ -31,23 +34,18 @@ from typing import Any
 
 import pytest
 
-from . import kernels
+from . import kernels, kmemleak
 from .build import ROOT, build_module
 from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, is_loaded
 from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .kmsg import dmesg_since
 from .session import begin_test, load_module, start_trace, stop_trace, unload_module
+from .splat import Splat, find_splats
 from .tracefs import TraceInstance, kallsyms
 from .vm import Vm, VmConfig, default_vng, free_port, host_boot_deadline, kvm_works
 
 log = logging.getLogger("wqlab")
-
-DMESG_SPLAT_RE = re.compile(
-    r"(WARNING: |BUG: |kernel BUG at|Oops|general protection fault|Kernel panic|"
-    r"INFO: task .* blocked for more than|possible circular locking|"
-    r"possible recursive locking|UBSAN: |unreferenced object|soft lockup)"
-)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -109,6 +107,7 @@ class VmManager:
         self.boot_seconds: list[float] = []
         self.ssh_ready = False
         self.artifacts = Path(config.getoption("--artifacts"))
+        self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
 
     def get(self) -> Vm:
         vm = self.vm
@@ -120,6 +119,7 @@ class VmManager:
                 log.warning("%s does not answer (%s); booting a fresh VM", vm.name, e)
                 vm.tainted = vm.unresponsive = True
         if vm is not None:
+            self._scan_kmemleak(vm)
             vm.stop(timeout=20)
         self.vm = self._boot()
         return self.vm
@@ -157,8 +157,37 @@ class VmManager:
         assert last is not None
         raise last
 
+    def _scan_kmemleak(self, vm: Vm) -> None:
+        """Before a VM goes: on a kernel with kmemleak, scan and keep wqlab's leaks."""
+        if not vm.alive or vm.unresponsive:
+            return
+        try:
+            agent = vm.agent()
+            if not kmemleak.available(agent):
+                return
+            t0 = time.monotonic()
+            leaks = kmemleak.scan(agent)
+        except HarnessError as e:
+            log.warning("%s: kmemleak scan failed: %s", vm.name, e)
+            return
+        mine = kmemleak.module_leaks(leaks, "wqlab")
+        log.info(
+            "%s: kmemleak scan in %.0f s: %d suspected leaks, %d of them wqlab's",
+            vm.name,
+            time.monotonic() - t0,
+            len(leaks),
+            len(mine),
+        )
+        if leaks:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            out = self.artifacts / f"kmemleak-{self.kernel.version}.txt"
+            with out.open("a") as f:
+                f.write(kmemleak.format_leaks(leaks) + "\n\n")
+        self.leaks += mine
+
     def close(self) -> None:
         if self.vm is not None:
+            self._scan_kmemleak(self.vm)
             self.vm.stop()
             self.vm = None
         if self.boot_seconds:
@@ -195,6 +224,12 @@ def wqlab_vm_manager(
     mgr = VmManager(request.config, wqlab_kernel)
     yield mgr
     mgr.close()
+    if mgr.leaks:
+        pytest.fail(
+            f"kmemleak: {len(mgr.leaks)} leaks point into wqlab (or a module unloaded "
+            f"since):\n{kmemleak.format_leaks(mgr.leaks)}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -301,7 +336,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         _save_artifacts(item, rep)
 
 
-def _dmesg_splats(item: pytest.Item) -> list[Any]:
+def _dmesg_splats(item: pytest.Item) -> list[Splat]:
     vm, mark, dmesg_mark = getattr(item, "wqlab_watch")  # noqa: B009
     if not vm.alive or vm.unresponsive:
         return []
@@ -310,19 +345,10 @@ def _dmesg_splats(item: pytest.Item) -> list[Any]:
     except HarnessError:
         return []
     item.wqlab_dmesg = out  # type: ignore[attr-defined]
-    found = []
-    for i, line in enumerate(out.splitlines()):
-        if DMESG_SPLAT_RE.search(line):
-            found.append(_DmesgSplat(line, out.splitlines()[i : i + 40]))
+    found = find_splats(out.splitlines(), context=40)
     # the console watcher may have seen the same splat: count each splat once
     seen = {s.line.split("] ", 1)[-1] for s in vm.splats_since(mark)}
     return [s for s in found if s.line.split("] ", 1)[-1] not in seen]
-
-
-class _DmesgSplat:
-    def __init__(self, line: str, text: list[str]) -> None:
-        self.line = line
-        self.text = text
 
 
 def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
