@@ -13,10 +13,14 @@ KVER    ?= $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels version $(K
 KDIR    ?= $(or $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels kdir $(KERNEL) 2>/dev/null),/usr/src/linux-headers-$(KVER))
 W       ?= 1
 PYTEST_ARGS ?=
+SEED    ?=
+N       ?= 20000
+THREADS ?= 4
+FUZZ_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: all module help setup venv test test-unit test-vm demo bench lint clean modinfo \
-	kernel test-matrix
+	kernel test-matrix fuzz
 
 all: module
 
@@ -33,6 +37,8 @@ help:
 	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
 	@echo "  make kernel KERNEL=debug   build the debug line (KASAN, KFENCE, lockdep, DEBUG_OBJECTS_WORK,"
 	@echo "                     WQ_WATCHDOG, hung task, kmemleak) from linux-source-6.12; cached"
+	@echo "  make fuzz          fuzz the module in a VM: SEED= (default: clock, printed) N=20000"
+	@echo "                     THREADS=4 KERNEL=; FUZZ_ARGS='--commit REV --storm' (old module, long runs)"
 	@echo "  make bench         boot, agent round trip and parser benchmarks (numbers)"
 	@echo "  make lint          ruff check, ruff format --check, mypy on harness/"
 	@echo "  make modinfo       show the module's metadata"
@@ -72,6 +78,10 @@ test-matrix: setup
 
 demo: setup
 	$(PY) -m harness.cli demo --kernel=$(KERNEL)
+
+fuzz: setup
+	$(PY) -m harness.fuzzhost --kernel=$(KERNEL) $(if $(SEED),--seed=$(SEED)) -n $(N) \
+		--threads=$(THREADS) $(FUZZ_ARGS)
 
 bench: setup
 	$(PY) bench/bench_boot.py --kernel=$(KERNEL)

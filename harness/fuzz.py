@@ -1,0 +1,715 @@
+"""The wqlab fuzzer's guest side: runs in the VM, drives both control planes from several
+threads at once, and checks every answer against docs/commands.md.
+
+    cd <repo> && python3 -E -s -S -u -m harness.fuzz --seed 7 -n 20000 --threads 4
+
+(the guest sees the host's file system read-only, so it imports this from the repository;
+``harness.fuzzhost`` starts it through the guest agent and reads ``--log``/``--result``).
+Standard library, ``harness.uapi``, ``harness.fuzzgen`` and ``harness.client``'s parsers
+only: it runs on the guest's system Python.
+
+A run is rounds of two phases:
+
+* concurrent: ``--threads`` workers, each with its own text descriptor and ``/dev/wqlab``
+  descriptor and its own seeded stream (``fuzzgen.Generator``, stream ``t<i>``), plus a
+  releaser thread that releases every blocked item every few milliseconds. Every answer
+  must be success or an errno the docs allow for that command; malformed input rejected
+  before the module looks at any state must get exactly its documented errno.
+* single-threaded, at a quiescent point (every item idle, the state normalised): mutated
+  and random input one at a time; each must get exactly its documented errno, the same on
+  the text and the ioctl plane, and change nothing (``works`` and ``workqueues`` equal
+  before and after, ``cmds_failed`` one up).
+
+At each quiescent point ``stats`` must add up exactly: ``cmds_ok + cmds_failed`` is what
+this process sent (the ioctls the dispatcher turns away with ENOTTY are not counted by the
+module, nor here), ``items`` the lines of ``works``, ``workqueues`` the lines of
+``workqueues``. A command that does not return within ``--hang-s``, an item still pending
+``--settle-s`` after the last command and a kernel splat in ``/dev/kmsg`` are violations
+too. Every violation is printed with the seed and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno as errno_mod
+import fcntl
+import json
+import os
+import random
+import struct
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import fuzzgen as fg
+from .client import CONTROL, DEBUGFS, DEVICE, parse_kv, parse_table
+
+Fd = int
+
+
+def errname(err: int | None) -> str:
+    return "ok" if err is None else errno_mod.errorcode.get(err, str(err))
+
+
+@dataclass
+class Answer:
+    """What the module answered: an errno, or ret (and id for work_new)."""
+
+    err: int | None
+    ret: int = 0
+    id: int | None = None
+
+
+class Conn:
+    """One thread's descriptors: the control file (write then read on one descriptor)
+    and ``/dev/wqlab``."""
+
+    def __init__(self) -> None:
+        self.text_fd: Fd = os.open(CONTROL, os.O_RDWR)
+        self.dev_fd: Fd = os.open(DEVICE, os.O_RDWR)
+
+    def close(self) -> None:
+        for fd in (self.text_fd, self.dev_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def text(self, data: bytes) -> Answer:
+        try:
+            os.write(self.text_fd, data)
+        except OSError as e:
+            return Answer(e.errno)
+        kv = parse_kv(os.read(self.text_fd, 4096).decode(errors="replace"))
+        return Answer(None, int(kv.get("ret", "-999")), int(kv["id"]) if "id" in kv else None)
+
+    def ioctl(self, request: int, data: bytes) -> Answer:
+        buf = bytearray(data)
+        try:
+            fcntl.ioctl(self.dev_fd, request, buf, True)
+        except OSError as e:
+            return Answer(e.errno)
+        ret, _args, item = struct.unpack_from("<qII", buf)
+        return Answer(None, ret, item)
+
+    def send(self, op: fg.Op) -> Answer:
+        if op.plane == fg.TEXT:
+            return self.text(op.text_bytes())
+        return self.ioctl(op.ioctl_request(), op.ioctl_bytes())
+
+
+def read_file(name: str) -> str:
+    with open(f"{DEBUGFS}/{name}", "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+@dataclass
+class ThreadStats:
+    """One thread's counts (merged at quiescent points; only its thread writes them)."""
+
+    name: str
+    sent: int = 0
+    counted: int = 0
+    ok: int = 0
+    failed: int = 0
+    errnos: Counter[str] = field(default_factory=Counter)
+    last: deque[str] = field(default_factory=lambda: deque(maxlen=6))
+    inflight: tuple[fg.Op, float] | None = None
+    hang_reported: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int
+    n: int = 20000
+    threads: int = 4
+    rounds: int = 0  # 0: about one per 5000 commands
+    single_share: float = 0.1
+    hang_s: float = 20.0
+    settle_s: float = 20.0
+    progress_s: float = 5.0
+    release_ms: int = 20
+    storm: bool = False
+    leftovers: bool = True
+    log: str | None = None
+    result: str | None = None
+
+
+class Fuzzer:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.t0 = time.monotonic()
+        self.out_lock = threading.Lock()
+        self.logf = open(cfg.log, "a", buffering=1) if cfg.log else None  # noqa: SIM115
+        self.violations: list[dict[str, Any]] = []
+        self.stats: list[ThreadStats] = []
+        self.release_on = threading.Event()
+        self.release_idle = threading.Event()
+        self.done = threading.Event()
+        with open(CONTROL, "rb") as f:  # a fresh descriptor lists the commands
+            listing = f.read().decode()
+        self.table = fg.parse_listing(listing)
+        self.features = parse_kv(read_file("features"))
+        self.uni = fg.Universe.from_features(self.features)
+        self.main_stats = self._new_stats("main")
+        self.main = Conn()
+        self.queue_sig: dict[str, tuple[str, ...]] = {}
+        base = parse_kv(read_file("stats"))
+        self.base_ok = int(base["cmds_ok"])
+        self.base_failed = int(base["cmds_failed"])
+        self.block_timeouts = int(base.get("block_timeouts", "0"))
+        self.kmsg = _KmsgWatch()
+        for what in fg.table_mismatches(self.table):
+            self.violation("main", what)
+
+    # output -----------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        with self.out_lock:
+            print(text, flush=True)
+            if self.logf:
+                self.logf.write(text + "\n")
+
+    def violation(self, thread: str, what: str, op: fg.Op | None = None, **extra: Any) -> None:
+        v = {"seed": self.cfg.seed, "thread": thread, "what": what, **extra}
+        if op is not None:
+            v["op"] = op.describe()
+        with self.out_lock:
+            self.violations.append(v)
+        self.say(
+            f"VIOLATION seed={self.cfg.seed} thread={thread}: {what}"
+            + (f"\n    command: {op.describe()}" if op is not None else "")
+        )
+
+    def _new_stats(self, name: str) -> ThreadStats:
+        st = ThreadStats(name)
+        self.stats.append(st)
+        return st
+
+    # one command ------------------------------------------------------------------------
+    def run_op(self, conn: Conn, op: fg.Op, st: ThreadStats, concurrent: bool) -> Answer | None:
+        if op.kind == "pause":
+            time.sleep(op.pause_ms / 1000)
+            return None
+        st.inflight = (op, time.monotonic())
+        ans = conn.send(op)
+        st.inflight = None
+        st.sent += 1
+        if fg.counted(ans.err, op.plane):
+            st.counted += 1
+            if ans.err is None:
+                st.ok += 1
+            else:
+                st.failed += 1
+        st.errnos[errname(ans.err)] += 1
+        st.last.append(f"{op.describe()} -> {errname(ans.err)}")
+        self.check(op, ans, st.name, concurrent)
+        return ans
+
+    def check(self, op: fg.Op, ans: Answer, thread: str, concurrent: bool) -> None:
+        """The errno oracle (see the module docstring)."""
+        spec = self.table.get(op.cmd)
+        err = ans.err
+        if err is not None and err not in fg.GLOBAL_ERRNOS:
+            self.violation(thread, f"errno {errname(err)} is not in docs/commands.md", op)
+            return
+        if op.kind == "valid" and spec is not None:
+            if err is None:
+                if not fg.ret_ok(spec, ans.ret):
+                    self.violation(thread, f"implausible ret={ans.ret}", op)
+            elif err not in fg.valid_errnos(spec, op.plane, self.uni):
+                self.violation(thread, f"well-formed command got {errname(err)}", op)
+            return
+        allowed = fg.allowed_errnos(spec, op.plane, self.uni)
+        if op.kind == "mutated" and op.expect is not None:
+            exact = not concurrent or op.stage in ("parse", "validate", "dispatch")
+            state_free = op.mutation != "wrong_kind"  # the other kinds never become valid
+            if exact or (err is None and state_free):
+                if err not in op.expect:
+                    want = "/".join(sorted(errname(e) for e in op.expect))
+                    self.violation(thread, f"expected {want}, got {errname(err)}", op)
+                return
+            if err is not None and err not in allowed | op.expect:
+                self.violation(thread, f"{errname(err)} not allowed for this command", op)
+            return
+        if err is not None and err not in allowed:
+            self.violation(thread, f"{errname(err)} not allowed for this command", op)
+
+    def cmd(self, name: str, /, plane: str = fg.TEXT, **args: object) -> Answer:
+        """A well-formed command from the main thread (normalising, quiescing)."""
+        op = fg.Op(name, tuple((k, str(v)) for k, v in args.items()), plane=plane)
+        ans = self.run_op(self.main, op, self.main_stats, concurrent=False)
+        assert ans is not None
+        return ans
+
+    # phases -----------------------------------------------------------------------------
+    def concurrent(self, round_no: int, quota: int) -> None:
+        errors: list[BaseException] = []
+
+        def worker(i: int, gen: fg.Generator, st: ThreadStats) -> None:
+            conn = Conn()
+            try:
+                n = 0
+                while n < quota:
+                    for op in gen.episode():
+                        self.run_op(conn, op, st, concurrent=True)
+                        n += op.kind != "pause"
+            except BaseException as e:  # noqa: BLE001 - reported, the run goes on
+                errors.append(e)
+                self.violation(st.name, f"worker crashed: {type(e).__name__}: {e}")
+            finally:
+                conn.close()
+
+        threads = [
+            threading.Thread(target=worker, args=(i, self.gens[i], self.wstats[i]), daemon=True)
+            for i in range(self.cfg.threads)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(1.0)
+                if self.hung():
+                    return
+
+    def hung(self) -> bool:
+        return any(st.hang_reported for st in self.stats)
+
+    def releaser(self) -> None:
+        """Release every blocked item every ``release_ms`` so that no wait lasts (idle
+        while ``release_on`` is clear: the single-threaded phase)."""
+        st = self._new_stats("releaser")
+        conn = Conn()
+        plane = 0
+        try:
+            while not self.done.is_set():
+                if not self.release_on.is_set():
+                    self.release_idle.set()
+                    self.release_on.wait(0.1)
+                    continue
+                time.sleep(self.cfg.release_ms / 1000)
+                for w in parse_table(read_file("works")):
+                    if w.get("state") == "blocked" and self.release_on.is_set():
+                        plane ^= 1
+                        op = fg.Op("release", (("id", w["id"]),), plane=(fg.TEXT, fg.IOCTL)[plane])
+                        self.run_op(conn, op, st, concurrent=True)
+        finally:
+            conn.close()
+
+    def pause_releaser(self) -> None:
+        self.release_idle.clear()
+        self.release_on.clear()
+        if not self.release_idle.wait(60):
+            self.violation("main", "the releaser did not pause within 60 s")
+
+    def resume_releaser(self) -> None:
+        self.release_on.set()
+
+    def settle(self, release: bool) -> bool:
+        """Wait until no item is pending or running; False (and a violation) if some
+        still are after ``settle_s``. ``release``: release blocked items ourselves."""
+        deadline = time.monotonic() + self.cfg.settle_s
+        busy: list[dict[str, str]] = []
+        while time.monotonic() < deadline:
+            works = parse_table(read_file("works"))
+            busy = [w for w in works if w.get("pending") == "1" or w.get("running") == "1"]
+            if not busy:
+                return True
+            if release:
+                for w in busy:
+                    if w.get("state") == "blocked":
+                        self.cmd("release", id=w["id"])
+            time.sleep(0.05)
+        lines = "\n    ".join(
+            " ".join(f"{k}={w.get(k)}" for k in ("id", "kind", "state", "pending", "running", "wq"))
+            for w in busy
+        )
+        self.violation(
+            "main",
+            f"{len(busy)} item(s) still pending/running {self.cfg.settle_s:.0f} s after the "
+            f"last command:\n    {lines}",
+        )
+        return False
+
+    def normalise(self) -> None:
+        """Every universe id live with its kind, every universe queue live with its
+        flavor, nothing else; so that the single-threaded phase can predict exactly."""
+        uni = self.uni
+        if uni.has("disable_work"):
+            for item in uni.ids:
+                name = "enable_delayed_work" if uni.kind(item) == "delayed" else "enable_work"
+                for _ in range(70000):
+                    if self.cmd(name, plane=fg.IOCTL, id=item).err is not None:
+                        break
+        works = {int(w["id"]): w for w in parse_table(read_file("works"))}
+        for item in uni.ids[2:]:
+            w = works.get(item)
+            kind = "delayed" if uni.kind(item) == "delayed" else "work"
+            if w is not None and w.get("kind") == kind:
+                continue
+            if w is not None:
+                a = self.cmd("work_free", id=item)
+                if a.err is not None:
+                    self.violation("main", f"normalise: work_free id={item}: {errname(a.err)}")
+                    continue
+            a = self.cmd("work_new", delayed=int(kind == "delayed"))
+            if a.err is not None or a.id != item:
+                self.violation(
+                    "main",
+                    f"normalise: work_new gave {errname(a.err)} id={a.id}, "
+                    f"expected id={item} (the lowest free id)",
+                )
+        live = {w["name"]: w for w in parse_table(read_file("workqueues"))}
+        for name, w in live.items():
+            sig = (w.get("how", ""), w.get("flags", ""), w.get("ordered", ""), w.get("bh", ""))
+            if name in uni.queues and self.queue_sig.get(name) == sig:
+                continue
+            a = self.cmd("destroy_workqueue", wq=name)
+            if a.err is not None:
+                self.violation("main", f"normalise: destroy_workqueue {name}: {errname(a.err)}")
+        live = {w["name"]: w for w in parse_table(read_file("workqueues"))}
+        for name in uni.queues:
+            if name in live:
+                continue
+            flav = uni.flavor(name)
+            a = self.cmd(flav.command, name=name, **dict(flav.args))
+            if a.err is not None:
+                self.violation("main", f"normalise: {flav.command} {name}: {errname(a.err)}")
+        for w in parse_table(read_file("workqueues")):
+            sig = (w.get("how", ""), w.get("flags", ""), w.get("ordered", ""), w.get("bh", ""))
+            self.queue_sig.setdefault(w["name"], sig)
+
+    def totals(self) -> tuple[int, int, int, int]:
+        sent = sum(s.sent for s in self.stats)
+        counted = sum(s.counted for s in self.stats)
+        return sent, counted, sum(s.ok for s in self.stats), sum(s.failed for s in self.stats)
+
+    def check_stats(self, where: str) -> None:
+        """``stats`` adds up exactly (we are the module's only user, nothing runs)."""
+        st = parse_kv(read_file("stats"))
+        works = parse_table(read_file("works"))
+        wqs = parse_table(read_file("workqueues"))
+        _, counted, ok, failed = self.totals()
+        got_ok = int(st["cmds_ok"]) - self.base_ok
+        got_failed = int(st["cmds_failed"]) - self.base_failed
+        if (got_ok, got_failed) != (ok, failed):
+            self.violation(
+                "main",
+                f"{where}: stats cmds_ok={got_ok} cmds_failed={got_failed} (sum "
+                f"{got_ok + got_failed}), but this run sent {ok} that succeeded and {failed} "
+                f"that failed (sum {counted})",
+            )
+            self.base_ok += got_ok - ok  # report each difference once
+            self.base_failed += got_failed - failed
+        timeouts = int(st.get("block_timeouts", "0"))
+        if timeouts > self.block_timeouts:
+            self.violation(
+                "main",
+                f"{where}: stats block_timeouts={timeouts}: a blocked run waited block_max_ms "
+                "although the releaser releases every blocked item every "
+                f"{self.cfg.release_ms} ms (a lost release)",
+            )
+            self.block_timeouts = timeouts
+        if int(st["items"]) != len(works):
+            self.violation("main", f"{where}: stats items={st['items']}, works has {len(works)}")
+        if int(st["workqueues"]) != len(wqs):
+            self.violation(
+                "main", f"{where}: stats workqueues={st['workqueues']}, workqueues has {len(wqs)}"
+            )
+
+    def snapshot(self) -> tuple[str, str]:
+        return read_file("works"), read_file("workqueues")
+
+    def single(self, rng: random.Random, count: int) -> None:
+        """Mutated and random input, one at a time, on a quiescent module."""
+        before = self.snapshot()
+        n = 0
+        while n < count:
+            base = self.main_gen.any_valid()
+            if rng.random() < 0.2:
+                op = fg.random_input(rng, self.table, self.uni)
+            else:
+                op = fg.mutate(rng, self.table, self.uni, base) or base
+                if op.kind == "valid":
+                    continue
+            sends = [op]
+            if op.pair:
+                sends = [replace(op, plane=fg.TEXT), replace(op, plane=fg.IOCTL)]
+            got: list[int | None] = []
+            for o in sends:
+                failed0 = self.main_stats.failed
+                ans = self.run_op(self.main, o, self.main_stats, concurrent=False)
+                assert ans is not None
+                n += 1
+                got.append(ans.err)
+                if ans.err is None:
+                    # a random input that happened to be a command (or a violation that
+                    # already said why): let it finish and start from its state
+                    self.settle(release=True)
+                    before = self.snapshot()
+                    continue
+                after = self.snapshot()
+                if after != before:
+                    what = "works" if after[0] != before[0] else "workqueues"
+                    self.violation(
+                        "main",
+                        f"a rejected command ({errname(ans.err)}) changed {what}:\n"
+                        + _diff(
+                            before[0 if what == "works" else 1], after[0 if what == "works" else 1]
+                        ),
+                        o,
+                    )
+                    before = after
+                st = parse_kv(read_file("stats"))
+                want = self.base_failed + sum(s.failed for s in self.stats)
+                if int(st["cmds_failed"]) != want:
+                    self.violation(
+                        "main",
+                        f"stats cmds_failed={int(st['cmds_failed'])}, expected {want} "
+                        f"(+{self.main_stats.failed - failed0} for this command)",
+                        o,
+                    )
+                    self.base_failed += int(st["cmds_failed"]) - want
+            if len(got) == 2 and got[0] != got[1]:
+                self.violation(
+                    "main",
+                    f"planes disagree on the same fault: text {errname(got[0])}, "
+                    f"ioctl {errname(got[1])}",
+                    op,
+                )
+
+    def quiesce(self, where: str) -> bool:
+        """Releaser still running: let everything finish; then pause it and normalise."""
+        ok = self.settle(release=False)
+        self.pause_releaser()
+        ok = self.settle(release=True) and ok
+        self.normalise()
+        ok = self.settle(release=True) and ok
+        self.check_stats(where)
+        return ok
+
+    # the run ----------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.cfg
+        self.say(
+            f"wqlab fuzz: seed={cfg.seed} n={cfg.n} threads={cfg.threads} "
+            f"kernel={self.features.get('kernel')} commands={len(self.table)} "
+            f"max_items={self.uni.max_items} storm={int(cfg.storm)}"
+        )
+        self.gens = [
+            fg.Generator(self.table, self.uni, cfg.seed, f"t{i}", storm=cfg.storm)
+            for i in range(cfg.threads)
+        ]
+        self.wstats = [self._new_stats(f"t{i}") for i in range(cfg.threads)]
+        self.main_gen = fg.Generator(self.table, self.uni, cfg.seed, "main")
+        rng = random.Random(f"wqlab-fuzz:{cfg.seed}:single")
+        rel = threading.Thread(target=self.releaser, daemon=True)
+        watch = threading.Thread(target=self.watch, daemon=True)
+        watch.start()
+        self.normalise()
+        self.check_stats("start")
+        rounds = cfg.rounds or max(1, min(50, cfg.n // 5000))
+        per_round = cfg.n / rounds
+        self.release_on.set()
+        rel.start()
+        for r in range(rounds):
+            single = int(per_round * cfg.single_share)
+            quota = max(1, int((per_round - single) / cfg.threads))
+            self.round = r
+            self.concurrent(r, quota)
+            if self.hung():
+                break
+            self.quiesce(f"round {r} concurrent phase")
+            self.single(rng, single)
+            self.check_stats(f"round {r} single-threaded phase")
+            self.resume_releaser()
+        self.done.set()
+        self.resume_releaser()
+        if not self.hung():
+            rel.join(10)
+            if cfg.leftovers:
+                self.leftovers()
+            self.main.close()
+        self.kmsg.poll(self)
+        return self.finish()
+
+    def leftovers(self) -> None:
+        """State for the host's rmmod to clean up: an armed timer, a blocked run, a long
+        sleep and a self-requeueing item, on custom and system queues."""
+        plain = self.uni.ids_of("plain")
+        delayed = self.uni.ids_of("delayed")
+        self.cmd("queue_delayed_work", wq="q0", id=delayed[1], delay_ms=20000)
+        self.cmd("queue_work", wq="q1", id=plain[1], block=1)
+        self.cmd("queue_work", wq="system", id=plain[2], sleep_ms=3000)
+        self.cmd("queue_work", wq="q2", id=plain[3], requeue=1000, sleep_ms=5)
+
+    def progress(self) -> None:
+        sent, _, ok, _ = self.totals()
+        dt = time.monotonic() - self.t0
+        errs: Counter[str] = Counter()
+        for s in self.stats:
+            errs.update(s.errnos)
+        top = " ".join(f"{k}={v}" for k, v in errs.most_common() if k != "ok")
+        self.say(
+            f"[fuzz seed={self.cfg.seed} {dt:6.0f} s] {sent}/{self.cfg.n} cmds "
+            f"{sent / max(dt, 1e-9):.0f}/s ok={errs['ok']} {top} "
+            f"violations={len(self.violations)} round={getattr(self, 'round', 0)}"
+        )
+
+    def watch(self) -> None:
+        """Progress, hung commands and kernel splats, every second."""
+        last = time.monotonic()
+        while not self.done.wait(1.0):
+            now = time.monotonic()
+            for st in list(self.stats):
+                inf = st.inflight
+                if inf and not st.hang_reported and now - inf[1] > self.cfg.hang_s:
+                    st.hang_reported = True
+                    self.violation(
+                        st.name,
+                        f"command did not return within {self.cfg.hang_s:.0f} s; last "
+                        f"commands of every thread:\n" + self.recent(),
+                        inf[0],
+                    )
+            self.kmsg.poll(self)
+            if now - last >= self.cfg.progress_s:
+                last = now
+                self.progress()
+
+    def recent(self) -> str:
+        return "\n".join(f"    {s.name}: {line}" for s in self.stats for line in s.last)
+
+    def finish(self) -> int:
+        self.progress()
+        sent, counted, ok, failed = self.totals()
+        dt = time.monotonic() - self.t0
+        errs: Counter[str] = Counter()
+        for s in self.stats:
+            errs.update(s.errnos)
+        res = {
+            "seed": self.cfg.seed,
+            "commands": sent,
+            "counted": counted,
+            "ok": ok,
+            "failed": failed,
+            "seconds": round(dt, 2),
+            "rate": round(sent / max(dt, 1e-9), 1),
+            "errnos": dict(errs),
+            "per_thread": {s.name: s.sent for s in self.stats},
+            "hung": self.hung(),
+            "violations": self.violations,
+            "kernel": self.features.get("kernel"),
+        }
+        self.say(
+            f"wqlab fuzz: seed={self.cfg.seed} {sent} commands in {dt:.1f} s "
+            f"({res['rate']}/s), {len(self.violations)} violation(s)"
+        )
+        if self.cfg.result:
+            tmp = self.cfg.result + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(res, f, indent=1)
+            os.rename(tmp, self.cfg.result)
+        return 1 if self.violations else 0
+
+
+def _diff(a: str, b: str) -> str:
+    al, bl = a.splitlines(), b.splitlines()
+    out = [f"    - {x}" for x in al if x not in bl] + [f"    + {x}" for x in bl if x not in al]
+    return "\n".join(out[:8])
+
+
+def _splat_search() -> Callable[[str], object]:
+    """The harness's one splat detector (``harness.splat``; ``harness.vm`` before it)."""
+    import importlib  # noqa: PLC0415
+
+    for mod in ("harness.splat", "harness.vm"):
+        try:
+            return importlib.import_module(mod).SPLAT_RE.search  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError("no SPLAT_RE in harness.splat or harness.vm")
+
+
+class _KmsgWatch:
+    """New kernel log records, matched with the harness's one splat detector."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.match: Callable[[str], object] | None = None
+        try:
+            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+            os.lseek(self.fd, 0, os.SEEK_END)
+            self.match = _splat_search()
+        except OSError:
+            self.fd = None
+
+    def poll(self, fz: Fuzzer) -> None:
+        if self.fd is None or self.match is None:
+            return
+        while True:
+            try:
+                rec = os.read(self.fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno == errno_mod.EPIPE:  # records overwritten: go on
+                    continue
+                return
+            head, _, msg = rec.partition(";")
+            parts = head.split(",")
+            ts = int(parts[2]) / 1e6 if len(parts) > 2 and parts[2].isdigit() else 0.0
+            line = f"[{ts:12.6f}] {msg.splitlines()[0] if msg else ''}"
+            if self.match(line):
+                fz.violation(
+                    "kernel",
+                    f"kernel splat: {line}\n  last commands of every thread:\n" + fz.recent(),
+                )
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    ap = argparse.ArgumentParser(prog="python3 -m harness.fuzz", description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
+    ap.add_argument("-n", type=int, default=20000, help="commands to send (default 20000)")
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=0, help="0: one per 5000 commands")
+    ap.add_argument("--single-share", type=float, default=0.1)
+    ap.add_argument("--hang-s", type=float, default=20.0)
+    ap.add_argument("--settle-s", type=float, default=20.0)
+    ap.add_argument("--progress-s", type=float, default=5.0)
+    ap.add_argument("--storm", action="store_true", help="add disable_work storms (long runs)")
+    ap.add_argument("--no-leftovers", action="store_true", help="leave the module idle")
+    ap.add_argument("--log", default=None)
+    ap.add_argument("--result", default=None)
+    a = ap.parse_args(argv)
+    seed = a.seed if a.seed is not None else int(time.time() * 1000) % 1_000_000_007
+    return Config(
+        seed=seed,
+        n=a.n,
+        threads=a.threads,
+        rounds=a.rounds,
+        single_share=a.single_share,
+        hang_s=a.hang_s,
+        settle_s=a.settle_s,
+        progress_s=a.progress_s,
+        storm=a.storm,
+        leftovers=not a.no_leftovers,
+        log=a.log,
+        result=a.result,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    fz = Fuzzer(cfg)
+    code = fz.run()
+    if fz.hung():
+        sys.stdout.flush()
+        os._exit(3)  # threads stuck in the kernel: do not wait for them
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Run the wqlab fuzzer in a VM: build the module, boot, load it, run ``harness.fuzz`` in
+the guest, watch the console, unload, and say what went wrong.
+
+    python -m harness.fuzzhost --kernel default --seed 7 -n 20000 --threads 4
+    python -m harness.fuzzhost --commit 0cb714f ...   # fuzz the module of an older commit
+
+``make fuzz SEED=... N=... THREADS=... KERNEL=...`` runs this. The run fails when the guest
+reports a violation (printed with the seed and the command), when the console shows a
+kernel splat, when the guest hangs, or when ``rmmod`` fails or takes longer than its
+deadline. The same seed gives every thread the same command stream (see
+``harness.fuzzgen``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .build import ROOT
+from .client import insmod, is_loaded, rmmod
+from .errors import GuestCommandError, HarnessError
+from .vm import Vm
+
+log = logging.getLogger(__name__)
+
+GUEST_DIR = "/tmp/wqlab-fuzz"
+GUEST_PYTHON = "/usr/bin/python3"
+
+
+@dataclass(frozen=True)
+class FuzzParams:
+    seed: int
+    n: int = 20000
+    threads: int = 4
+    max_items: int = 16
+    storm: bool = False
+    hang_s: float = 20.0
+    rmmod_deadline: float = 120.0
+    extra: tuple[str, ...] = ()
+
+
+@dataclass
+class FuzzOutcome:
+    """What a run found: the guest's result plus what only the host can see."""
+
+    params: FuzzParams
+    result: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # host-side: splats, rmmod, hangs
+    splats: list[str] = field(default_factory=list)
+    rmmod_seconds: float | None = None
+    seconds: float = 0.0
+    hung: bool = False
+
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        return list(self.result.get("violations", []))
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and not self.problems and not self.splats
+
+    def summary(self) -> str:
+        r = self.result
+        lines = [
+            f"wqlab fuzz seed={self.params.seed}: {r.get('commands', '?')} commands in "
+            f"{r.get('seconds', '?')} s in the guest ({r.get('rate', '?')}/s), "
+            f"{self.seconds:.0f} s in all; rmmod "
+            + (f"{self.rmmod_seconds:.1f} s" if self.rmmod_seconds is not None else "not done"),
+            "errnos: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("errnos", {}).items())),
+        ]
+        for v in self.violations:
+            lines.append(f"VIOLATION seed={v.get('seed')} {v.get('thread')}: {v.get('what')}")
+            if v.get("op"):
+                lines.append(f"    command: {v['op']}")
+        lines += [f"SPLAT seed={self.params.seed}: {s}" for s in self.splats]
+        lines += [f"PROBLEM seed={self.params.seed}: {p}" for p in self.problems]
+        lines.append("verdict: " + ("PASS" if self.ok else "FAIL"))
+        return "\n".join(lines)
+
+
+def guest_command(p: FuzzParams, root: Path = ROOT, python: str = GUEST_PYTHON) -> str:
+    """The shell command that runs the fuzzer in the guest (pure).
+
+    ``-E -s -S``: no environment, no site: the guest's system Python with the repository
+    (cwd, read-only in the guest) as the only extra import path."""
+    argv = [python, "-E", "-s", "-S", "-u", "-m", "harness.fuzz"]
+    argv += ["--seed", str(p.seed), "-n", str(p.n), "--threads", str(p.threads)]
+    argv += ["--hang-s", str(p.hang_s), "--log", f"{GUEST_DIR}/log", "--result"]
+    argv += [f"{GUEST_DIR}/result.json"]
+    if p.storm:
+        argv.append("--storm")
+    argv += list(p.extra)
+    return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
+
+
+def guest_time_limit(p: FuzzParams) -> float:
+    """Seconds the guest run may take: 20 ms a command (TCG runs at 1-3 ms), plus
+    the set-up, the hang detector and the settle waits."""
+    return 300.0 + p.n * 0.02 + 4 * p.hang_s
+
+
+def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print) -> FuzzOutcome:
+    """Load ``ko`` in ``vm``, run the fuzzer, unload; the VM is left tainted after a
+    splat or a hang (do not reuse it)."""
+    t0 = time.monotonic()
+    out = FuzzOutcome(p)
+    agent = vm.agent()
+    if is_loaded(agent):
+        rmmod(agent)
+    mark = vm.console_mark()
+    insmod(agent, str(ko), max_items=p.max_items)
+    agent.succeed(f"rm -rf {GUEST_DIR} && mkdir -p {GUEST_DIR}")
+    cmd = guest_command(p)
+    say(f"$ {cmd}")
+    limit = guest_time_limit(p)
+    fut = agent.submit("sh", cmd=cmd, limit=limit)
+    deadline = time.monotonic() + limit + 30
+    offset = 0
+
+    def tail() -> None:
+        nonlocal offset
+        try:
+            text = str(agent.request("read", 30, path=f"{GUEST_DIR}/log", offset=offset))
+        except (GuestCommandError, HarnessError):
+            return
+        offset += len(text.encode())
+        for line in text.splitlines():
+            say(line)
+
+    hung_since: float | None = None
+    while not fut.done():
+        time.sleep(2.0)
+        if not vm.alive:
+            out.problems.append("the VM died during the run (see the console log)")
+            break
+        tail()
+        if hung_since is None and agent.exists(f"{GUEST_DIR}/result.json"):
+            hung_since = time.monotonic()  # the result is written: the process must end
+        if hung_since is not None and time.monotonic() - hung_since > 30:
+            out.hung = True
+            out.problems.append("the guest fuzzer wrote its result but did not exit (hung)")
+            break
+        if time.monotonic() > deadline:
+            out.hung = True
+            out.problems.append(f"the guest fuzzer did not finish within {limit:.0f} s")
+            break
+    if fut.done() and vm.alive:
+        tail()
+        try:
+            res = fut.result()
+            if res["rc"] not in (0, 1):
+                out.problems.append(
+                    f"the guest fuzzer exited {res['rc']}:\n{res['stdout'][-2000:]}"
+                    f"{res['stderr'][-3000:]}"
+                )
+        except (GuestCommandError, HarnessError) as e:
+            out.problems.append(f"the guest fuzzer failed: {e}")
+    if vm.alive:
+        try:
+            out.result = json.loads(agent.read(f"{GUEST_DIR}/result.json"))
+        except (GuestCommandError, HarnessError, ValueError) as e:
+            out.problems.append(f"no result from the guest fuzzer: {e}")
+        out.hung = out.hung or bool(out.result.get("hung"))
+    if vm.alive and not out.hung:
+        t = time.monotonic()
+        try:
+            r = agent.sh("rmmod wqlab", timeout=p.rmmod_deadline, check=False)
+            out.rmmod_seconds = time.monotonic() - t
+            if r["rc"] != 0:
+                out.problems.append(f"rmmod failed (rc={r['rc']}): {r['stderr'].strip()}")
+        except HarnessError as e:
+            out.problems.append(f"rmmod did not return within {p.rmmod_deadline:.0f} s: {e}")
+            out.hung = True
+    elif out.hung:
+        out.problems.append("rmmod not tried: the guest is hung")
+    time.sleep(0.5)  # the console is asynchronous: let the last lines arrive
+    out.splats = [s.line for s in vm.splats_since(mark)]
+    if out.splats or out.hung:
+        vm.tainted = True
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+def export_commit(rev: str, dest: Path) -> Path:
+    """The module sources (``Kbuild``, ``module/``) of commit ``rev``, in ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "Kbuild", "module"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import kernels  # noqa: PLC0415 - the CLI's own stack
+    from .build import build_module  # noqa: PLC0415
+    from .session import boot  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(prog="python -m harness.fuzzhost", description=__doc__)
+    ap.add_argument("--kernel", default="default")
+    ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
+    ap.add_argument("-n", type=int, default=20000, help="commands (default 20000)")
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--cpus", type=int, default=2, help="guest vCPUs")
+    ap.add_argument("--max-items", type=int, default=16, help="insmod max_items= (default 16)")
+    ap.add_argument("--storm", action="store_true", help="disable_work storms (6.10+)")
+    ap.add_argument("--hang-s", type=float, default=20.0)
+    ap.add_argument("--commit", default=None, help="fuzz the module of this git commit")
+    ap.add_argument("--json", default=None, help="write the outcome here")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
+    seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000_007
+    p = FuzzParams(
+        seed=seed,
+        n=args.n,
+        threads=args.threads,
+        max_items=args.max_items,
+        storm=args.storm,
+        hang_s=args.hang_s,
+    )
+    print(f"wqlab fuzz: seed={seed} n={p.n} threads={p.threads} kernel={args.kernel}", flush=True)
+    try:
+        kernel = kernels.resolve(args.kernel)
+        src = ROOT
+        tag = "worktree"
+        if args.commit:
+            rev = subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", args.commit],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            src = export_commit(rev, Path(tempfile.mkdtemp(prefix=f"wqlab-{rev}-")))
+            tag = rev
+        print(f"building the module ({tag}) for {kernel.version}", flush=True)
+        ko = build_module(kernel, src=src, out_root=ROOT / "build" / f"fuzz-{tag}")
+        vm = boot(kernel, args.cpus)
+        try:
+            out = run_fuzz(vm, ko, p, say=lambda s: print(s, flush=True))
+        finally:
+            vm.stop()
+    except HarnessError as e:
+        print(f"wqlab fuzz: {e}", file=sys.stderr)
+        return 2
+    print(out.summary(), flush=True)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "module": tag,
+                    "kernel": kernel.version,
+                    "ok": out.ok,
+                    "result": out.result,
+                    "problems": out.problems,
+                    "splats": out.splats,
+                    "rmmod_seconds": out.rmmod_seconds,
+                    "seconds": out.seconds,
+                },
+                indent=1,
+            )
+        )
+    return 0 if out.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

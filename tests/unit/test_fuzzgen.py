@@ -1,0 +1,260 @@
+"""The fuzzer's pure parts (harness/fuzzgen.py): the command table read from a recorded
+listing, seeded generators, the mutators' promised errnos and the oracle's errno tables.
+
+``data/fuzz/`` holds the control file's listing and the ``features`` file read from the
+module on 6.1.0-57-amd64.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from harness import fuzzgen as fg
+from harness import uapi
+from harness.client import parse_kv
+from harness.fuzzhost import FuzzParams, guest_command
+
+DATA = Path(__file__).parent / "data" / "fuzz"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, fg.CommandSpec]:
+    return fg.parse_listing((DATA / "listing-6.1.txt").read_text())
+
+
+@pytest.fixture(scope="module")
+def uni() -> fg.Universe:
+    return fg.Universe.from_features(
+        parse_kv((DATA / "features-6.1.txt").read_text()), max_items=16
+    )
+
+
+def stream(table: dict[str, fg.CommandSpec], uni: fg.Universe, seed: int, name: str) -> list[str]:
+    gen = fg.Generator(table, uni, seed, name)
+    out: list[str] = []
+    while len(out) < 2000:
+        out += [op.describe() for op in gen.episode()]
+    return out
+
+
+# the command table --------------------------------------------------------------------------
+
+
+def test_listing_gives_every_command_with_its_arguments(table: dict[str, fg.CommandSpec]) -> None:
+    assert fg.table_mismatches(table) == []
+    assert table["queue_work"].required == ("wq", "id")
+    assert table["queue_work"].optional == ("sleep_ms", "spin_us", "requeue", "block")
+    assert table["work_new"].required == () and table["work_new"].optional == ("delayed",)
+    assert table["flush_scheduled_work"].args == ()
+    assert table["alloc_workqueue"].help.startswith("alloc_workqueue(")
+
+
+def test_listing_keys_cover_the_abi(table: dict[str, fg.CommandSpec]) -> None:
+    used = {k for spec in table.values() for k in spec.args}
+    assert used == set(uapi.ARG_KEYS) == set(fg.ARG_TYPES)
+
+
+def test_listing_with_a_key_the_abi_lacks_is_rejected() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        fg.parse_listing("queue_work wq id [bogus] # x\n")
+
+
+def test_item_kinds_follow_the_docs(table: dict[str, fg.CommandSpec]) -> None:
+    kinds = {n: s.item_kind for n, s in table.items()}
+    assert kinds["queue_delayed_work"] == kinds["cancel_delayed_work_sync"] == "delayed"
+    assert kinds["schedule_work_on"] == kinds["enable_and_queue_work"] == "plain"
+    assert kinds["flush_work"] == kinds["work_free"] == kinds["work_busy"] == "either"
+    assert kinds["drain_workqueue"] == kinds["work_new"] == "none"
+
+
+# generators ---------------------------------------------------------------------------------
+
+
+def test_same_seed_same_stream_per_thread(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe
+) -> None:
+    a = stream(table, uni, 42, "t0")
+    assert a == stream(table, uni, 42, "t0")
+    assert a != stream(table, uni, 42, "t1")
+    assert a != stream(table, uni, 43, "t0")
+
+
+def test_well_formed_input_is_in_range(table: dict[str, fg.CommandSpec], uni: fg.Universe) -> None:
+    gen = fg.Generator(table, uni, 7, "t0")
+    seen: set[str] = set()
+    for _ in range(3000):
+        for op in gen.episode():
+            if op.kind != "valid":
+                continue
+            spec = table[op.cmd]
+            seen.add(op.cmd)
+            args = op.argd
+            assert set(spec.required) <= set(args) <= set(spec.args), op.describe()
+            assert int(args.get("sleep_ms", 0)) <= 20 and int(args.get("requeue", 0)) <= 4
+            assert int(args.get("delay_ms", 0)) <= 30 and args.get("block", "0") in "01"
+            if "cpu" in args:
+                assert 0 <= int(args["cpu"]) < uni.cpus
+            if "id" in args and spec.item_kind in ("plain", "delayed"):
+                assert uni.kind(int(args["id"])) == spec.item_kind, op.describe()
+            if op.cmd in ("drain_workqueue", "destroy_workqueue"):
+                assert args["wq"] in uni.queues
+            assert op.line().split()[0] == op.cmd
+            assert len(op.ioctl_bytes()) == uapi.CMD_SIZE
+    unsupported = {n for n, s in table.items() if not uni.supported(s)}
+    assert seen == set(table) - unsupported  # every command the kernel has is drawn
+    assert "disable_work" in unsupported  # 6.1
+
+
+def test_blocking_items_are_a_small_share(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe
+) -> None:
+    gen = fg.Generator(table, uni, 3, "t0")
+    ops = [op for _ in range(3000) for op in gen.episode() if op.kind == "valid"]
+    queued = [op for op in ops if table[op.cmd].queues]
+    blocking = [op for op in queued if op.argd.get("block") == "1"]
+    assert 0 < len(blocking) < 0.15 * len(queued)
+
+
+def test_valid_op_packs_like_the_uapi_mirror() -> None:
+    op = fg.Op("queue_work_on", (("wq", "q1"), ("cpu", "1"), ("id", "2"), ("sleep_ms", "5")))
+    assert op.ioctl_bytes() == uapi.pack_cmd("queue_work_on", wq="q1", cpu=1, id=2, sleep_ms=5)
+    assert op.text_bytes() == b"queue_work_on wq=q1 cpu=1 id=2 sleep_ms=5\n"
+    assert op.ioctl_request() == uapi.IOCTLS["queue_work_on"]
+    neg = fg.pack_args((("cpu", "-1"),))
+    assert struct.unpack_from("<i", neg, 16)[0] == -1
+
+
+# mutators -----------------------------------------------------------------------------------
+
+
+def mutations(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe, mutator: fg.Mutator, n: int = 400
+) -> list[fg.Op]:
+    r = random.Random(5)
+    gen = fg.Generator(table, uni, 5, "m")
+    out = []
+    for _ in range(n):
+        base = gen.any_valid()
+        op = mutator(r, table[base.cmd], base, uni)
+        if op is not None:
+            out.append(op)
+    return out
+
+
+@pytest.mark.parametrize("mutator", fg.MUTATORS, ids=lambda m: m.__name__)
+def test_every_mutator_promises_a_documented_errno(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe, mutator: fg.Mutator
+) -> None:
+    ops = mutations(table, uni, mutator)
+    assert ops, f"{mutator.__name__} never applies"
+    for op in ops:
+        assert op.kind == "mutated" and op.expect, op.describe()
+        assert op.expect <= fg.GLOBAL_ERRNOS
+        assert op.stage in ("parse", "validate", "handler", "dispatch")
+        if mutator in fg.TEXT_ONLY:
+            assert op.plane == fg.TEXT and op.raw is not None and not op.pair
+        if mutator in fg.IOCTL_ONLY:
+            assert op.plane == fg.IOCTL and op.raw is not None and len(op.raw) == uapi.CMD_SIZE
+        if mutator in fg.BOTH_PLANES:  # the same fault is expressible on both planes
+            assert op.pair and op.raw is None
+            assert len(op.ioctl_bytes()) == uapi.CMD_SIZE and op.text_bytes().endswith(b"\n")
+
+
+def test_mutators_change_one_thing(table: dict[str, fg.CommandSpec], uni: fg.Universe) -> None:
+    for op in mutations(table, uni, fg.m_over_max):
+        key = next(k for k, v in op.args if fg.ARG_TYPES[k].max and int(v) > fg.ARG_TYPES[k].max)
+        assert op.expect == {errno.E2BIG}, key
+    for op in mutations(table, uni, fg.m_missing):
+        assert not set(table[op.cmd].required) <= set(op.argd)
+    for op in mutations(table, uni, fg.m_extra):
+        assert not set(op.argd) <= set(table[op.cmd].args)
+    for op in mutations(table, uni, fg.m_long_line):
+        assert len(op.text_bytes()) >= uapi.LINE_MAX and op.expect == {errno.E2BIG}
+    for op in mutations(table, uni, fg.m_repeated_key):
+        keys = [t.split("=")[0] for t in op.line().split()[1:]]
+        assert len(keys) == len(set(keys)) + 1
+    for op in mutations(table, uni, fg.m_unknown_command):
+        assert op.line().split()[0] not in table and op.expect == {errno.ENOENT}
+    for op in mutations(table, uni, fg.m_bad_request):
+        assert op.ioctl_request() not in uapi.IOCTLS.values() and op.expect == {errno.ENOTTY}
+
+
+def test_mutate_is_seeded(table: dict[str, fg.CommandSpec], uni: fg.Universe) -> None:
+    def run(seed: int) -> list[str]:
+        r = random.Random(seed)
+        gen = fg.Generator(table, uni, seed, "m")
+        return [
+            (fg.mutate(r, table, uni, gen.any_valid()) or fg.Op("none")).describe()
+            for _ in range(300)
+        ]
+
+    assert run(1) == run(1) != run(2)
+
+
+def test_random_input_is_seeded_and_bounded(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe
+) -> None:
+    a = [fg.random_input(random.Random(9), table, uni).describe() for _ in range(3)]
+    b = [fg.random_input(random.Random(9), table, uni).describe() for _ in range(3)]
+    assert a == b
+    r = random.Random(1)
+    for _ in range(500):
+        op = fg.random_input(r, table, uni)
+        assert op.kind == "random"
+        data = op.text_bytes() if op.plane == fg.TEXT else op.ioctl_bytes()
+        assert data and (op.plane == fg.TEXT or len(data) == uapi.CMD_SIZE)
+
+
+# the oracle's errno tables ------------------------------------------------------------------
+
+
+def doc_errnos() -> set[int]:
+    errors = DOC.read_text().split("| errno | when |", 1)[1]
+    return {getattr(errno, m) for m in re.findall(r"^\| `(E[A-Z0-9]+)` \(\d+\)", errors, re.M)}
+
+
+def test_global_errnos_are_the_docs(table: dict[str, fg.CommandSpec]) -> None:
+    assert fg.GLOBAL_ERRNOS == doc_errnos()
+
+
+def test_errno_tables_per_command(table: dict[str, fg.CommandSpec], uni: fg.Universe) -> None:
+    def valid(name: str) -> set[int]:
+        return set(fg.valid_errnos(table[name], fg.TEXT, uni))
+
+    assert valid("work_new") == {errno.ENOSPC, errno.ENOMEM}
+    assert valid("flush_scheduled_work") == {errno.ENOMEM}
+    assert errno.EEXIST in valid("alloc_workqueue") and errno.E2BIG not in valid("alloc_workqueue")
+    assert errno.EBUSY in valid("queue_work") and errno.EBUSY in valid("schedule_work")
+    assert errno.EBUSY in valid("destroy_workqueue") and errno.EBUSY not in valid("flush_work")
+    assert errno.EOPNOTSUPP in valid("disable_work")  # 6.1 has no disable_work()
+    assert errno.EOPNOTSUPP not in valid("cancel_work")  # but has cancel_work()
+    for name, spec in table.items():
+        for plane in (fg.TEXT, fg.IOCTL):
+            allowed = fg.allowed_errnos(spec, plane, uni)
+            assert fg.valid_errnos(spec, plane, uni) <= allowed <= fg.GLOBAL_ERRNOS, name
+            assert (errno.ENOTTY in allowed) == (plane == fg.IOCTL)
+    assert errno.ENOENT in fg.allowed_errnos(None, fg.TEXT, uni)  # unknown command
+
+
+def test_stats_count_what_the_dispatcher_sees() -> None:
+    assert fg.counted(None, fg.IOCTL) and fg.counted(errno.EINVAL, fg.TEXT)
+    assert fg.counted(errno.E2BIG, fg.TEXT)  # a long line is counted before parsing
+    assert not fg.counted(errno.ENOTTY, fg.IOCTL) and not fg.counted(errno.EPERM, fg.IOCTL)
+
+
+def test_ret_plausibility(table: dict[str, fg.CommandSpec]) -> None:
+    assert fg.ret_ok(table["work_busy"], 3) and not fg.ret_ok(table["work_busy"], 4)
+    assert fg.ret_ok(table["queue_work"], 1) and not fg.ret_ok(table["queue_work"], -1)
+
+
+def test_guest_command_runs_the_repo_module() -> None:
+    cmd = guest_command(FuzzParams(seed=5, n=100, threads=2), root=Path("/r"))
+    assert cmd.startswith("cd /r && exec /usr/bin/python3 -E -s -S -u -m harness.fuzz ")
+    assert "--seed 5 -n 100 --threads 2" in cmd and "--result" in cmd
