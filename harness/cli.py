@@ -261,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument(
             "--kernel",
             default="default",
-            help="default, 6.1, 6.12, latest, rt (PREEMPT_RT), a version or a vmlinuz path",
+            help="default, 6.1, 6.12, latest, rt (PREEMPT_RT), debug (KASAN, lockdep...), a "
+            "version or a vmlinuz path",
         )
         p.add_argument("--cpus", type=int, default=2, help="guest vCPUs (default 2)")
 

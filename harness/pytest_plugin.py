@@ -53,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--kernel",
         default=os.environ.get("WQLAB_KERNEL", "default"),
-        help="kernel line (default, 6.1, 6.12, latest, rt), version or vmlinuz path",
+        help="kernel line (default, 6.1, 6.12, latest, rt, debug), version or vmlinuz path",
     )
     g.addoption(
         "--vm-cpus",
