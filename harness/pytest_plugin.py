@@ -150,6 +150,7 @@ class VmManager:
                 vm.start(boot_timeout=deadline)
                 self.boot_seconds.append(vm.boot_seconds or 0.0)
                 ensure_debugfs(vm.agent())
+                kmemleak.manual(vm.agent())  # scanned once, before the VM stops
                 return vm
             except HarnessError as e:
                 last = e

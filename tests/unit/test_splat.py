@@ -197,3 +197,25 @@ def test_kmemleak_attributes_symbolised_frames_to_their_module() -> None:
     assert [lk.unloaded for lk in leaks] == [False, False]
     assert kmemleak.module_leaks(leaks, "wqlab") == leaks[:1]
     assert "wqlab_alloc" in kmemleak.format_leaks(leaks[:1])
+
+
+class _FakeAgent:
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self.writes: list[tuple[str, str]] = []
+
+    def exists(self, path: str) -> bool:
+        return path in self.files
+
+    def write(self, path: str, data: str) -> int:
+        self.writes.append((path, data))
+        return len(data)
+
+
+def test_kmemleak_auto_scan_is_turned_off_only_where_kmemleak_exists() -> None:
+    with_kmemleak = _FakeAgent({kmemleak.KMEMLEAK: ""})
+    assert kmemleak.manual(with_kmemleak)  # type: ignore[arg-type]
+    assert with_kmemleak.writes == [(kmemleak.KMEMLEAK, "scan=off")]
+    without = _FakeAgent({})
+    assert not kmemleak.manual(without)  # type: ignore[arg-type]
+    assert without.writes == []
