@@ -20,13 +20,18 @@
  *    by the work function. Never sleep under R. Queueing calls are made under
  *    R (they are IRQ-safe) so a work function never sees a half-written
  *    behaviour.
+ * W: wqlab_waiter_lock (spinlock). The list of commands waiting in a
+ *    blocking call, read by the watchdog that cuts runs short for a killed
+ *    one (wqlab_work.c, "killable waits").
  * C: const after creation (before publication under M).
  *
- * Lock order: M -> R. Work functions take only R.
+ * Lock order: M -> R; W alone (nothing is taken under it). Work functions
+ * take only R.
  */
 #ifndef _WQLAB_H
 #define _WQLAB_H
 
+#include <linux/list.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/types.h>
@@ -255,7 +260,23 @@ struct wqlab_stats {
 	atomic64_t blocks;
 	atomic64_t releases;
 	atomic64_t block_timeouts;
+	atomic64_t aborts;
 };
+
+/**
+ * struct wqlab_waiter - a command waiting in a blocking workqueue call
+ * @node: [W] in the watchdog's list
+ * @task: [C] the waiting task
+ * @aborted: [W] its fatal signal was seen: runs are being cut short for it
+ */
+struct wqlab_waiter {
+	struct list_head node;
+	struct task_struct *task;
+	bool aborted;
+};
+
+void wqlab_wait_begin(struct wqlab_waiter *w);
+void wqlab_wait_end(struct wqlab_waiter *w);
 
 extern struct wqlab_stats wqlab_stats;
 

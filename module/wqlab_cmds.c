@@ -188,6 +188,7 @@ enum wqlab_iop {
 static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 			     int kind)
 {
+	struct wqlab_waiter waiter;
 	struct wqlab_item *item;
 	bool ret = false;
 	bool sync;
@@ -205,7 +206,7 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 
 	item->users++;
 	item->sync_inflight += sync;
-	mutex_unlock(&wqlab_lock);
+	wqlab_wait_begin(&waiter);
 	switch (op) {
 	case WQLAB_I_FLUSH_WORK:
 		ret = flush_work(item->work);
@@ -226,7 +227,7 @@ static int wqlab_do_blocking(struct wqlab_cmd *cmd, enum wqlab_iop op,
 		ret = wqlab_disable_delayed_work_sync(item->dwork);
 		break;
 	}
-	mutex_lock(&wqlab_lock);
+	wqlab_wait_end(&waiter);
 	item->users--;
 	item->sync_inflight -= sync;
 	if (op == WQLAB_I_DISABLE_WORK_SYNC ||
@@ -331,15 +332,16 @@ static int wqlab_cmd_flush_delayed_work(struct wqlab_cmd *cmd)
  */
 static int wqlab_cmd_flush_scheduled_work(struct wqlab_cmd *cmd)
 {
+	struct wqlab_waiter waiter;
 	struct wqlab_item *item, **items;
 	unsigned int i, n = 0;
 	u32 pos = 0;
 
 	cmd->ret = 0;
 	if (WQLAB_FLUSH_SCHEDULED_WORK) {
-		mutex_unlock(&wqlab_lock);
+		wqlab_wait_begin(&waiter);
 		wqlab_flush_scheduled_work();
-		mutex_lock(&wqlab_lock);
+		wqlab_wait_end(&waiter);
 		return 0;
 	}
 	items = kmalloc_array(wqlab_max_items + 2, sizeof(*items), GFP_KERNEL);
@@ -349,11 +351,11 @@ static int wqlab_cmd_flush_scheduled_work(struct wqlab_cmd *cmd)
 		item->users++;
 		items[n++] = item;
 	}
-	mutex_unlock(&wqlab_lock);
+	wqlab_wait_begin(&waiter);
 	/* ->users keeps each item alive without wqlab_lock. */
 	for (i = 0; i < n; i++)
 		flush_work(items[i]->work);
-	mutex_lock(&wqlab_lock);
+	wqlab_wait_end(&waiter);
 	for (i = 0; i < n; i++)
 		items[i]->users--;
 	kfree(items);
@@ -510,6 +512,7 @@ static int wqlab_cmd_enable_and_queue_work(struct wqlab_cmd *cmd)
 
 static int wqlab_cmd_flush_workqueue(struct wqlab_cmd *cmd)
 {
+	struct wqlab_waiter waiter;
 	struct wqlab_wq *wq;
 	int ret;
 
@@ -517,10 +520,10 @@ static int wqlab_cmd_flush_workqueue(struct wqlab_cmd *cmd)
 	if (ret)
 		return ret;
 	wq->users++;
-	mutex_unlock(&wqlab_lock);
+	wqlab_wait_begin(&waiter);
 	/* wq->wq is not a compile-time constant: no flush-system warning. */
 	flush_workqueue(wq->wq);
-	mutex_lock(&wqlab_lock);
+	wqlab_wait_end(&waiter);
 	wq->users--;
 	cmd->ret = 0;
 	return 0;
@@ -528,6 +531,7 @@ static int wqlab_cmd_flush_workqueue(struct wqlab_cmd *cmd)
 
 static int wqlab_cmd_drain_workqueue(struct wqlab_cmd *cmd)
 {
+	struct wqlab_waiter waiter;
 	struct wqlab_wq *wq;
 	int ret;
 
@@ -538,9 +542,9 @@ static int wqlab_cmd_drain_workqueue(struct wqlab_cmd *cmd)
 	if (wq->is_system)
 		return -EINVAL;
 	wqlab_wq_drain_begin(wq);
-	mutex_unlock(&wqlab_lock);
+	wqlab_wait_begin(&waiter);
 	drain_workqueue(wq->wq);
-	mutex_lock(&wqlab_lock);
+	wqlab_wait_end(&waiter);
 	wqlab_wq_drain_end(wq);
 	cmd->ret = 0;
 	return 0;

@@ -17,6 +17,7 @@
 #include <linux/kernel.h>
 #include <linux/ktime.h>
 #include <linux/mutex.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
@@ -32,6 +33,7 @@ DEFINE_SPINLOCK(wqlab_rec_lock);
 struct wqlab_stats wqlab_stats;
 
 static bool wqlab_stopping;			/* [R] module exit began */
+static unsigned int wqlab_aborts;		/* [R] killed waiters in flight */
 static atomic64_t wqlab_seq;			/* run sequence numbers */
 static struct wqlab_item **wqlab_pool;		/* [M] dynamic items */
 static struct wqlab_item wqlab_static_items[2];	/* [C] ids 0 and 1 */
@@ -170,7 +172,8 @@ static bool wqlab_wait_cond(struct wqlab_item *item, bool block, u64 seq0)
 	bool done;
 
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
-	done = wqlab_stopping || (block && item->rec.release_seq != seq0);
+	done = wqlab_stopping || wqlab_aborts ||
+	       (block && item->rec.release_seq != seq0);
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	return done;
 }
@@ -182,7 +185,8 @@ static bool wqlab_requeue_locked(struct wqlab_item *item,
 	struct wqlab_wq *wq = item->rec.target;
 	bool queued;
 
-	if (wqlab_stopping || !item->rec.requeue_left || !wq || wq->dying)
+	if (wqlab_stopping || wqlab_aborts || !item->rec.requeue_left || !wq ||
+	    wq->dying)
 		return false;
 	/*
 	 * Only chained work may be queued on a draining queue (else the kernel
@@ -244,7 +248,8 @@ static void wqlab_run(struct wqlab_item *item)
 		 */
 		u64 end = ktime_get_ns() + (u64)beh.spin_us * NSEC_PER_USEC;
 
-		while (ktime_get_ns() < end && !READ_ONCE(wqlab_stopping))
+		while (ktime_get_ns() < end && !READ_ONCE(wqlab_stopping) &&
+		       !READ_ONCE(wqlab_aborts))
 			cpu_relax();
 	}
 	/* BH context cannot sleep; commands refuse such behaviours there. */
@@ -258,7 +263,7 @@ static void wqlab_run(struct wqlab_item *item)
 
 		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 		seq0 = item->rec.release_seq;
-		if (!item->rec.released && !wqlab_stopping) {
+		if (!item->rec.released && !wqlab_stopping && !wqlab_aborts) {
 			item->rec.state = WQLAB_ST_BLOCKED;
 			item->rec.blocked = true;
 			block = true;
@@ -313,6 +318,108 @@ static void wqlab_dwork_fn(struct work_struct *work)
 	else
 		item = container_of(dwork, struct wqlab_item, u.dwork);
 	wqlab_run(item);
+}
+
+/* ---- killable waits ---------------------------------------------------- */
+
+/*
+ * Blocking commands wait in the workqueue API, uninterruptibly, as a driver
+ * would. So that a user who killed such a command gets it back at once, a
+ * watchdog looks at the waiting tasks every WQLAB_WATCHDOG_MS: while one of
+ * them has a fatal signal pending, every run is cut short (spin, sleep,
+ * block) and no chain requeues, so whatever it waits for ends now.
+ *
+ * W: wqlab_waiter_lock (spinlock) guards wqlab_waiters and ->aborted.
+ */
+#define WQLAB_WATCHDOG_MS	100
+
+static LIST_HEAD(wqlab_waiters);		/* [W] */
+static DEFINE_SPINLOCK(wqlab_waiter_lock);
+static void wqlab_watchdog_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(wqlab_watchdog, wqlab_watchdog_fn);
+
+static void wqlab_wake_items(void)
+{
+	struct wqlab_item *item;
+	u32 pos = 0;
+
+	mutex_lock(&wqlab_lock);
+	while ((item = wqlab_item_next(&pos)))
+		wake_up_all(&item->wait);
+	mutex_unlock(&wqlab_lock);
+}
+
+static void wqlab_watchdog_fn(struct work_struct *work)
+{
+	struct wqlab_waiter *w;
+	unsigned long irqflags;
+	unsigned int killed = 0;
+	bool again;
+
+	spin_lock(&wqlab_waiter_lock);
+	list_for_each_entry(w, &wqlab_waiters, node) {
+		if (!w->aborted && fatal_signal_pending(w->task)) {
+			w->aborted = true;
+			killed++;
+		}
+	}
+	again = !list_empty(&wqlab_waiters);
+	spin_unlock(&wqlab_waiter_lock);
+
+	if (killed) {
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		wqlab_aborts += killed;
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+		atomic64_add(killed, &wqlab_stats.aborts);
+		pr_info("%u killed command(s) waiting: runs cut short, no requeue until they return\n",
+			killed);
+		wqlab_wake_items();
+	}
+	if (again)
+		schedule_delayed_work(&wqlab_watchdog,
+				      msecs_to_jiffies(WQLAB_WATCHDOG_MS));
+}
+
+/**
+ * wqlab_wait_begin() - drop wqlab_lock for a blocking workqueue call
+ * @w: on the caller's stack until wqlab_wait_end()
+ *
+ * Context: wqlab_lock held; released.
+ */
+void wqlab_wait_begin(struct wqlab_waiter *w)
+{
+	w->task = current;
+	w->aborted = false;
+	spin_lock(&wqlab_waiter_lock);
+	if (list_empty(&wqlab_waiters))
+		schedule_delayed_work(&wqlab_watchdog,
+				      msecs_to_jiffies(WQLAB_WATCHDOG_MS));
+	list_add(&w->node, &wqlab_waiters);
+	spin_unlock(&wqlab_waiter_lock);
+	mutex_unlock(&wqlab_lock);
+}
+
+/**
+ * wqlab_wait_end() - retake wqlab_lock after a blocking call
+ * @w: as given to wqlab_wait_begin()
+ *
+ * Context: takes wqlab_lock.
+ */
+void wqlab_wait_end(struct wqlab_waiter *w)
+{
+	unsigned long irqflags;
+	bool aborted;
+
+	spin_lock(&wqlab_waiter_lock);
+	list_del(&w->node);
+	aborted = w->aborted;
+	spin_unlock(&wqlab_waiter_lock);
+	if (aborted) {
+		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+		wqlab_aborts--;
+		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
+	}
+	mutex_lock(&wqlab_lock);
 }
 
 /* ---- items ------------------------------------------------------------- */
@@ -821,6 +928,7 @@ bool wqlab_wq_has_blocked(struct wqlab_wq *wq)
  */
 int wqlab_wq_destroy(struct wqlab_wq *wq)
 {
+	struct wqlab_waiter waiter;
 	struct wqlab_item *item;
 	unsigned long irqflags;
 	unsigned int i;
@@ -832,9 +940,9 @@ int wqlab_wq_destroy(struct wqlab_wq *wq)
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 	wqlab_wq_fire_timers(wq);
 
-	mutex_unlock(&wqlab_lock);
+	wqlab_wait_begin(&waiter);
 	destroy_workqueue(wq->wq);
-	mutex_lock(&wqlab_lock);
+	wqlab_wait_end(&waiter);
 
 	while ((item = wqlab_item_next(&pos))) {
 		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
@@ -993,6 +1101,7 @@ int wqlab_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "releases=%lld\n", atomic64_read(&wqlab_stats.releases));
 	seq_printf(m, "block_timeouts=%lld\n",
 		   atomic64_read(&wqlab_stats.block_timeouts));
+	seq_printf(m, "aborts=%lld\n", atomic64_read(&wqlab_stats.aborts));
 	seq_printf(m, "items=%u\n", nr_items);
 	seq_printf(m, "workqueues=%u\n", nr_wqs);
 	return 0;
@@ -1102,6 +1211,8 @@ void wqlab_work_exit(void)
 	unsigned int i;
 	u32 pos = 0;
 
+	/* No command is left (both planes are gone), so no waiter either. */
+	cancel_delayed_work_sync(&wqlab_watchdog);
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	wqlab_stopping = true;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);

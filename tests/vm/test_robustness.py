@@ -356,3 +356,62 @@ def test_disable_count_never_overflows_with_sync_cancels_in_flight(
     # and rmmod (the fixture's teardown) stops a disabled item without a cancel either
     left = new_item(c)
     c.cmd("disable_work", id=left)
+
+
+# 6. a killed command gets its wait ended -------------------------------------------------
+
+
+def _wait_in_background(c: WqlabClient, line: str) -> int:
+    """Start a shell that writes ``line`` to the control file (it waits in the kernel)."""
+    out = c.agent.sh(f"sh -c 'exec 3<>{CONTROL}; echo {line} >&3' >/dev/null 2>&1 & echo $!")
+    pid = int(out["stdout"].split()[-1])
+
+    def waiting() -> bool:
+        stat = c.agent.sh(f"cat /proc/{pid}/stat 2>/dev/null", check=False)["stdout"]
+        return stat.rsplit(")", 1)[-1].split()[:1] == ["D"]
+
+    poll(f"{line!r} to wait in the kernel (D state)", waiting)
+    return pid
+
+
+def _kill_and_time(c: WqlabClient, pid: int) -> float:
+    t0 = time.monotonic()
+    c.agent.sh(f"kill -9 {pid}")
+    poll("the killed command to be gone", lambda: not c.agent.exists(f"/proc/{pid}"), 20)
+    return time.monotonic() - t0
+
+
+def test_killing_a_flush_of_a_blocked_item_ends_its_wait_at_once(
+    wqlab: WqlabClient, trace: TraceInstance
+) -> None:
+    c = wqlab
+    item = new_item(c)
+    c.cmd("schedule_work", id=item, block=1)
+    wait_blocked(c, trace, [], item)
+    pid = _wait_in_background(c, f"flush_work id={item}")
+    took = _kill_and_time(c, pid)
+    assert took < 10, f"the killed flush took {took:.1f} s (block_max_ms is 30 s)"
+    assert stat(c, "aborts") == 1
+    assert work(c, item)["state"] == "done"
+    assert stat(c, "block_timeouts") == 0
+    # the module is fully usable again: a new block waits for its release
+    c.cmd("schedule_work", id=item, block=1)
+    wait_blocked(c, trace, [item], item, n=2)
+    assert c.cmd("release", id=item).ret == 1
+    c.cmd("flush_work", id=item)
+    c.cmd("work_free", id=item)
+
+
+def test_killing_a_drain_of_a_long_chain_ends_the_chain(wqlab: WqlabClient) -> None:
+    c = wqlab
+    c.cmd("alloc_workqueue", name="long")
+    item = new_item(c)
+    c.cmd("queue_work", wq="long", id=item, sleep_ms=50, requeue=10000)  # ~10 min of chain
+    pid = _wait_in_background(c, "drain_workqueue wq=long")
+    took = _kill_and_time(c, pid)
+    assert took < 10, f"the killed drain took {took:.1f} s"
+    w = work(c, item)
+    assert int(w["requeue_left"]) > 0 and w["pending"] == "0", w
+    assert stat(c, "aborts") == 1
+    c.cmd("destroy_workqueue", wq="long")
+    c.cmd("work_free", id=item)
