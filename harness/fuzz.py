@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -102,6 +102,15 @@ class Conn:
         return self.ioctl(op.ioctl_request(), op.ioctl_bytes())
 
 
+def blocked_run(w: Mapping[str, str]) -> bool:
+    """Is a run of this ``works`` item blocked (or about to block)? ``state=blocked``; or,
+    when a command queued it again after the run blocked (the state is then ``queued``), a
+    run in flight with ``block=1`` and no release since the queueing (docs: Behaviours)."""
+    if w.get("state") == "blocked":
+        return True
+    return w.get("running") == "1" and w.get("block") == "1" and w.get("released") == "0"
+
+
 def read_file(name: str) -> str:
     with open(f"{DEBUGFS}/{name}", "rb") as f:
         return f.read().decode(errors="replace")
@@ -120,6 +129,7 @@ class ThreadStats:
     last: deque[str] = field(default_factory=lambda: deque(maxlen=6))
     inflight: tuple[fg.Op, float] | None = None
     hang_reported: bool = False
+    tid: int = 0  # the kernel's thread id, for /proc/self/task/<tid>/stack
 
 
 @dataclass(frozen=True)
@@ -130,10 +140,12 @@ class Config:
     rounds: int = 0  # 0: about one per 5000 commands
     single_share: float = 0.1
     hang_s: float = 20.0
+    wait_hung_s: float = 60.0  # then give up on a hung command (block_max_ms is 30 s)
     settle_s: float = 20.0
     progress_s: float = 5.0
     release_ms: int = 20
     storm: bool = False
+    skip: tuple[str, ...] = ()  # scenarios left out (fuzzgen.SCENARIOS)
     leftovers: bool = True
     log: str | None = None
     result: str | None = None
@@ -146,6 +158,7 @@ class Fuzzer:
         self.out_lock = threading.Lock()
         self.logf = open(cfg.log, "a", buffering=1) if cfg.log else None  # noqa: SIM115
         self.violations: list[dict[str, Any]] = []
+        self.stuck = False  # a command never returned: the run stopped
         self.stats: list[ThreadStats] = []
         self.release_on = threading.Event()
         self.release_idle = threading.Event()
@@ -191,11 +204,18 @@ class Fuzzer:
 
     # one command ------------------------------------------------------------------------
     def run_op(self, conn: Conn, op: fg.Op, st: ThreadStats, concurrent: bool) -> Answer | None:
+        st.tid = st.tid or threading.get_native_id()
         if op.kind == "pause":
             time.sleep(op.pause_ms / 1000)
             return None
         st.inflight = (op, time.monotonic())
         ans = conn.send(op)
+        if st.hang_reported:
+            took = time.monotonic() - st.inflight[1]
+            self.say(
+                f"  ({st.name}: the hung command returned {errname(ans.err)} after {took:.1f} s)"
+            )
+            st.hang_reported = False
         st.inflight = None
         st.sent += 1
         if fg.counted(ans.err, op.plane):
@@ -269,14 +289,24 @@ class Fuzzer:
         ]
         for t in threads:
             t.start()
+        # a hung command is a violation; the run goes on if it ends (block_max_ms bounds
+        # a lost release), else it stops after ``wait_hung_s`` more
+        give_up: float | None = None
         for t in threads:
             while t.is_alive():
                 t.join(1.0)
                 if self.hung():
-                    return
+                    give_up = give_up or time.monotonic() + self.cfg.wait_hung_s
+                    if time.monotonic() > give_up:
+                        self.stuck = True
+                        return
 
     def hung(self) -> bool:
-        return any(st.hang_reported for st in self.stats)
+        """A command has been in the kernel for more than ``hang_s`` (and still is)."""
+        now = time.monotonic()
+        return any(
+            st.inflight is not None and now - st.inflight[1] > self.cfg.hang_s for st in self.stats
+        )
 
     def releaser(self) -> None:
         """Release every blocked item every ``release_ms`` so that no wait lasts (idle
@@ -292,7 +322,7 @@ class Fuzzer:
                     continue
                 time.sleep(self.cfg.release_ms / 1000)
                 for w in parse_table(read_file("works")):
-                    if w.get("state") == "blocked" and self.release_on.is_set():
+                    if blocked_run(w) and self.release_on.is_set():
                         plane ^= 1
                         op = fg.Op("release", (("id", w["id"]),), plane=(fg.TEXT, fg.IOCTL)[plane])
                         self.run_op(conn, op, st, concurrent=True)
@@ -320,7 +350,7 @@ class Fuzzer:
                 return True
             if release:
                 for w in busy:
-                    if w.get("state") == "blocked":
+                    if blocked_run(w):
                         self.cmd("release", id=w["id"])
             time.sleep(0.05)
         lines = "\n    ".join(
@@ -500,7 +530,7 @@ class Fuzzer:
             f"max_items={self.uni.max_items} storm={int(cfg.storm)}"
         )
         self.gens = [
-            fg.Generator(self.table, self.uni, cfg.seed, f"t{i}", storm=cfg.storm)
+            fg.Generator(self.table, self.uni, cfg.seed, f"t{i}", storm=cfg.storm, skip=cfg.skip)
             for i in range(cfg.threads)
         ]
         self.wstats = [self._new_stats(f"t{i}") for i in range(cfg.threads)]
@@ -520,7 +550,7 @@ class Fuzzer:
             quota = max(1, int((per_round - single) / cfg.threads))
             self.round = r
             self.concurrent(r, quota)
-            if self.hung():
+            if self.stuck:
                 break
             self.quiesce(f"round {r} concurrent phase")
             self.single(rng, single)
@@ -528,7 +558,7 @@ class Fuzzer:
             self.resume_releaser()
         self.done.set()
         self.resume_releaser()
-        if not self.hung():
+        if not self.stuck:
             rel.join(10)
             if cfg.leftovers:
                 self.leftovers()
@@ -571,13 +601,37 @@ class Fuzzer:
                     self.violation(
                         st.name,
                         f"command did not return within {self.cfg.hang_s:.0f} s; last "
-                        f"commands of every thread:\n" + self.recent(),
+                        f"commands of every thread:\n{self.recent()}\n{self.hang_report(st)}",
                         inf[0],
                     )
             self.kmsg.poll(self)
             if now - last >= self.cfg.progress_s:
                 last = now
                 self.progress()
+
+    def hang_report(self, st: ThreadStats) -> str:
+        """The stuck thread's kernel stack and every busy item (read with a deadline: a
+        listing may itself wait for the module's lock)."""
+        out = [f"  kernel stack of {st.name} (tid {st.tid}):"]
+        try:
+            with open(f"/proc/self/task/{st.tid}/stack") as f:
+                out += [f"    {ln}" for ln in f.read().splitlines()]
+        except OSError as e:
+            out.append(f"    ({e})")
+        box: list[str] = []
+
+        def busy() -> None:
+            for w in parse_table(read_file("works")):
+                if w.get("state") not in ("idle", "done", "canceled") or w.get("pending") == "1":
+                    keys = ("id", "kind", "state", "pending", "running", "users", "wq")
+                    box.append("    " + " ".join(f"{k}={w.get(k)}" for k in keys))
+            box.extend("    " + ln for ln in read_file("workqueues").splitlines())
+
+        t = threading.Thread(target=busy, daemon=True)
+        t.start()
+        t.join(5.0)
+        out.append("  busy items and queues:" if not t.is_alive() else "  works: no answer in 5 s")
+        return "\n".join(out + box)
 
     def recent(self) -> str:
         return "\n".join(f"    {s.name}: {line}" for s in self.stats for line in s.last)
@@ -599,7 +653,7 @@ class Fuzzer:
             "rate": round(sent / max(dt, 1e-9), 1),
             "errnos": dict(errs),
             "per_thread": {s.name: s.sent for s in self.stats},
-            "hung": self.hung(),
+            "hung": self.stuck,
             "violations": self.violations,
             "kernel": self.features.get("kernel"),
         }
@@ -680,6 +734,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     ap.add_argument("--settle-s", type=float, default=20.0)
     ap.add_argument("--progress-s", type=float, default=5.0)
     ap.add_argument("--storm", action="store_true", help="add disable_work storms (long runs)")
+    ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
     ap.add_argument("--no-leftovers", action="store_true", help="leave the module idle")
     ap.add_argument("--log", default=None)
     ap.add_argument("--result", default=None)
@@ -695,6 +750,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         settle_s=a.settle_s,
         progress_s=a.progress_s,
         storm=a.storm,
+        skip=tuple(a.skip),
         leftovers=not a.no_leftovers,
         log=a.log,
         result=a.result,
@@ -705,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     fz = Fuzzer(cfg)
     code = fz.run()
-    if fz.hung():
+    if fz.stuck:
         sys.stdout.flush()
         os._exit(3)  # threads stuck in the kernel: do not wait for them
     return code

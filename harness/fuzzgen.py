@@ -443,6 +443,7 @@ class Generator:
         mutate_p: float = 0.08,
         random_p: float = 0.03,
         storm: bool = False,
+        skip: tuple[str, ...] = (),
     ) -> None:
         self.table = dict(table)
         self.uni = uni
@@ -451,6 +452,9 @@ class Generator:
         self.mutate_p = mutate_p
         self.random_p = random_p
         self.storm = storm
+        self.scenarios = [(n, w) for n, w in SCENARIOS if n not in skip]
+        if storm:
+            self.scenarios.append(("disable_storm", 0.5))
         self.names = [n for n, s in self.table.items() if uni.supported(s)]
         self.weights = [weight(n) for n in self.names]
 
@@ -549,9 +553,8 @@ class Generator:
             base = self.any_valid()
             mut = mutate(self.rng, self.table, self.uni, base)
             return [mut or base]
-        scenarios = SCENARIOS if not self.storm else SCENARIOS + (("disable_storm", 0.5),)
-        names = [s for s, _ in scenarios]
-        w = [w for _, w in scenarios]
+        names = [s for s, _ in self.scenarios]
+        w = [w for _, w in self.scenarios]
         which = self.rng.choices(names, w)[0]
         return list(getattr(self, "sc_" + which)())
 

@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-items", type=int, default=16, help="insmod max_items= (default 16)")
     ap.add_argument("--storm", action="store_true", help="disable_work storms (6.10+)")
     ap.add_argument("--hang-s", type=float, default=20.0)
+    ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
     ap.add_argument("--commit", default=None, help="fuzz the module of this git commit")
     ap.add_argument("--json", default=None, help="write the outcome here")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         max_items=args.max_items,
         storm=args.storm,
         hang_s=args.hang_s,
+        extra=tuple(f"--skip={s}" for s in args.skip),
     )
     print(f"wqlab fuzz: seed={seed} n={p.n} threads={p.threads} kernel={args.kernel}", flush=True)
     try:
