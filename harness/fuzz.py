@@ -623,8 +623,19 @@ class Fuzzer:
         def busy() -> None:
             for w in parse_table(read_file("works")):
                 if w.get("state") not in ("idle", "done", "canceled") or w.get("pending") == "1":
-                    keys = ("id", "kind", "state", "pending", "running", "users", "wq", "block")
-                    keys += ("released", "requeue_left", "runs")
+                    keys = (
+                        "id",
+                        "kind",
+                        "state",
+                        "pending",
+                        "running",
+                        "users",
+                        "wq",
+                        "block",
+                        "released",
+                        "requeue_left",
+                        "runs",
+                    )
                     box.append("    " + " ".join(f"{k}={w.get(k)}" for k in keys))
             box.extend("    " + ln for ln in read_file("workqueues").splitlines())
 
