@@ -103,10 +103,10 @@ class Conn:
 
 
 def blocked_run(w: Mapping[str, str]) -> bool:
-    """Is a run of this ``works`` item blocked (or about to block)? ``state=blocked``; or,
-    when a command queued it again after the run blocked (the state is then ``queued``), a
-    run in flight with ``block=1`` and no release since the queueing (docs: Behaviours)."""
-    if w.get("state") == "blocked":
+    """Is a run of this ``works`` item blocked (or about to block)? ``blocked=1`` (whatever
+    ``state`` says after a later queueing or cancel); or a run in flight with ``block=1`` and
+    no release since the queueing, which is about to block (docs: Behaviours)."""
+    if w.get("blocked") == "1" or w.get("state") == "blocked":
         return True
     return w.get("running") == "1" and w.get("block") == "1" and w.get("released") == "0"
 

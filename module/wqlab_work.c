@@ -276,6 +276,10 @@ static void wqlab_run(struct wqlab_item *item)
 		    !wait_event_idle_timeout(item->wait,
 					     wqlab_wait_cond(item, true, seq0),
 					     msecs_to_jiffies(wqlab_block_max_ms))) {
+			/* as a release would: the chain's requeues do not block again */
+			spin_lock_irqsave(&wqlab_rec_lock, irqflags);
+			item->rec.released = true;
+			spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 			atomic64_inc(&wqlab_stats.block_timeouts);
 			pr_info("item %u: no release within %u ms; the run goes on\n",
 				item->id, wqlab_block_max_ms);
@@ -1048,9 +1052,10 @@ int wqlab_works_show(struct seq_file *m, void *v)
 		seq_printf(m, " wq=%s req_cpu=%d delay_jiffies=%lu",
 			   rec.target ? rec.target->name : "-", rec.req_cpu,
 			   rec.delay);
-		seq_printf(m, " sleep_ms=%u spin_us=%u requeue=%u block=%d requeue_left=%u released=%d",
+		seq_printf(m, " sleep_ms=%u spin_us=%u requeue=%u block=%d requeue_left=%u released=%d blocked=%d",
 			   rec.beh.sleep_ms, rec.beh.spin_us, rec.beh.requeue,
-			   rec.beh.block, rec.requeue_left, rec.released);
+			   rec.beh.block, rec.requeue_left, rec.released,
+			   rec.blocked);
 		seq_printf(m, " runs=%llu seq=%llu cpu=%d pid=%d comm=%s queued_ns=%llu started_ns=%llu finished_ns=%llu\n",
 			   rec.runs, rec.seq, rec.cpu, rec.pid, comm,
 			   rec.queued_ns, rec.started_ns, rec.finished_ns);
