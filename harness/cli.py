@@ -21,7 +21,7 @@ from .errors import HarnessError
 from .lifecycle import Lifecycle, build_lifecycles
 from .report import format_lifecycles, format_timeline
 from .session import Session, session
-from .trace import QueueWork, parse
+from .trace import QueueWork, TraceEvent, parse
 
 try:
     from rich.console import Console
@@ -147,9 +147,13 @@ def run_commands(client: WqlabClient, cmds: Sequence[tuple[str, dict[str, Any]]]
     return ok
 
 
-def show(s: Session, title: str = "lifecycles") -> list[Lifecycle]:
-    text = s.trace.read()
-    events = parse(text)
+def show(
+    s: Session, title: str = "lifecycles", events: list[TraceEvent] | None = None
+) -> list[Lifecycle]:
+    """The lifecycles and timeline of the trace's wqlab items (``events``: parsed from a
+    read of the trace the caller made already)."""
+    if events is None:
+        events = parse(s.trace.read())
     lcs = [
         lc
         for lc in build_lifecycles(events)
@@ -190,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 shown += 1
                 if e.name == "workqueue_execute_end":
                     break
-        show(s)
+        show(s, events=events)
         stats = s.trace.stats()
         say(
             f"\ntrace buffer: {stats.entries} entries, overrun={stats.overrun}; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -186,14 +187,73 @@ def ensure_debugfs(agent: AgentChannel) -> None:
         agent.succeed("mount -t debugfs none /sys/kernel/debug")
 
 
+def module_params(params: Mapping[str, Any]) -> str:
+    """The parameter string of ``finit_module()`` (pure): ``key=value`` words, a value
+    with blanks in double quotes (as insmod does); booleans become 1/0."""
+    words = []
+    for k, v in params.items():
+        if not re.fullmatch(r"[A-Za-z_][\w.-]*", k):
+            raise ValueError(f"bad module parameter name {k!r}")
+        text = str(int(v)) if isinstance(v, bool) else str(v)
+        if '"' in text or "\n" in text:
+            raise ValueError(f"module parameter {k}: a value holds no quote or newline")
+        words.append(f'{k}="{text}"' if re.search(r"\s", text) else f"{k}={text}")
+    return " ".join(words)
+
+
+# what the module system calls' errnos mean (kmod's words where it has them)
+INSMOD_ERRORS = {
+    errno_mod.EEXIST: "the module is already loaded (rmmod it first)",
+    errno_mod.ENOEXEC: "invalid module format: built for another kernel? (dmesg says why)",
+    errno_mod.ENOENT: "unknown symbol or parameter in module (dmesg says which)",
+    errno_mod.EINVAL: "invalid parameters, or the module's init refused them (dmesg says why)",
+    errno_mod.EPERM: "not permitted (root, a module signature, lockdown)",
+    errno_mod.EKEYREJECTED: "the module's signature was rejected",
+    errno_mod.EBUSY: "the module's init is still running in another load",
+}
+RMMOD_ERRORS = {
+    errno_mod.ENOENT: "the module is not loaded",
+    errno_mod.EWOULDBLOCK: "the module is in use (an open file or a module using it)",
+    errno_mod.EBUSY: "the module cannot be unloaded now (in use, or still loading)",
+    errno_mod.EPERM: "not permitted (root)",
+}
+
+
+def module_error(what: str, err: int | None, table: Mapping[int, str]) -> GuestCommandError:
+    """A module system call's failure as a GuestCommandError that says what it means."""
+    name = errno_mod.errorcode.get(err or 0, str(err))
+    why = table.get(err or 0) or (os.strerror(err) if err else "no errno")
+    return GuestCommandError(f"{what} failed: {name}: {why}", err)
+
+
+INSMOD_TIMEOUT = 60.0
+
+
 def insmod(agent: AgentChannel, ko: str, **params: Any) -> None:
-    """Load a module in the guest (``params`` become ``key=value``)."""
-    extra = " ".join(f"{k}={v}" for k, v in params.items())
-    agent.succeed(f"insmod {ko} {extra}".strip())
+    """Load a module file in the guest with ``finit_module()`` (``params`` become
+    ``key=value``); no process is started. A compressed module is left to insmod."""
+    args = module_params(params)
+    if not ko.endswith(".ko"):
+        words = [ko, args] if args else [ko]  # kmod joins its arguments with blanks
+        agent.succeed("insmod " + shlex.join(words), INSMOD_TIMEOUT)
+        return
+    try:
+        agent.request("insmod", INSMOD_TIMEOUT, path=ko, params=args)
+    except GuestCommandError as e:
+        if e.errno is None:
+            raise
+        raise module_error(f"insmod {ko} {args}".strip(), e.errno, INSMOD_ERRORS) from None
 
 
 def rmmod(agent: AgentChannel, name: str = "wqlab", timeout: float = 120.0) -> None:
-    agent.sh(f"rmmod {name}", timeout=timeout)
+    """Unload a module with ``delete_module()``; no answer within ``timeout`` raises
+    GuestTimeoutError (a hung exit function: the caller taints the VM)."""
+    try:
+        agent.request("rmmod", timeout, name=name)
+    except GuestCommandError as e:
+        if e.errno is None:
+            raise
+        raise module_error(f"rmmod {name}", e.errno, RMMOD_ERRORS) from None
 
 
 def is_loaded(agent: AgentChannel, name: str = "wqlab") -> bool:

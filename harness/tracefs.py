@@ -12,6 +12,10 @@ that patching of ``process_one_work()`` while another vCPU runs it ended once in
 keeper instances (``wqlab_pin0/1``, tracing off, 4 kB buffers) keep it enabled for the
 rest of the boot, and a test instance only ever adds or removes a third probe, which is a
 pointer update, not a text patch.
+
+All of it is directory and file operations done by the guest agent itself, batched (no
+shell: a process costs 0.25-0.6 s under TCG): ``start()`` and ``remove()`` are one round
+trip each.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .channel import AgentChannel
 from .errors import GuestCommandError
@@ -33,24 +38,37 @@ WQ_EVENTS = (
 PIN_INSTANCES = ("wqlab_pin0", "wqlab_pin1")
 
 
+def _write(path: str, data: str, missing_ok: bool = False) -> dict[str, Any]:
+    step: dict[str, Any] = {"op": "write", "path": path, "data": data}
+    if missing_ok:
+        step["missing_ok"] = True
+    return step
+
+
+def pin_steps(events: tuple[str, ...], root: str = TRACEFS) -> list[dict[str, Any]]:
+    """The agent's batch steps that pin ``events`` (``system/event`` or ``system``) in the
+    keepers (pure): a keeper that does not exist is made and set up (tracing off, 4 kB
+    buffers), an existing one is left as it is; an event that does not exist (module not
+    loaded) is left out; writing 1 to an event enabled already changes nothing."""
+    for ev in events:
+        if not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)?", ev):
+            raise ValueError(f"bad event name {ev!r}")
+    steps: list[dict[str, Any]] = []
+    for inst in PIN_INSTANCES:
+        d = f"{root}/instances/{inst}"
+        setup = [_write(f"{d}/tracing_on", "0"), _write(f"{d}/buffer_size_kb", "4")]
+        steps.append({"op": "mkdir", "path": d, "exist_ok": True, "then": setup})
+        steps += [_write(f"{d}/events/{ev}/enable", "1", missing_ok=True) for ev in events]
+    return steps
+
+
 def pin_events(agent: AgentChannel, events: tuple[str, ...], root: str = TRACEFS) -> None:
     """Keep ``events`` (``system/event`` or ``system``) enabled in the keeper instances.
 
     Idempotent and one round trip; an event that does not exist (module not loaded) is
     left out. Later enables and disables in other instances then patch no kernel text.
     """
-    for ev in events:
-        if not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)?", ev):
-            raise ValueError(f"bad event name {ev!r}")
-    script = (
-        f"for d in {' '.join(f'{root}/instances/{i}' for i in PIN_INSTANCES)}; do "
-        '[ -d "$d" ] || { mkdir "$d" && echo 0 > "$d/tracing_on" '
-        '&& echo 4 > "$d/buffer_size_kb"; } || exit 1; '
-        f'for ev in {" ".join(events)}; do f="$d/events/$ev/enable"; '
-        '[ -e "$f" ] || continue; read -r v < "$f"; '
-        '[ "$v" = 1 ] || echo 1 > "$f" || exit 1; done; done'
-    )
-    agent.succeed(script)
+    agent.request("batch", steps=pin_steps(events, root))
 
 
 @dataclass(frozen=True)
@@ -72,30 +90,38 @@ class TraceInstance:
         buffer_kb: int = 4096,
         events: tuple[str, ...] = WQ_EVENTS,
         module_events: bool = True,
+        root: str = TRACEFS,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ValueError(f"bad trace instance name {name!r}")
         self.agent = agent
         self.name = name
-        self.path = f"{TRACEFS}/instances/{name}"
+        self.root = root
+        self.path = f"{root}/instances/{name}"
         self.buffer_kb = buffer_kb
         self.events = events
         self.module_events = module_events
 
     def start(self) -> TraceInstance:
-        a = self.agent
-        a.sh(f"mkdir -p {self.path}")
-        a.write(f"{self.path}/tracing_on", "0")
-        a.write(f"{self.path}/buffer_size_kb", str(self.buffer_kb))
-        # one round trip pins them all; the module's system is left out if not loaded
-        pin_events(a, (*self.events, "wqlab") if self.module_events else self.events)
-        for ev in self.events:
-            a.write(f"{self.path}/events/{ev}/enable", "1")
-        if self.module_events:
-            self.enable_module_events(pinned=True)
-        a.write(f"{self.path}/trace", "")
-        a.write(f"{self.path}/tracing_on", "1")
+        self.agent.request("batch", steps=self.start_steps())
         return self
+
+    def start_steps(self) -> list[dict[str, Any]]:
+        """What ``start()`` does, as the agent's batch steps (pure): the instance (one
+        left by an earlier run is reused), the pins (the module's system is left out if
+        not loaded), then this instance's buffer and events, an empty buffer, tracing on."""
+        p = self.path
+        pinned = (*self.events, "wqlab") if self.module_events else self.events
+        return [
+            {"op": "mkdir", "path": p, "exist_ok": True},
+            *pin_steps(pinned, self.root),
+            _write(f"{p}/tracing_on", "0"),
+            _write(f"{p}/buffer_size_kb", str(self.buffer_kb)),
+            *(_write(f"{p}/events/{ev}/enable", "1") for ev in self.events),
+            *([_write(f"{p}/events/wqlab/enable", "1", missing_ok=True)] * self.module_events),
+            _write(f"{p}/trace", ""),
+            _write(f"{p}/tracing_on", "1"),
+        ]
 
     def enable_module_events(self, system: str = "wqlab", pinned: bool = False) -> bool:
         """Enable ``<system>:*`` if the module has registered them (after insmod);
@@ -104,7 +130,7 @@ class TraceInstance:
         if not self.agent.exists(path):
             return False
         if not pinned:
-            pin_events(self.agent, (system,))
+            pin_events(self.agent, (system,), self.root)
         self.agent.write(path, "1")
         return True
 
@@ -129,7 +155,9 @@ class TraceInstance:
 
     def stats(self) -> BufferStats:
         entries = overrun = dropped = 0
-        out = self.agent.sh(f"cat {self.path}/per_cpu/cpu*/stats", check=False)["stdout"]
+        cpus = self.agent.request("listdir", path=f"{self.path}/per_cpu")
+        reads = [{"op": "read", "path": f"{self.path}/per_cpu/{c}/stats"} for c in cpus]
+        out = "".join(self.agent.request("batch", steps=reads))
         for key, val in re.findall(r"^(entries|overrun|dropped events): (\d+)", out, re.M):
             if key == "entries":
                 entries += int(val)
@@ -152,9 +180,11 @@ class TraceInstance:
         raise TimeoutError(f"trace condition not met within {timeout:.0f} s")
 
     def remove(self) -> None:
+        """Tracing off, then the instance's directory; a failure of either is ignored
+        (a reader still holding the instance keeps it)."""
+        steps = [_write(f"{self.path}/tracing_on", "0"), {"op": "rmdir", "path": self.path}]
         try:
-            self.stop()
-            self.agent.sh(f"rmdir {self.path}", check=False)
+            self.agent.request("batch", steps=steps)
         except GuestCommandError:
             pass
 

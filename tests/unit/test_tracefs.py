@@ -1,51 +1,68 @@
-"""pin_events(): the keeper-instance script, run by a real sh against a fake tracefs."""
+"""pin_events() and a trace instance's start and removal: the guest agent's own batch of
+file steps (vm/guest_agent.py, run here on the host) against a fake tracefs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import importlib.util
+import shutil
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
-from harness.tracefs import PIN_INSTANCES, WQ_EVENTS, pin_events
+from harness.errors import GuestCommandError
+from harness.tracefs import PIN_INSTANCES, WQ_EVENTS, TraceInstance, pin_events
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-class ShAgent:
-    """Runs ``succeed()`` with the host's /bin/sh, as the guest agent would; ``bindir``
-    may hold a fake ``mkdir`` that acts like tracefs's."""
+def load_agent() -> ModuleType:
+    """vm/guest_agent.py as a module (a script in the guest, not a package member)."""
+    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "vm" / "guest_agent.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    def __init__(self, bindir: Path | None = None) -> None:
+
+class LocalAgent:
+    """Runs requests with the guest agent's own ops, here; with ``events``, its mkdir
+    acts like tracefs's (a new instance comes with an events tree whose enable files read
+    0) and its rmdir removes a populated instance."""
+
+    def __init__(self, events: tuple[str, ...] = ()) -> None:
         self.calls = 0
-        self.env = dict(os.environ)
-        if bindir:
-            self.env["PATH"] = f"{bindir}:{self.env['PATH']}"
+        self.mod = load_agent()
+        mkdir = self.mod.OPS["mkdir"]
 
-    def succeed(self, cmd: str) -> str:
+        def tracefs_mkdir(req: dict[str, Any]) -> object:
+            made = mkdir({**req, "then": []})
+            if made:
+                make_instance_events(Path(req["path"]), events)
+                self.mod._run_steps(req.get("then", []))
+            return made
+
+        def tracefs_rmdir(req: dict[str, Any]) -> object:
+            shutil.rmtree(req["path"])
+            return None
+
+        if events:
+            self.mod.OPS["mkdir"] = tracefs_mkdir
+            self.mod.OPS["rmdir"] = tracefs_rmdir
+
+    def request(self, op: str, timeout: float = 60.0, **kw: Any) -> Any:
         self.calls += 1
-        res = subprocess.run(
-            ["sh", "-c", cmd], capture_output=True, text=True, check=False, env=self.env
-        )
-        if res.returncode:
-            raise RuntimeError(f"exit {res.returncode}: {res.stderr}")
-        return res.stdout
+        try:
+            return self.mod.OPS[op]({"op": op, **kw})
+        except OSError as e:  # as the channel raises an agent's error reply
+            raise GuestCommandError(str(e), e.errno) from None
 
 
-def fake_tracefs(root: Path, events: tuple[str, ...]) -> Path:
-    """A tracefs-like tree and a ``mkdir`` that, as in tracefs, fills a new instance
-    with an events tree whose enable files read 0. Returns the bin dir."""
+def fake_tracefs(root: Path, events: tuple[str, ...]) -> LocalAgent:
+    """A tracefs-like tree, and an agent whose mkdir fills new instances."""
     (root / "instances").mkdir(parents=True)
-    bindir = root / "bin"
-    bindir.mkdir()
-    mkdir = bindir / "mkdir"
-    evs = " ".join(events)
-    mkdir.write_text(
-        '#!/bin/sh\n/bin/mkdir "$@" || exit\n'
-        f'for ev in {evs}; do /bin/mkdir -p "$1/events/$ev"; '
-        'echo 0 > "$1/events/$ev/enable"; done\n'
-    )
-    mkdir.chmod(0o755)
-    return bindir
+    return LocalAgent(events)
 
 
 def make_instance_events(inst: Path, events: tuple[str, ...]) -> None:
@@ -60,7 +77,7 @@ def enabled(root: Path, inst: str, ev: str) -> str:
 
 
 def test_pins_create_keepers_off_and_enable_every_existing_event(tmp_path: Path) -> None:
-    agent = ShAgent(fake_tracefs(tmp_path, WQ_EVENTS))
+    agent = fake_tracefs(tmp_path, WQ_EVENTS)
     pin_events(agent, (*WQ_EVENTS, "wqlab"), root=str(tmp_path))  # wqlab: not loaded
     for inst in PIN_INSTANCES:
         d = tmp_path / "instances" / inst
@@ -72,7 +89,7 @@ def test_pins_create_keepers_off_and_enable_every_existing_event(tmp_path: Path)
 
 
 def test_pins_are_idempotent_and_pick_up_module_events_later(tmp_path: Path) -> None:
-    agent = ShAgent(fake_tracefs(tmp_path, WQ_EVENTS))
+    agent = fake_tracefs(tmp_path, WQ_EVENTS)
     pin_events(agent, WQ_EVENTS, root=str(tmp_path))
     for inst in PIN_INSTANCES:  # insmod: the module's system appears, disabled
         make_instance_events(tmp_path / "instances" / inst, ("wqlab",))
@@ -85,11 +102,49 @@ def test_pins_are_idempotent_and_pick_up_module_events_later(tmp_path: Path) -> 
 
 
 def test_pin_fails_loudly_when_the_keeper_cannot_be_made(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="exit 1"):
-        pin_events(ShAgent(), WQ_EVENTS, root=str(tmp_path / "no-tracefs"))
+    with pytest.raises(GuestCommandError, match="mkdir .*wqlab_pin0") as e:
+        pin_events(LocalAgent(), WQ_EVENTS, root=str(tmp_path / "no-tracefs"))
+    assert e.value.errno == 2  # ENOENT
 
 
 @pytest.mark.parametrize("bad", ["workqueue/*", "a b", "x;reboot", "../x", ""])
 def test_pin_refuses_event_names_that_are_not_names(bad: str) -> None:
+    agent = LocalAgent()
     with pytest.raises(ValueError, match="bad event name"):
-        pin_events(ShAgent(), (bad,))
+        pin_events(agent, (bad,))
+    assert agent.calls == 0
+
+
+def test_an_instance_starts_in_one_round_trip_pinned_first(tmp_path: Path) -> None:
+    agent = fake_tracefs(tmp_path, WQ_EVENTS)
+    inst = TraceInstance(agent, "t1", buffer_kb=64, root=str(tmp_path))
+    inst.start()
+    assert agent.calls == 1
+    d = Path(inst.path)
+    assert (d / "tracing_on").read_text() == "1" and (d / "buffer_size_kb").read_text() == "64"
+    assert all(enabled(tmp_path, "t1", ev) == "1" for ev in WQ_EVENTS)
+    assert not (d / "events" / "wqlab").exists()  # the module is not loaded: left out
+    for inst_name in PIN_INSTANCES:
+        assert all(enabled(tmp_path, inst_name, ev) == "1" for ev in WQ_EVENTS)
+    # every tracepoint is pinned in the keepers before the test instance enables it
+    paths = [s.get("path", "") for s in inst.start_steps()]
+    first_own = next(i for i, p in enumerate(paths) if p.startswith(inst.path + "/events/"))
+    last_pin = max(i for i, p in enumerate(paths) if "/wqlab_pin" in p)
+    assert last_pin < first_own
+
+
+def test_an_instance_with_the_module_loaded_enables_its_events(tmp_path: Path) -> None:
+    agent = fake_tracefs(tmp_path, (*WQ_EVENTS, "wqlab"))
+    inst = TraceInstance(agent, "t2", root=str(tmp_path)).start()
+    assert enabled(tmp_path, "t2", "wqlab") == "1"
+    assert all(enabled(tmp_path, p, "wqlab") == "1" for p in PIN_INSTANCES)
+    inst.remove()
+    assert agent.calls == 2 and not Path(inst.path).exists()
+
+
+def test_an_instance_left_by_an_earlier_run_is_reused(tmp_path: Path) -> None:
+    agent = fake_tracefs(tmp_path, WQ_EVENTS)
+    TraceInstance(agent, "t3", root=str(tmp_path)).start()
+    (tmp_path / "instances" / "t3" / "trace").write_text("old events\n")
+    TraceInstance(agent, "t3", root=str(tmp_path)).start()
+    assert (tmp_path / "instances" / "t3" / "trace").read_text() == ""  # cleared
