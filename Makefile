@@ -39,7 +39,7 @@ help:
 	@echo "                     WQ_WATCHDOG, hung task, kmemleak) from linux-source-6.12; cached"
 	@echo "  make fuzz          fuzz the module in a VM: SEED= (default: clock, printed) N=20000"
 	@echo "                     THREADS=4 KERNEL=; FUZZ_ARGS='--commit REV --storm' (old module, long runs)"
-	@echo "  make bench         boot, agent round trip and parser benchmarks (numbers)"
+	@echo "  make bench         boot, agent round trip, per-test fixed cost, load+unload and parser benchmarks"
 	@echo "  make lint          ruff check, ruff format --check, mypy on harness/"
 	@echo "  make modinfo       show the module's metadata"
 	@echo "  make clean         remove build products"
