@@ -6,6 +6,7 @@ does."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -20,8 +21,9 @@ import pytest
 
 from harness.channel import AgentChannel
 from harness.client import insmod, is_loaded, rmmod
-from harness.errors import GuestTimeoutError
+from harness.errors import GuestCommandError, GuestTimeoutError
 from harness.kernels import Kernel
+from harness.kmsg import dmesg_mark, dmesg_since
 from harness.reaper import group_members
 from harness.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance
 from harness.vm import Vm
@@ -107,6 +109,39 @@ def test_a_removed_trace_instance_leaves_its_tracepoints_pinned(
     rmmod(guest)
     assert not is_loaded(guest)
     assert not guest.exists(f"{TRACEFS}/instances/{PIN_INSTANCES[0]}/events/wqlab")
+
+
+def test_the_kernel_log_reads_as_dmesg_prints_it(guest: AgentChannel) -> None:
+    """The splat scan after each test reads /dev/kmsg in the agent (no dmesg process): the
+    same text as dmesg, and from a mark exactly the records after it."""
+    theirs = guest.succeed("dmesg")
+    ours = dmesg_since(guest, 0)
+    assert theirs and ours.startswith(theirs), (theirs[-500:], ours[-500:])
+    mark = dmesg_mark(guest)
+    guest.write("/dev/kmsg", "<6>wqlab: kmsg mark check \\ \u00e9\n")
+    after = dmesg_since(guest, mark).splitlines()
+    assert after and after[0].endswith("] wqlab: kmsg mark check \\ \u00e9"), after  # first
+
+
+def test_module_load_and_unload_failures_name_their_errno(
+    guest: AgentChannel, wqlab_ko: Path
+) -> None:
+    """insmod and rmmod are system calls in the agent: their failures come back as a
+    GuestCommandError carrying the errno, in words."""
+    if is_loaded(guest):
+        rmmod(guest)
+    with pytest.raises(GuestCommandError, match="EINVAL: invalid parameters") as e:
+        insmod(guest, str(wqlab_ko), max_items=0)  # the module's init refuses it
+    assert e.value.errno == errno.EINVAL and not is_loaded(guest)
+    insmod(guest, str(wqlab_ko), max_items=5)
+    assert guest.read("/sys/module/wqlab/parameters/max_items").strip() == "5"
+    with pytest.raises(GuestCommandError, match="EEXIST: the module is already loaded") as e:
+        insmod(guest, str(wqlab_ko))
+    assert e.value.errno == errno.EEXIST
+    rmmod(guest)
+    with pytest.raises(GuestCommandError, match="rmmod wqlab failed: ENOENT") as e:
+        rmmod(guest)
+    assert e.value.errno == errno.ENOENT and not is_loaded(guest)
 
 
 INNER = """
