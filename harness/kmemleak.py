@@ -15,9 +15,11 @@ leak (Documentation/dev-tools/kmemleak.rst)::
 
 :func:`parse` (pure) reads that text; :func:`scan` runs it on a guest. A leak *points
 into* a module when a frame names it (``[wqlab]``, ``wqlab_...``). Frames are symbolised
-when the file is read, so a leak made by a module that has since been unloaded shows its
-frames as bare module-space addresses (``0xffffffffc0201065``): :attr:`Leak.unloaded`
-says so, and :func:`module_leaks` counts those too unless told otherwise.
+when the file is read, so a leak made by a module that has since been unloaded, or by a
+module's ``__init`` code (freed once it is loaded), shows those frames as bare
+module-space addresses (``0xffffffffc0201065``): :attr:`Leak.unloaded` says so, and
+:func:`module_leaks` counts those too unless told otherwise. (6.12 prints the frames
+bare, as below without the ``[<...>]`` column; older kernels with it.)
 """
 
 from __future__ import annotations

@@ -76,12 +76,16 @@ static noinline void debugsplat_kfence(void)
 			return;
 		}
 		kfree(p);
-		msleep(1);
+		cond_resched();	/* no sleep: the sample goes to the first allocation after the gate opens */
 	}
 	pr_info("kfence: no sampled allocation within 30 s\n");
 }
 
-/* ODEBUG: free an object whose delayed work's timer is armed (ODEBUG's fixup stops it) */
+/*
+ * ODEBUG: free an object whose delayed work's timer is armed; ODEBUG's fixup stops the
+ * timer. Needs CONFIG_DEBUG_OBJECTS_FREE: without it nothing checks freed memory and the
+ * timer later fires in freed memory (an Oops in __run_timers).
+ */
 static noinline void debugsplat_odebug(void)
 {
 	struct debugsplat_obj *o = kmalloc(sizeof(*o), GFP_KERNEL);
