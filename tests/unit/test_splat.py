@@ -67,7 +67,7 @@ DEBUG_REPORTS = {
     "debug-sched_atomic.txt": ("scheduling atomic", {"scheduling atomic"}),
     "debug-leak.txt": ("kmemleak", {"kmemleak"}),
     "debug-hung.txt": ("hung task", {"hung task"}),
-    "debug-lockup.txt": ("soft lockup", {"soft lockup", "workqueue lockup"}),
+    "debug-lockup.txt": ("workqueue lockup", {"workqueue lockup"}),
 }
 
 
