@@ -13,6 +13,11 @@ KVER    ?= $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels version $(K
 KDIR    ?= $(or $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels kdir $(KERNEL) 2>/dev/null),/usr/src/linux-headers-$(KVER))
 W       ?= 1
 PYTEST_ARGS ?=
+# parallel VMs (pytest-xdist): one VM per worker; a whole_vm test has the host to itself
+JOBS    ?= 1
+AUTO_JOBS := $(shell nproc 2>/dev/null || echo 1)
+JOBS_N  := $(if $(filter auto,$(JOBS)),$(AUTO_JOBS),$(JOBS))
+XDIST   := $(if $(filter-out 1,$(JOBS_N)),-n $(JOBS_N))
 SEED    ?=
 N       ?= 20000
 THREADS ?= 4
@@ -32,6 +37,9 @@ help:
 	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
 	@echo "  make test-unit     unit tests only (no VM)"
 	@echo "  make test-vm       VM tests only (boots KERNEL once)"
+	@echo "  make test JOBS=2   (and test-vm) parallel VMs, pytest-xdist -n 2: one VM per worker, one JUnit"
+	@echo "                     and KTAP file; JOBS=auto: one per core ($(AUTO_JOBS) here); default 1."
+	@echo "                     JOBS=2 was 1.20-1.27x faster than 1 on 2 loaded cores (README, Measured)"
 	@echo "  make test-matrix   the VM suite on every installed kernel line (and rt, debug), as a table;"
 	@echo "                     LINES=default,6.12,rt picks the lines"
 	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
@@ -63,14 +71,14 @@ kernel:
 	vm/kernels.sh $(KERNEL)
 
 test: setup
-	$(PY) -m pytest tests -v --kernel=$(KERNEL) --junitxml=artifacts/junit.xml \
+	$(PY) -m pytest tests -v $(XDIST) --kernel=$(KERNEL) --junitxml=artifacts/junit.xml \
 		--ktap=artifacts/results.ktap $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -v $(PYTEST_ARGS)
 
 test-vm: setup
-	$(PY) -m pytest tests/vm -v --kernel=$(KERNEL) --junitxml=artifacts/junit-vm.xml \
+	$(PY) -m pytest tests/vm -v $(XDIST) --kernel=$(KERNEL) --junitxml=artifacts/junit-vm.xml \
 		--ktap=artifacts/results-vm.ktap $(PYTEST_ARGS)
 
 test-matrix: setup

@@ -1,11 +1,14 @@
 """Build a kernel module the Kbuild way (``make -C $KDIR M=$DIR``), one tree per kernel.
 
 Each kernel gets its own copy of the sources under ``build/<version>/`` so that modules
-for several kernels can coexist (Kbuild writes objects next to the sources).
+for several kernels can coexist (Kbuild writes objects next to the sources). A lock file
+per tree (``flock``) makes concurrent builders (pytest-xdist workers, a CLI beside a test
+run) take turns: the second one finds the tree built and ``make`` does nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shlex
 import shutil
@@ -50,22 +53,30 @@ def build_module(
     out_root = out_root or (ROOT / "build")
     tree = out_root / kernel.version / name
     tree.mkdir(parents=True, exist_ok=True)
+    with (out_root / kernel.version / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _build_locked(kernel.kdir, src, name, subdir, tree, w, kernel.version)
+
+
+def _build_locked(
+    kdir: Path, src: Path, name: str, subdir: str, tree: Path, w: int | None, version: str
+) -> Path:
     for item in ("Kbuild", subdir):
         s, d = src / item, tree / item
         if s.is_dir():
             shutil.copytree(s, d, dirs_exist_ok=True, ignore=_not_sources)
         elif s.exists():
             shutil.copy2(s, d)
-    argv = make_argv(kernel.kdir, tree, w)
+    argv = make_argv(kdir, tree, w)
     log.info("$ %s", shlex.join(argv))
     p = subprocess.run(argv, capture_output=True, text=True, check=False)
     (tree / "build.log").write_text(p.stdout + p.stderr)
     warnings = [ln for ln in p.stderr.splitlines() if "warning:" in ln]
     if p.returncode != 0:
-        raise BuildError(f"module build failed for {kernel.version}:\n{p.stderr[-4000:]}")
+        raise BuildError(f"module build failed for {version}:\n{p.stderr[-4000:]}")
     if w and warnings:
         raise BuildError(
-            f"module build for {kernel.version} has warnings (W={w}):\n" + "\n".join(warnings)
+            f"module build for {version} has warnings (W={w}):\n" + "\n".join(warnings)
         )
     ko = tree / subdir / f"{name}.ko"
     if not ko.exists():

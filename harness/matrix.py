@@ -94,9 +94,9 @@ def run_line(line: str, extra: list[str]) -> LineResult:
     suite = time.monotonic() - t0
     if not junit.exists():
         return LineResult(line, k.version, suite_s=suite, note="pytest wrote no JUnit file")
-    sess = art / f"session-{k.version}.json"
     boot = None
-    if sess.exists():
+    # session-<version>.json, or one per pytest-xdist worker (session-<version>-gw0.json)
+    for sess in sorted(art.glob(f"session-{k.version}*.json"))[:1]:
         b = json.loads(sess.read_text()).get("boot_seconds") or []
         boot = b[0] if b else None
     c = junit_counts(junit)

@@ -18,10 +18,20 @@ UBSAN, lockdep, ODEBUG, kmemleak, lockups, hung task, RCU stall) during a test f
 with the splat in the report, and the next test boots a fresh VM. On a kernel with
 kmemleak (the debug line), every VM is scanned before it stops; a leak whose backtrace
 points into wqlab fails the session (an error in the teardown of its last test).
+
+Under pytest-xdist (``-n N``) each worker is a session of its own: one VM per worker,
+with its own console log, session record and kmemleak file (``-gw0`` in the name), and
+its own splat/fresh-VM state. The controller writes the one JUnit (xdist) and the one
+KTAP file (this plugin) with every test. A test marked ``xdist_group("whole_vm")`` (CPU
+hogs, timing-sensitive ones, the slow cycles) has the host to itself: it holds a lock in
+the artifacts directory exclusively while every other test holds it shared, so the other
+workers' VMs sit idle meanwhile. (xdist's ``--dist loadgroup`` would also send them all to
+one worker, but with pytest 9.2 it cannot rename the items and groups nothing.)
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -89,7 +99,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "module_params(**params): insmod parameters for the wqlab fixtures"
     )
+    # pytest-xdist registers it too; without xdist the mark must still be known
+    config.addinivalue_line(
+        "markers", "xdist_group(name): run on one xdist worker (--dist loadgroup)"
+    )
     config.stash[_KTAP] = []
+
+
+def worker_suffix(config: pytest.Config) -> str:
+    """``-gw0``, ``-gw1``... in a pytest-xdist worker, ``""`` otherwise: the part of a
+    per-session file name that keeps two workers from writing the same file."""
+    workerinput = getattr(config, "workerinput", None)
+    return f"-{workerinput['workerid']}" if workerinput else ""
 
 
 _KTAP = pytest.StashKey[list[tuple[str, str, str]]]()
@@ -107,6 +128,7 @@ class VmManager:
         self.boot_seconds: list[float] = []
         self.ssh_ready = False
         self.artifacts = Path(config.getoption("--artifacts"))
+        self.suffix = worker_suffix(config)  # per xdist worker: its own files
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
 
     def get(self) -> Vm:
@@ -138,10 +160,10 @@ class VmManager:
         )
         self.ssh_ready = False
         self.boots += 1
-        console = self.artifacts / f"console-{self.kernel.version}.log"
+        console = self.artifacts / f"console-{self.kernel.version}{self.suffix}.log"
         last: Exception | None = None
         for attempt in (1, 2):  # one retry of a hung boot
-            vm = Vm(cfg, console, name=f"vm-{self.kernel.version}")
+            vm = Vm(cfg, console, name=f"vm-{self.kernel.version}{self.suffix}")
             try:
                 deadline = host_boot_deadline(
                     kvm, self.boot_seconds[-1] if self.boot_seconds else None
@@ -181,7 +203,7 @@ class VmManager:
         )
         if leaks:
             self.artifacts.mkdir(parents=True, exist_ok=True)
-            out = self.artifacts / f"kmemleak-{self.kernel.version}.txt"
+            out = self.artifacts / f"kmemleak-{self.kernel.version}{self.suffix}.txt"
             with out.open("a") as f:
                 f.write(kmemleak.format_leaks(leaks) + "\n\n")
         self.leaks += mine
@@ -198,7 +220,7 @@ class VmManager:
                 "boot_seconds": self.boot_seconds,
             }
             self.artifacts.mkdir(parents=True, exist_ok=True)
-            (self.artifacts / f"session-{self.kernel.version}.json").write_text(
+            (self.artifacts / f"session-{self.kernel.version}{self.suffix}.json").write_text(
                 json.dumps(info, indent=1)
             )
 
@@ -254,7 +276,7 @@ def ssh_target(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
     """The session VM reached over SSH through fabric (sshd started in it on first use)."""
     from .ssh import SshTarget, make_key, start_guest_sshd  # noqa: PLC0415
 
-    key = make_key(wqlab_vm_manager.artifacts / "ssh")
+    key = make_key(wqlab_vm_manager.artifacts / f"ssh{wqlab_vm_manager.suffix}")
     if not getattr(wqlab_vm_manager, "ssh_ready", False):
         start_guest_sshd(wqlab_vm.agent(), Path(str(key) + ".pub").read_text())
         wqlab_vm_manager.ssh_ready = True
@@ -308,6 +330,29 @@ def trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstanc
     request.node.wqlab_trace = inst
     yield inst
     stop_trace(wqlab_vm, inst)
+
+
+# parallel VMs --------------------------------------------------------------------------
+WHOLE_VM = "whole_vm"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """In an xdist worker: a ``whole_vm`` test runs alone on the host (an exclusive lock),
+    every other test beside the others (the same lock, shared). A turnstile lock in front
+    keeps a waiting ``whole_vm`` test from being starved by the others' shared locks.
+    Outermost (tryfirst), so that the wait is not part of a test's timeout."""
+    if not hasattr(item.config, "workerinput"):
+        yield
+        return
+    whole = any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
+    root = Path(item.config.getoption("--artifacts"))
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".whole_vm.turn").open("a") as turn, (root / ".whole_vm.lock").open("a") as lk:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        fcntl.flock(lk, fcntl.LOCK_EX if whole else fcntl.LOCK_SH)
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        yield  # the lock goes when the file closes
 
 
 # reports ------------------------------------------------------------------------------
@@ -408,8 +453,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--ktap")
-    if not path:
-        return
+    if not path or hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller gets every report and writes the file
     results = session.config.stash[_KTAP]
     lines = ["KTAP version 1", f"1..{len(results)}"]
     for i, (name, status, reason) in enumerate(results, 1):

@@ -105,6 +105,7 @@ def test_highpri_queue_runs_on_highpri_workers(wqlab: WqlabClient, trace: TraceI
         assert lc.worker.startswith(f"kworker/{cpu}:") and lc.worker.endswith("H")
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     wqlab: WqlabClient, trace: TraceInstance
 ) -> None:
@@ -142,6 +143,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     )
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
     wqlab: WqlabClient, trace: TraceInstance
 ) -> None:

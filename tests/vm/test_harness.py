@@ -165,6 +165,7 @@ def test_after_a_splat_the_vm_is_fresh(guest, wqlab_vm, wqlab_vm_manager):
 """
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.slow
 def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path
@@ -219,6 +220,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.slow
 @pytest.mark.parametrize("state", ["alive", "hung"])
 def test_a_killed_harness_process_leaves_no_qemu(

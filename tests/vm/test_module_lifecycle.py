@@ -179,6 +179,7 @@ def _run_cycles(guest: AgentChannel, ko: Path, cycles: int, limit: float) -> lis
     return rmmod_ms
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_rmmod_with_work_in_flight_in_every_state_is_clean(
     guest: AgentChannel, wqlab_ko: Path
 ) -> None:
@@ -187,6 +188,7 @@ def test_rmmod_with_work_in_flight_in_every_state_is_clean(
     assert rmmod_ms[0] < 15000, rmmod_ms
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_100_load_unload_cycles_with_work_in_flight_leave_no_splat(

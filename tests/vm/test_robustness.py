@@ -188,6 +188,7 @@ def test_a_release_followed_at_once_by_a_queueing_ends_the_blocked_run(
     c.cmd("work_free", id=item)
 
 
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.module_params(block_max_ms=1000)
 def test_a_forgotten_release_costs_block_max_ms_not_a_hang(
     wqlab: WqlabClient, trace: TraceInstance
