@@ -31,18 +31,7 @@ GRACE_S = 5.0
 
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of a process group, from /proc."""
-    out = []
-    for d in os.scandir("/proc"):
-        if not d.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d.name}/stat") as f:
-                stat = f.read()
-            if os.getpgid(int(d.name)) == pgid and stat[stat.rindex(")") + 2] != "Z":
-                out.append(int(d.name))
-        except (ProcessLookupError, FileNotFoundError):
-            pass
-    return out
+    return [pid for pid, (_, g, _, state) in _proc_table().items() if g == pgid and state != "Z"]
 
 
 def _proc_table() -> dict[int, tuple[int, int, int, str]]:
