@@ -325,6 +325,7 @@ def test_threads_sharing_one_control_fd_read_whole_result_lines(wqlab: WqlabClie
     assert res["stdout"].startswith("0 "), res
 
 
+@pytest.mark.module_params(block_max_ms=100000)  # the item stays blocked through the loop
 def test_disable_count_never_overflows_with_sync_cancels_in_flight(
     plane: WqlabClient, trace: TraceInstance
 ) -> None:
@@ -340,6 +341,7 @@ def test_disable_count_never_overflows_with_sync_cancels_in_flight(
         f"echo 'disable_work id={item}' >&3 || exit 1; i=$((i+1)); done",
         timeout=600,
     )
+    assert stat(c, "block_timeouts") == 0, "the loop outlasted block_max_ms: no run to wait on"
     # one sync cancel waits on the blocked run and holds the last unit of the 16-bit count...
     fut = c.submit("cancel_work_sync", id=item)
     poll("the cancel to be in flight", lambda: work(c, item)["users"] == "1")
