@@ -71,12 +71,11 @@ DEBUG_REPORTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(DEBUG_REPORTS))
+# KFENCE and ODEBUG gave no report on the build measured (see README, "The debug line"):
+# their kinds are covered by the documentation's examples until capture.py records them
+@pytest.mark.parametrize("name", sorted(n for n in DEBUG_REPORTS if (SPLATS / n).exists()))
 def test_reports_of_the_debug_line_are_splats_of_their_kind(name: str) -> None:
-    path = SPLATS / name
-    if not path.exists():
-        pytest.skip(f"{name} not recorded (tests/debugsplat/capture.py)")
-    found = find_splats(path.read_text().splitlines())
+    found = find_splats((SPLATS / name).read_text().splitlines())
     first, every = DEBUG_REPORTS[name]
     assert found and found[0].kind == first, [s.line for s in found]
     assert every <= {s.kind for s in found}, [s.line for s in found]
