@@ -43,6 +43,20 @@ class KmsgRecord:
         return head + self.message.replace("\n", "\n" + " " * len(head))
 
 
+def _printable(raw: bytes) -> str:
+    """The message as ``dmesg`` writes it: UTF-8 text, newlines and tabs as they are, every
+    other byte that does not print (controls, DEL, invalid UTF-8) as ``\\xNN``."""
+    out = []
+    for ch in raw.decode(errors="surrogateescape"):
+        if ch in "\n\t" or ch.isprintable():
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":  # a byte that is not UTF-8
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode()))
+    return "".join(out)
+
+
 def parse_record(raw: str) -> KmsgRecord:
     """``"6,1234,8685572,-;wqlab: loaded\\n SUBSYSTEM=..."`` → a KmsgRecord (pure)."""
     head, sep, body = raw.partition(";")
@@ -50,7 +64,7 @@ def parse_record(raw: str) -> KmsgRecord:
     if not sep or len(fields) < 3:
         raise ValueError(f"not a /dev/kmsg record: {raw[:80]!r}")
     text = body.split("\n", 1)[0]  # the rest: " KEY=value" dictionary lines
-    message = _ESCAPE.sub(lambda m: bytes([int(m[1], 16)]), text.encode()).decode(errors="replace")
+    message = _printable(_ESCAPE.sub(lambda m: bytes([int(m[1], 16)]), text.encode()))
     flags = fields[3] if len(fields) > 3 else "-"
     return KmsgRecord(int(fields[0]), int(fields[1]), int(fields[2]), flags, message)
 

@@ -15,6 +15,7 @@ from test_tracefs import load_agent
 
 from harness.client import insmod, module_params, rmmod
 from harness.errors import GuestCommandError
+from harness.kmsg import parse_record
 from harness.kmsg import KmsgRecord, format_dmesg, parse_record
 
 
@@ -203,3 +204,10 @@ def test_agent_reads_the_kernel_log_from_a_mark(monkeypatch: pytest.MonkeyPatch)
     again = agent.op_kmsg({"since": 0})  # behind the descriptor: read from the oldest
     seqs = [parse_record(r).seq for r in again["records"]]
     assert seqs == sorted(seqs) and seqs and seqs[-1] + 1 == again["next"]
+
+
+def test_kmsg_messages_read_as_dmesg_prints_them() -> None:
+    """dmesg writes text, newlines and tabs as they are and every other byte that does not
+    print as ``\\xNN`` (6.12's boot log has ``!= \\x7fELF`` lines, and tabs)."""
+    raw = r"6,1,2,-;magic != \x7fELF\x09tab \x5c \xc3\xa9 \xff\x0anext"
+    assert parse_record(raw).message == "magic != \\x7fELF\ttab \\ \u00e9 \\xff\nnext"
