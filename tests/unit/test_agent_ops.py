@@ -15,7 +15,6 @@ from test_tracefs import load_agent
 
 from harness.client import insmod, module_params, rmmod
 from harness.errors import GuestCommandError
-from harness.kmsg import parse_record
 from harness.kmsg import KmsgRecord, format_dmesg, parse_record
 
 
