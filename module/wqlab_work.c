@@ -514,11 +514,12 @@ int wqlab_item_new(bool delayed, u32 *id)
 }
 
 /*
- * Is a run of the item in flight? Our own count covers the whole work
- * function; work_busy() covers the moment between the kernel taking the item
- * off its queue and the function starting. Either takes R or a pool lock.
+ * Is the item pending or a run of it in flight? work_busy() sees the pending
+ * bit and, on the last pool, the moment between the kernel taking the item
+ * off its queue and the function starting; our own count covers the whole
+ * work function. Either takes R or a pool lock.
  */
-static bool wqlab_item_running(struct wqlab_item *item)
+static bool wqlab_item_busy(struct wqlab_item *item)
 {
 	unsigned long irqflags;
 	unsigned int runs;
@@ -529,10 +530,13 @@ static bool wqlab_item_running(struct wqlab_item *item)
 	return runs || work_busy(item->work);
 }
 
-/* Is the item pending, running, or used by a blocking command? */
+/*
+ * Is the item pending, running, or used by a blocking command? (A sync cancel
+ * or disable in flight holds ->users too.)
+ */
 static bool wqlab_item_in_use(struct wqlab_item *item)
 {
-	return item->users || item->sync_inflight || wqlab_item_running(item);
+	return item->users || wqlab_item_busy(item);
 }
 
 /**
@@ -629,8 +633,7 @@ bool wqlab_item_busy_blocking(struct wqlab_item *item)
 	blocking = item->rec.blocked ||
 		   (item->rec.beh.block && !item->rec.released);
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
-	return blocking && (work_pending(item->work) ||
-			    wqlab_item_running(item));
+	return blocking && wqlab_item_busy(item);
 }
 
 /* Record that a cancel call took the item off its queue. */
