@@ -8,9 +8,9 @@ KERNEL  ?= default
 PYTHON  ?= python3
 VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
-KVER    ?= $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels version $(KERNEL) 2>/dev/null)
+KVER    ?= $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m wqlab.kernels version $(KERNEL) 2>/dev/null)
 # the headers of a Debian kernel, or the built tree of the debug line (KERNEL=debug)
-KDIR    ?= $(or $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m harness.kernels kdir $(KERNEL) 2>/dev/null),/usr/src/linux-headers-$(KVER))
+KDIR    ?= $(or $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m wqlab.kernels kdir $(KERNEL) 2>/dev/null),/usr/src/linux-headers-$(KVER))
 W       ?= 1
 PYTEST_ARGS ?=
 # parallel VMs (pytest-xdist): one VM per worker; a whole_vm test has the host to itself
@@ -48,7 +48,7 @@ help:
 	@echo "  make fuzz          fuzz the module in a VM: SEED= (default: clock, printed) N=20000"
 	@echo "                     THREADS=4 KERNEL=; FUZZ_ARGS='--commit REV --storm' (old module, long runs)"
 	@echo "  make bench         boot, agent round trip, per-test fixed cost, load+unload and parser benchmarks"
-	@echo "  make lint          ruff check, ruff format --check, mypy on harness/"
+	@echo "  make lint          ruff check, ruff format --check, mypy on wqlab/"
 	@echo "  make modinfo       show the module's metadata"
 	@echo "  make clean         remove build products"
 	@echo "Results and artifacts (console, dmesg, trace, JUnit, KTAP) go to artifacts/."
@@ -71,24 +71,24 @@ kernel:
 	vm/kernels.sh $(KERNEL)
 
 test: setup
-	$(PY) -m pytest tests -v $(XDIST) --kernel=$(KERNEL) --junitxml=artifacts/junit.xml \
-		--ktap=artifacts/results.ktap $(PYTEST_ARGS)
+	$(PY) -m pytest tests -v $(XDIST) --wqlab-kernel=$(KERNEL) --junitxml=artifacts/junit.xml \
+		--wqlab-ktap=artifacts/results.ktap $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -v $(PYTEST_ARGS)
 
 test-vm: setup
-	$(PY) -m pytest tests/vm -v $(XDIST) --kernel=$(KERNEL) --junitxml=artifacts/junit-vm.xml \
-		--ktap=artifacts/results-vm.ktap $(PYTEST_ARGS)
+	$(PY) -m pytest tests/vm -v $(XDIST) --wqlab-kernel=$(KERNEL) --junitxml=artifacts/junit-vm.xml \
+		--wqlab-ktap=artifacts/results-vm.ktap $(PYTEST_ARGS)
 
 test-matrix: setup
-	$(PY) -m harness.matrix $(if $(LINES),--lines=$(LINES)) $(PYTEST_ARGS)
+	$(PY) -m wqlab.matrix $(if $(LINES),--lines=$(LINES)) $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) -m harness.cli demo --kernel=$(KERNEL)
+	$(PY) -m wqlab.cli demo --kernel=$(KERNEL)
 
 fuzz: setup
-	$(PY) -m harness.fuzzhost --kernel=$(KERNEL) $(if $(SEED),--seed=$(SEED)) -n $(N) \
+	$(PY) -m wqlab.fuzzhost --kernel=$(KERNEL) $(if $(SEED),--seed=$(SEED)) -n $(N) \
 		--threads=$(THREADS) $(FUZZ_ARGS)
 
 bench: setup
@@ -96,9 +96,9 @@ bench: setup
 	$(PY) bench/bench_parser.py
 
 lint: venv
-	$(VENV)/bin/ruff check harness tests bench
-	$(VENV)/bin/ruff format --check harness tests bench
-	$(VENV)/bin/mypy harness
+	$(VENV)/bin/ruff check wqlab tests bench
+	$(VENV)/bin/ruff format --check wqlab tests bench
+	$(VENV)/bin/mypy wqlab
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null

@@ -1,7 +1,7 @@
-"""Build of the C extension ``harness._fastparse``; the rest is in pyproject.toml.
+"""Build of the C extension ``wqlab._fastparse``; the rest is in pyproject.toml.
 
 ``pip install -e .`` (``vm/setup.sh``) compiles it in place; without it (or with
-``WQLAB_PURE_PARSER=1``) :mod:`harness.trace` parses in pure Python.
+``WQLAB_PURE_PARSER=1``) :mod:`wqlab.trace` parses in pure Python.
 """
 
 from setuptools import Extension, setup
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "harness._fastparse",
-            sources=["harness/_fastparse.c"],
+            "wqlab._fastparse",
+            sources=["wqlab/_fastparse.c"],
             extra_compile_args=["-Wall", "-Wextra"],
         )
     ]

@@ -7,7 +7,7 @@ Measured side by side in one run on the same kernel:
   * the agent's request round trip, median of N echo requests     goal <= 10 ms
   * a module command round trip (debugfs write+read), median
   * the fixed cost of a test: the pytest plugin's own per-test set-up and teardown
-    (``harness.session``: console and kernel-log marks, module load, trace instance;
+    (``wqlab.session``: console and kernel-log marks, module load, trace instance;
     the kernel-log read of the splat scan, trace instance removal, module unload) around
     N empty tests, median                                           goal <= 0.25 s
   * a module load + unload cycle, median                            goal <= 0.5 s
@@ -26,18 +26,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import kernels  # noqa: E402
-from harness.build import ROOT, build_module  # noqa: E402
-from harness.client import WqlabClient, ensure_debugfs  # noqa: E402
-from harness.kmsg import dmesg_since  # noqa: E402
-from harness.session import (  # noqa: E402
+from wqlab import kernels  # noqa: E402
+from wqlab.build import ROOT, build_module  # noqa: E402
+from wqlab.client import WqlabClient, ensure_debugfs  # noqa: E402
+from wqlab.kmsg import dmesg_since  # noqa: E402
+from wqlab.session import (  # noqa: E402
     begin_test,
     load_module,
     start_trace,
     stop_trace,
     unload_module,
 )
-from harness.vm import Vm, VmConfig, default_vng, kvm_works, vng_env  # noqa: E402
+from wqlab.vm import Vm, VmConfig, default_vng, kvm_works, vng_env  # noqa: E402
 
 
 def plain_vng(image: Path, kvm: bool) -> float:

@@ -2,7 +2,7 @@
 
 Builds ~1M lines from the reference traces in tests/unit/data (both kernels, loaded and
 after rmmod), then times several stages so the cost of each is visible: parse(text) with
-the C extension (harness/_fastparse.c) and with the pure-Python parser in the same run,
+the C extension (wqlab/_fastparse.c) and with the pure-Python parser in the same run,
 and the memory the parsed events hold (tracemalloc). Prints numbers; asserts nothing.
 
     python bench/bench_parser.py [--lines 1000000] [--repeat 3]
@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import trace  # noqa: E402
-from harness.lifecycle import build_lifecycles  # noqa: E402
+from wqlab import trace  # noqa: E402
+from wqlab.lifecycle import build_lifecycles  # noqa: E402
 
 GOAL = 1_000_000
 DATA = ROOT / "tests" / "unit" / "data"

@@ -313,7 +313,7 @@ if command -v python3 >/dev/null; then
 	REPO=$(cd "$(dirname "$0")/.." && pwd)
 	if python3 - "$REPO" <<'EOF'
 import errno, fcntl, importlib.util, os, sys
-spec = importlib.util.spec_from_file_location("uapi", sys.argv[1] + "/harness/uapi.py")
+spec = importlib.util.spec_from_file_location("uapi", sys.argv[1] + "/wqlab/uapi.py")
 u = importlib.util.module_from_spec(spec); sys.modules["uapi"] = u; spec.loader.exec_module(u)
 fd = os.open("/dev/wqlab", os.O_RDWR)
 bad = 0

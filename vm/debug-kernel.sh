@@ -10,7 +10,7 @@
 # The tree is built in place under
 #   ${WQLAB_CACHE:-${XDG_CACHE_HOME:-~/.cache}/wqlab}/debug-kernel/<source-version>-<config-hash>/
 # and doubles as the module build dir (`make -C <tree> M=<repo> modules`, Module.symvers
-# kept). `current` next to it points at the newest finished build; harness/kernels.py
+# kept). `current` next to it points at the newest finished build; wqlab/kernels.py
 # resolves `debug` through it. A second run prints "cached" and returns in seconds.
 # Called by `vm/kernels.sh debug` (`make kernel KERNEL=debug`), which adds the backports
 # suite first when the source package lives there.
@@ -72,6 +72,21 @@ if [ -e "$dir/.built" ]; then
 fi
 
 t0=$(date +%s)
+# A finished build of the same source with another config seeds this one: Kbuild then
+# recompiles only the objects that use a changed option (minutes, not the hour a
+# build from scratch takes on 2 cores).
+seed=
+for prev in "$cache/${srcver//[~:]/_}"-*/; do
+	prev=${prev%/}
+	[ "$prev" != "$dir" ] && [ -e "$prev/.built" ] && seed=$prev
+done
+if [ ! -e "$dir/.unpacked" ] && [ -n "$seed" ]; then
+	say "seeding $dir from the build in $seed (incremental rebuild)"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	cp -a --reflink=auto "$seed/linux" "$tree"
+	touch "$dir/.unpacked"
+fi
 if [ ! -e "$dir/.unpacked" ]; then
 	say "unpacking $tarball into $dir"
 	rm -rf "$dir"

@@ -17,7 +17,7 @@ How it starts:
     PID 1 reaps orphans and powers the VM off when the agent exits. This replaces
     virtme-ng-init, systemd-tmpfiles and udev, about 10 s of a 16 s boot under TCG.
   * plain boot (``--no-fast-boot``): virtme-ng-init runs it as the ``--exec`` command.
-  * over SSH (``harness.ssh``): started by hand on a machine the harness did not boot.
+  * over SSH (``wqlab.ssh``): started by hand on a machine the harness did not boot.
 
 Request: ``{"id": 7, "op": "read", "path": "/sys/kernel/debug/wqlab/works"}``
 Reply:   ``{"id": 7, "ok": true, "value": "..."}`` or

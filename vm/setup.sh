@@ -21,7 +21,7 @@ PKGS=(
 	zstd                     # unpacks zstd kernels (6.12) for the fast PVH boot
 	make gcc libc6-dev kmod  # Kbuild and modinfo; gcc also builds the parser's C extension
 	python3 python3-venv     # the guest agent (system python3) and the virtualenv
-	python3-dev              # Python.h for the C extension harness/_fastparse.c
+	python3-dev              # Python.h for the C extension wqlab/_fastparse.c
 	linux-libc-dev           # <linux/ioctl.h> for the uapi mirror test
 	openssh-server           # sshd run inside the guest for the SSH (fabric) target test
 	iproute2                 # the guest's network for that test
@@ -59,10 +59,10 @@ fi
 
 PY=${PYTHON:-python3}
 stamp=".venv/.wqlab-stamp"
-# the C extension's source is in the stamp: a change to it rebuilds harness/_fastparse*.so
-want="$(cat requirements.lock pyproject.toml setup.py harness/_fastparse.c | sha256sum | cut -c1-16) $($PY -c 'import sys; print(sys.version.split()[0])')"
+# the C extension's source is in the stamp: a change to it rebuilds wqlab/_fastparse*.so
+want="$(cat requirements.lock pyproject.toml setup.py wqlab/_fastparse.c | sha256sum | cut -c1-16) $($PY -c 'import sys; print(sys.version.split()[0])')"
 if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-	compgen -G 'harness/_fastparse*.so' >/dev/null; then
+	compgen -G 'wqlab/_fastparse*.so' >/dev/null; then
 	step "virtualenv .venv up to date"
 else
 	inc=$($PY -c 'import sysconfig; print(sysconfig.get_paths()["include"])')

@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness import kernels, kmemleak  # noqa: E402
-from harness.build import build_module  # noqa: E402
-from harness.client import ensure_debugfs  # noqa: E402
-from harness.splat import find_splats  # noqa: E402
-from harness.vm import Vm, VmConfig, host_boot_deadline, kvm_works  # noqa: E402
+from wqlab import kernels, kmemleak  # noqa: E402
+from wqlab.build import build_module  # noqa: E402
+from wqlab.client import ensure_debugfs  # noqa: E402
+from wqlab.splat import find_splats  # noqa: E402
+from wqlab.vm import Vm, VmConfig, host_boot_deadline, kvm_works  # noqa: E402
 
 DATA = ROOT / "tests" / "unit" / "data"
 OUT = DATA  # --out moves it (a dry run on another kernel)

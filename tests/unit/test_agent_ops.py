@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from test_tracefs import load_agent
 
-from harness.client import insmod, module_params, rmmod
-from harness.errors import GuestCommandError
-from harness.kmsg import KmsgRecord, format_dmesg, parse_record
+from wqlab.client import insmod, module_params, rmmod
+from wqlab.errors import GuestCommandError
+from wqlab.kmsg import KmsgRecord, format_dmesg, parse_record
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import bootimage
-from harness.bootimage import NotExtractable, extract_vmlinux, has_pvh_note, pvh_vmlinux
+from wqlab import bootimage
+from wqlab.bootimage import NotExtractable, extract_vmlinux, has_pvh_note, pvh_vmlinux
 
 
 def elf(notes: list[tuple[bytes, int, bytes]]) -> bytes:

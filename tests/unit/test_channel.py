@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from harness.channel import REPLY_MARK, AgentChannel
-from harness.errors import GuestCommandError
+from wqlab.channel import REPLY_MARK, AgentChannel
+from wqlab.errors import GuestCommandError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ class _Guest:
     ],
 )
 def test_ensure_debugfs_mounts_only_when_missing(mounts: str, ran: list[str]) -> None:
-    from harness.client import ensure_debugfs
+    from wqlab.client import ensure_debugfs
 
     g = _Guest(mounts)
     ensure_debugfs(g)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """docs/commands.md, the module's command table (module/wqlab_cmds.c), its uapi header
-and harness.uapi name the same commands with the same arguments and errnos: the contract
+and wqlab.uapi name the same commands with the same arguments and errnos: the contract
 cannot drift from the code without a failing test. Pure text checks, no VM."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import uapi
+from wqlab import uapi
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "commands.md").read_text()
@@ -83,7 +83,7 @@ def test_doc_table_code_table_and_uapi_name_the_same_commands() -> None:
 @pytest.mark.parametrize("name", sorted(uapi.COMMAND_NRS))
 def test_command_arguments_and_numbers_match(name: str) -> None:
     nr, req, opt = code_commands()[name]
-    assert nr == uapi.COMMAND_NRS[name], "ioctl number: header vs harness.uapi"
+    assert nr == uapi.COMMAND_NRS[name], "ioctl number: header vs wqlab.uapi"
     assert doc_commands()[name] == (req, opt), "arguments: docs/commands.md vs wqlab_cmds.c"
     assert req | opt <= set(uapi.ARG_KEYS)
 

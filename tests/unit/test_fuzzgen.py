@@ -1,4 +1,4 @@
-"""The fuzzer's pure parts (harness/fuzzgen.py): the command table read from a recorded
+"""The fuzzer's pure parts (wqlab/fuzzgen.py): the command table read from a recorded
 listing, seeded generators, the mutators' promised errnos and the oracle's errno tables.
 
 ``data/fuzz/`` holds the control file's listing and the ``features`` file read from the
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import fuzzgen as fg
-from harness import uapi
-from harness.client import parse_kv
-from harness.fuzzhost import FuzzParams, guest_command
+from wqlab import fuzzgen as fg
+from wqlab import uapi
+from wqlab.client import parse_kv
+from wqlab.fuzzhost import FuzzParams, guest_command
 
 DATA = Path(__file__).parent / "data" / "fuzz"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
@@ -256,5 +256,5 @@ def test_ret_plausibility(table: dict[str, fg.CommandSpec]) -> None:
 
 def test_guest_command_runs_the_repo_module() -> None:
     cmd = guest_command(FuzzParams(seed=5, n=100, threads=2), root=Path("/r"))
-    assert cmd.startswith("cd /r && exec /usr/bin/python3 -E -s -S -u -m harness.fuzz ")
+    assert cmd.startswith("cd /r && exec /usr/bin/python3 -E -s -S -u -m wqlab.fuzz ")
     assert "--seed 5 -n 100 --threads 2" in cmd and "--result" in cmd

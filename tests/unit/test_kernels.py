@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import kernels
-from harness.errors import KernelNotFoundError
+from wqlab import kernels
+from wqlab.errors import KernelNotFoundError
 
 VERSIONS = ["6.1.0-56-amd64", "6.1.0-56-rt-amd64", "6.12.95+deb12-amd64", "6.12.95+deb12-rt-amd64"]
 

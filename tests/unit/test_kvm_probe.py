@@ -1,4 +1,4 @@
-"""harness/vm.py's KVM probe: a hung probe leaves no process behind, and its verdict is
+"""wqlab/vm.py's KVM probe: a hung probe leaves no process behind, and its verdict is
 probed once per machine and remembered in the cache dir. A stand-in ``vng`` (a shell
 script) plays the hung or the successful probe; no VM boots."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import (
+from wqlab.vm import (
     KVM_PROBE_FILE,
     cached_kvm_verdict,
     kvm_probe_key,

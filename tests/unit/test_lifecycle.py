@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.lifecycle import (
+from wqlab.lifecycle import (
     Lifecycle,
     WorkerKind,
     build_lifecycles,
@@ -19,9 +19,9 @@ from harness.lifecycle import (
     overlaps,
     worker_kind,
 )
-from harness.report import format_lifecycles, format_timeline
-from harness.symbols import SymbolMap
-from harness.trace import parse
+from wqlab.report import format_lifecycles, format_timeline
+from wqlab.symbols import SymbolMap
+from wqlab.trace import parse
 
 DATA = Path(__file__).parent / "data"
 KERNELS = ["6.1", "6.12"]

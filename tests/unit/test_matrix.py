@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.matrix import LineResult, format_table, junit_counts, junit_skip_reasons
+from wqlab.matrix import LineResult, format_table, junit_counts, junit_skip_reasons
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest">

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.pytest_plugin import worker_suffix
+from wqlab.pytest_plugin import worker_suffix
 
 pytest_plugins = ["pytester"]
 
@@ -74,8 +74,8 @@ def test_two_workers_give_one_ktap_file_with_every_test(pytester: pytest.Pyteste
         "--strict-markers",
         "-n",
         "2",
-        f"--ktap={ktap}",
-        f"--artifacts={pytester.path / 'art'}",
+        f"--wqlab-ktap={ktap}",
+        f"--wqlab-artifacts={pytester.path / 'art'}",
         "-v",
     )
     res.assert_outcomes(passed=7, failed=1, skipped=1)
@@ -96,6 +96,8 @@ def test_without_xdist_the_group_mark_is_known_and_ktap_is_the_same(
 ) -> None:
     pytester.makepyfile(test_inner=INNER)
     ktap = pytester.path / "results.ktap"
-    res = pytester.runpytest_subprocess("--strict-markers", "-p", "no:xdist", f"--ktap={ktap}")
+    res = pytester.runpytest_subprocess(
+        "--strict-markers", "-p", "no:xdist", f"--wqlab-ktap={ktap}"
+    )
     res.assert_outcomes(passed=7, failed=1, skipped=1)
     assert _ktap_names(ktap) == WANT

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""harness/reaper.py: a SIGKILLed harness leaves no VM process group behind, even one
+"""wqlab/reaper.py: a SIGKILLed harness leaves no VM process group behind, even one
 whose processes are stopped (a hung guest cannot power itself off)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.reaper import group_members
+from wqlab.reaper import group_members
 
-REAPER = Path(__file__).resolve().parents[2] / "harness" / "reaper.py"
+REAPER = Path(__file__).resolve().parents[2] / "wqlab" / "reaper.py"
 
 PARENT = """
 import subprocess, sys, time

@@ -1,5 +1,5 @@
-"""The one splat detector (harness/splat.py) on real kernel report text, and kmemleak's
-report parser (harness/kmemleak.py).
+"""The one splat detector (wqlab/splat.py) on real kernel report text, and kmemleak's
+report parser (wqlab/kmemleak.py).
 
 Report texts under data/splats/ are the examples of the kernel's own documentation
 (linux-source-6.12: dev-tools/kasan.rst, kfence.rst, ubsan.rst, RCU/lockdep-splat.rst,
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmemleak
-from harness.splat import find_splats, is_splat, splat_kind
+from wqlab import kmemleak
+from wqlab.splat import find_splats, is_splat, splat_kind
 
 DATA = Path(__file__).parent / "data"
 SPLATS = DATA / "splats"

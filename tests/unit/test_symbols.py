@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.symbols import SymbolMap
-from harness.trace import ExecuteStart, QueueWork, Symbol, parse
+from wqlab.symbols import SymbolMap
+from wqlab.trace import ExecuteStart, QueueWork, Symbol, parse
 
 DATA = Path(__file__).parent / "data"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.trace import (
+from wqlab.trace import (
     ActivateWork,
     BufferStats,
     ExecuteEnd,

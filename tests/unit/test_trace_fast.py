@@ -1,4 +1,4 @@
-"""The C parser (``harness/_fastparse.c``) gives what the pure-Python parser gives.
+"""The C parser (``wqlab/_fastparse.c``) gives what the pure-Python parser gives.
 
 The pure-Python parser (``pure=True``) is the reference: every recorded trace, and hand-made
 and mutated lines, must give equal events (same classes, same field values of the same
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from harness import trace
-from harness.trace import BufferStats, LostEvents, Trace, TraceEvent
+from wqlab import trace
+from wqlab.trace import BufferStats, LostEvents, Trace, TraceEvent
 
 DATA = Path(__file__).parent / "data"
 FILES = sorted(DATA.glob("*/*.txt"))
@@ -54,7 +54,7 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSlow]:
     c = trace._c_parser(counting)
     if c is None:
         pytest.fail(
-            "the C extension harness._fastparse is not built: run 'make setup', or "
+            "the C extension wqlab._fastparse is not built: run 'make setup', or "
             "'.venv/bin/python setup.py build_ext --inplace'"
         )
     monkeypatch.setattr(trace, "_C", c)
@@ -96,7 +96,7 @@ def test_wqlab_pure_parser_selects_the_python_parser(
 ) -> None:
     env = dict(os.environ, WQLAB_PURE_PARSER=pure, PYTHONPATH=str(ROOT))
     out = subprocess.run(
-        [sys.executable, "-c", "from harness import trace; print(trace.C_PARSER)"],
+        [sys.executable, "-c", "from wqlab import trace; print(trace.C_PARSER)"],
         env=env,
         capture_output=True,
         text=True,
@@ -287,7 +287,7 @@ def test_c_and_python_parse_mutated_lines_equally(slow: CountingSlow) -> None:
 
 
 def test_c_parser_raises_what_the_python_parser_raises(slow: CountingSlow) -> None:
-    from harness import _fastparse
+    from wqlab import _fastparse
 
     good = PREFIX + "sched_switch: x"
     for parser in (_fastparse.parse_lines, trace._parse_into):
@@ -306,7 +306,7 @@ def test_c_parser_refuses_classes_whose_slots_it_cannot_fill(slow: CountingSlow)
     ``__dict__``, or with a field it does not know, is refused, and nothing changes."""
     from dataclasses import dataclass
 
-    from harness import _fastparse
+    from wqlab import _fastparse
 
     @dataclass(frozen=True)
     class WithDict(trace.TraceEvent):  # a subclass of a slotted class without slots=True
@@ -336,7 +336,7 @@ def test_c_parser_refuses_classes_whose_slots_it_cannot_fill(slow: CountingSlow)
 
 
 def test_c_parser_keeps_no_references(slow: CountingSlow) -> None:
-    from harness import _fastparse
+    from wqlab import _fastparse
 
     text = "\n".join(EDGE_LINES[:-20] + [(DATA / "6.12" / "trace-refmod.txt").read_text()] * 5)
     bad = [PREFIX + "sched_switch: x"] * 50 + [None]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.errors import GuestCommandError
-from harness.tracefs import PIN_INSTANCES, WQ_EVENTS, TraceInstance, pin_events
+from wqlab.errors import GuestCommandError
+from wqlab.tracefs import PIN_INSTANCES, WQ_EVENTS, TraceInstance, pin_events
 
 ROOT = Path(__file__).resolve().parents[2]
 

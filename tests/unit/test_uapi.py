@@ -1,4 +1,4 @@
-"""harness/uapi.py mirrors module/include/uapi/wqlab.h exactly.
+"""wqlab/uapi.py mirrors module/include/uapi/wqlab.h exactly.
 
 A small C program is compiled with gcc against the real header (linux/types.h and
 linux/ioctl.h come from the host's linux-libc-dev) and prints every size, offset, constant
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import uapi
+from wqlab import uapi
 
 REPO = Path(__file__).resolve().parents[2]
 UAPI_DIR = REPO / "module" / "include" / "uapi"

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import make_argv
-from harness.client import format_command, may_block, parse_kv, parse_table
-from harness.errors import SetupError
-from harness.splat import SPLAT_RE
-from harness.vm import VmConfig, build_cmdline, build_vng_argv
+from wqlab.build import make_argv
+from wqlab.client import format_command, may_block, parse_kv, parse_table
+from wqlab.errors import SetupError
+from wqlab.splat import SPLAT_RE
+from wqlab.vm import VmConfig, build_cmdline, build_vng_argv
 
 IMG = Path("/boot/vmlinuz-6.1.0-56-amd64")
 VMLINUX = Path("/cache/wqlab/vmlinuz-6.1.0-56-amd64.1.2.pvh")
@@ -152,7 +152,7 @@ def test_ssh_port_adds_a_loopback_only_user_nic() -> None:
 
 
 def test_a_console_log_held_by_a_live_vm_is_not_shared(tmp_path: Path) -> None:
-    from harness.vm import open_console_log
+    from wqlab.vm import open_console_log
 
     p1, f1 = open_console_log(tmp_path / "console-6.1.log")
     p2, f2 = open_console_log(tmp_path / "console-6.1.log")
@@ -165,7 +165,7 @@ def test_a_console_log_held_by_a_live_vm_is_not_shared(tmp_path: Path) -> None:
 
 
 def test_boot_deadline_scales_with_load_and_the_last_boot() -> None:
-    from harness.vm import boot_deadline
+    from wqlab.vm import boot_deadline
 
     assert boot_deadline(kvm=False, load=0.0, ncpu=2) == 120
     assert boot_deadline(kvm=True, load=0.0, ncpu=2) == 60

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.client import WqlabClient
+from wqlab.client import WqlabClient
 
 PLANES = ["wqlab", "wqlab_ioctl"]
 

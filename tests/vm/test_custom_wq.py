@@ -16,9 +16,9 @@ from wqtest import (
     wait_runs,
 )
 
-from harness.client import WqlabClient
-from harness.lifecycle import WorkerKind
-from harness.tracefs import TraceInstance
+from wqlab.client import WqlabClient
+from wqlab.lifecycle import WorkerKind
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
@@ -32,14 +32,14 @@ def _wq(c: WqlabClient, name: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("max_active", [1, 2, 3])
 def test_max_active_caps_concurrency_and_activates_the_rest_later(
-    wqlab: WqlabClient, trace: TraceInstance, max_active: int
+    wqlab: WqlabClient, wqlab_trace: TraceInstance, max_active: int
 ) -> None:
     cpu = online_cpus(wqlab)[0]
     wqlab.cmd("alloc_workqueue", name="ma", max_active=max_active)
     items = new_items(wqlab, max_active + 3)
     for item in items:
         assert wqlab.cmd("queue_work_on", wq="ma", cpu=cpu, id=item, sleep_ms=40).ret == 1
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     expected = (
         f"max_active={max_active}: exactly {max_active} executing at once (they sleep); "
         f"the last 3 activated later than queued, after an earlier item ended"
@@ -58,31 +58,31 @@ def test_max_active_caps_concurrency_and_activates_the_rest_later(
 
 
 def test_workqueue_set_max_active_releases_held_back_items(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     cpu = online_cpus(wqlab)[0]
     wqlab.cmd("alloc_workqueue", name="sma", max_active=1)
     items = new_items(wqlab, 3)
     for item in items:
         wqlab.cmd("queue_work_on", wq="sma", cpu=cpu, id=item, block=1)
-    wait_blocked(wqlab, trace, items, items[0])
+    wait_blocked(wqlab, wqlab_trace, items, items[0])
     wqlab.cmd("workqueue_set_max_active", wq="sma", max_active=3)
     for item in items[1:]:
-        wait_blocked(wqlab, trace, items, item)  # they run while the first still blocks
+        wait_blocked(wqlab, wqlab_trace, items, item)  # they run while the first still blocks
     for item in items:
         wqlab.cmd("release", id=item)
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     assert obs.max_concurrency(*items) == 3, obs.explain("3 executing at once after raising")
 
 
 def test_unbound_queue_runs_on_unbound_workers_queued_with_cpu_minus_one(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     wqlab.cmd("alloc_workqueue", name="unb", flags="unbound")
     items = new_items(wqlab, 3)
     for item in items:
         wqlab.cmd("queue_work", wq="unb", id=item, sleep_ms=5)
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     for item in items:
         lc = obs.one(item)
         expected = "workqueue=wqlab_unb, queue cpu=-1, kworker/uN:M"
@@ -90,13 +90,15 @@ def test_unbound_queue_runs_on_unbound_workers_queued_with_cpu_minus_one(
         assert lc.worker_kind is WorkerKind.UNBOUND, obs.explain(expected)
 
 
-def test_highpri_queue_runs_on_highpri_workers(wqlab: WqlabClient, trace: TraceInstance) -> None:
+def test_highpri_queue_runs_on_highpri_workers(
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
+) -> None:
     wqlab.cmd("alloc_workqueue", name="hp", flags="highpri")
     cpus = online_cpus(wqlab)
     items = new_items(wqlab, len(cpus))
     for cpu, item in zip(cpus, items, strict=True):
         wqlab.cmd("queue_work_on", wq="hp", cpu=cpu, id=item)
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     for cpu, item in zip(cpus, items, strict=True):
         lc = obs.one(item)
         expected = f"kworker/{cpu}:NH (bound highpri) on CPU {cpu}"
@@ -107,7 +109,7 @@ def test_highpri_queue_runs_on_highpri_workers(wqlab: WqlabClient, trace: TraceI
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     """A spinning item hogs the normal pool of a CPU; a normal item queued behind it
     waits for it, a highpri item (its own pool, nice -20 worker) preempts it. On 6.5+ the
@@ -116,7 +118,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="hpri", flags="highpri")
     wqlab.cmd("alloc_workqueue", name="norm")
-    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=60)
+    hog_us = spin_for(wqlab, wqlab_trace, cpu, ms_wanted=60)
     hog, normal, high = new_items(wqlab, 3)
     lat_normal: list[int] = []
     lat_high: list[int] = []
@@ -126,7 +128,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
             wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=hog, spin_us=hog_us)
             wqlab.cmd("queue_work_on", wq="norm", cpu=cpu, id=normal)
             wqlab.cmd("queue_work_on", wq="hpri", cpu=cpu, id=high)
-            obs = wait_runs(wqlab, trace, {hog: n, normal: n, high: n})
+            obs = wait_runs(wqlab, wqlab_trace, {hog: n, normal: n, high: n})
             ln, lh = obs.ran(normal)[-1], obs.ran(high)[-1]
             assert ln.queue_latency_ns is not None and lh.queue_latency_ns is not None
             lat_normal.append(ln.queue_latency_ns)
@@ -145,7 +147,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     """workqueue.rst's w0/w1/w2 example: w0 burns CPU on a WQ_CPU_INTENSIVE queue; w1
     and w2, queued behind it on the same CPU (same pool), start without waiting for it:
@@ -153,13 +155,13 @@ def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="ci", flags="cpu_intensive")
     wqlab.cmd("alloc_workqueue", name="plain")
-    w0_us = spin_for(wqlab, trace, cpu, ms_wanted=300)
+    w0_us = spin_for(wqlab, wqlab_trace, cpu, ms_wanted=300)
     w0, w1, w2 = new_items(wqlab, 3)
     with preempt_full(wqlab):
         wqlab.cmd("queue_work_on", wq="ci", cpu=cpu, id=w0, spin_us=w0_us)
         wqlab.cmd("queue_work_on", wq="plain", cpu=cpu, id=w1, spin_us=max(1, w0_us // 60))
         wqlab.cmd("queue_work_on", wq="plain", cpu=cpu, id=w2, spin_us=max(1, w0_us // 60))
-        obs = wait_runs(wqlab, trace, {w0: 1, w1: 1, w2: 1})
+        obs = wait_runs(wqlab, wqlab_trace, {w0: 1, w1: 1, w2: 1})
     l0 = obs.one(w0)
     expected = "w1 and w2 start (and end) while the cpu_intensive w0 still runs"
     for item in (w1, w2):
@@ -172,14 +174,14 @@ def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
 
 @pytest.mark.parametrize("how", ["create_singlethread_workqueue", "alloc_ordered_workqueue"])
 def test_single_thread_and_ordered_queues_are_unbound_ordered_and_listed_so(
-    wqlab: WqlabClient, trace: TraceInstance, how: str
+    wqlab: WqlabClient, wqlab_trace: TraceInstance, how: str
 ) -> None:
     wqlab.cmd(how, name="one")
     w = _wq(wqlab, "one")
     assert w["ordered"] == "1", w
     (item,) = new_items(wqlab, 1)
     wqlab.cmd("queue_work", wq="one", id=item)
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     lc = obs.one(item)
     expected = "an ordered queue: unbound pool (cpu=-1), unbound worker"
     assert lc.workqueue == "wqlab_one" and lc.queue_cpu == -1, obs.explain(expected)
@@ -187,7 +189,7 @@ def test_single_thread_and_ordered_queues_are_unbound_ordered_and_listed_so(
 
 
 def test_create_workqueue_is_per_cpu_with_one_active_item_per_cpu(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     """create_workqueue() = WQ_MEM_RECLAIM, max_active 1: per-CPU bound pools, one item at
     a time on each CPU, but CPUs run in parallel."""
@@ -200,7 +202,7 @@ def test_create_workqueue_is_per_cpu_with_one_active_item_per_cpu(
         for item in per_cpu[cpu]:
             wqlab.cmd("queue_work_on", wq="legacy", cpu=cpu, id=item, sleep_ms=60)
     every = [i for ids in per_cpu.values() for i in ids]
-    obs = wait_runs(wqlab, trace, {i: 1 for i in every})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in every})
     for cpu, ids in per_cpu.items():
         expected = f"CPU {cpu}: bound worker, one at a time (max_active 1 per CPU)"
         assert obs.max_concurrency(*ids) == 1, obs.explain(expected)

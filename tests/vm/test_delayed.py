@@ -14,8 +14,8 @@ from wqtest import (
     wait_runs,
 )
 
-from harness.client import WqlabClient
-from harness.tracefs import TraceInstance
+from wqlab.client import WqlabClient
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
@@ -32,13 +32,13 @@ def _queued_after_cmd(obs, item: int, cmd: str) -> int:  # type: ignore[no-untyp
 @pytest.mark.xdist_group("whole_vm")  # an upper bound on timer latency: timing-sensitive
 @pytest.mark.parametrize("delay_ms", [20, 100])
 def test_delayed_work_is_queued_no_earlier_than_its_delay(
-    wqlab: WqlabClient, trace: TraceInstance, delay_ms: int
+    wqlab: WqlabClient, wqlab_trace: TraceInstance, delay_ms: int
 ) -> None:
     tick = hz_tick_ns(wqlab)
     (item,) = new_items(wqlab, 1, delayed=True)
     assert wqlab.cmd("schedule_delayed_work", id=item, delay_ms=delay_ms).ret == 1
     pending = wqlab.cmd("delayed_work_pending", id=item).ret
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     lc = obs.one(item)
     waited = _queued_after_cmd(obs, item, "schedule_delayed_work")
     # pending until the timer queues it; on a loaded host (parallel VMs) the delay may
@@ -56,11 +56,11 @@ def test_delayed_work_is_queued_no_earlier_than_its_delay(
 
 
 def test_delayed_work_with_zero_delay_is_queued_at_once_by_the_caller(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     (item,) = new_items(wqlab, 1, delayed=True)
     assert wqlab.cmd("schedule_delayed_work", id=item, delay_ms=0).ret == 1
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     lc = obs.one(item)
     expected = "delay 0: queued directly in the caller's context, before the command returned"
     assert not lc.queued_in_softirq, obs.explain(expected)
@@ -69,7 +69,7 @@ def test_delayed_work_with_zero_delay_is_queued_at_once_by_the_caller(
 
 
 def test_delayed_work_cancelled_before_expiry_never_runs(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     victim, sentinel = new_items(wqlab, 2, delayed=True)
     # 2 s: the cancel must come before the expiry, also on a loaded host (parallel VMs)
@@ -78,31 +78,31 @@ def test_delayed_work_cancelled_before_expiry_never_runs(
     assert wqlab.cmd("delayed_work_pending", id=victim).ret == 0
     # a later deadline: once the sentinel ran, the victim's deadline has long passed
     wqlab.cmd("schedule_delayed_work", id=sentinel, delay_ms=2300)
-    obs = wait_runs(wqlab, trace, {sentinel: 1}, extra=[victim])
+    obs = wait_runs(wqlab, wqlab_trace, {sentinel: 1}, extra=[victim])
     expected = "no event at all for the cancelled item; the sentinel ran"
     assert obs.lcs(victim) == [], obs.explain(expected)
     assert wqlab.work(victim)["runs"] == "0"
 
 
 def test_cancel_delayed_work_sync_before_expiry_returns_true_and_it_never_runs(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     victim, sentinel = new_items(wqlab, 2, delayed=True)
     wqlab.cmd("schedule_delayed_work", id=victim, delay_ms=2000)  # see above: a loaded host
     assert wqlab.cmd("cancel_delayed_work_sync", id=victim).ret == 1
     wqlab.cmd("schedule_delayed_work", id=sentinel, delay_ms=2300)
-    obs = wait_runs(wqlab, trace, {sentinel: 1}, extra=[victim])
+    obs = wait_runs(wqlab, wqlab_trace, {sentinel: 1}, extra=[victim])
     assert obs.lcs(victim) == [], obs.explain("the cancelled item never queued nor ran")
 
 
 def test_mod_delayed_work_brings_the_deadline_forward(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     tick = hz_tick_ns(wqlab)
     (item,) = new_items(wqlab, 1, delayed=True)
     assert wqlab.cmd("queue_delayed_work", wq="system", id=item, delay_ms=30000).ret == 1
     assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=50).ret == 1
-    obs = wait_runs(wqlab, trace, {item: 1}, timeout=20)
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1}, timeout=20)
     waited = _queued_after_cmd(obs, item, "mod_delayed_work")
     expected = f"queued ~50 ms after mod_delayed_work (not 30 s); observed {ms(waited)}"
     assert 50_000_000 - tick <= waited <= 50_000_000 + LATE_NS, obs.explain(expected)
@@ -110,14 +110,14 @@ def test_mod_delayed_work_brings_the_deadline_forward(
 
 
 def test_mod_delayed_work_pushes_the_deadline_back(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     tick = hz_tick_ns(wqlab)
     (item,) = new_items(wqlab, 1, delayed=True)
     # the mod must come before the first deadline, also on a loaded host (parallel VMs)
     wqlab.cmd("queue_delayed_work", wq="system", id=item, delay_ms=1500)
     assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=2500).ret == 1
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     waited = _queued_after_cmd(obs, item, "mod_delayed_work")
     expected = f"queued ≥ 2500 ms after mod_delayed_work (not at 1500 ms); observed {ms(waited)}"
     assert waited >= 2_500_000_000 - tick, obs.explain(expected)
@@ -125,22 +125,22 @@ def test_mod_delayed_work_pushes_the_deadline_back(
 
 
 def test_mod_delayed_work_on_an_idle_item_queues_it_and_returns_false(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     (item,) = new_items(wqlab, 1, delayed=True)
     assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=10).ret == 0
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     assert obs.count(ExecuteEnd, item) == 1, obs.explain("one run")
 
 
 def test_schedule_delayed_work_on_runs_on_that_cpu(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     cpus = online_cpus(wqlab)
     items = new_items(wqlab, len(cpus), delayed=True)
     for cpu, item in zip(cpus, items, strict=True):
         assert wqlab.cmd("schedule_delayed_work_on", id=item, cpu=cpu, delay_ms=20).ret == 1
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     for cpu, item in zip(cpus, items, strict=True):
         lc = obs.one(item)
         expected = f"id={item} queued for CPU {cpu} by its timer and run there"
@@ -148,14 +148,14 @@ def test_schedule_delayed_work_on_runs_on_that_cpu(
 
 
 def test_flush_delayed_work_runs_a_waiting_timer_item_now(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     (item,) = new_items(wqlab, 1, delayed=True)
     wqlab.cmd("schedule_delayed_work", id=item, delay_ms=30000)
     # ret is 1 when flush_work() found the item queued or running; 0 when it had already
     # run (6.12, 2 vCPUs: the item queued on the other CPU may end before flush looks)
     assert wqlab.result(wqlab.submit("flush_delayed_work", id=item), timeout=20).ret in (0, 1)
-    obs = wait_runs(wqlab, trace, {item: 1}, timeout=5)
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1}, timeout=5)
     lc = obs.one(item)
     expected = "queued by flush_delayed_work itself (timer cancelled), run, before it returned"
     assert not lc.queued_in_softirq, obs.explain(expected)

@@ -1,4 +1,4 @@
-"""A bounded fuzz run (``harness.fuzz`` in the guest, driven by ``harness.fuzzhost``): both
+"""A bounded fuzz run (``wqlab.fuzz`` in the guest, driven by ``wqlab.fuzzhost``): both
 control planes from several threads, well-formed, mutated and random input, race scenarios
 (destroy/drain/free/cancel/flush against queueing, armed timers, blocked items with a
 releaser), then rmmod. Every answer must be one the docs allow, ``stats`` must add up, no
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.fuzzhost import FuzzParams, run_fuzz
-from harness.vm import Vm
+from wqlab.fuzzhost import FuzzParams, run_fuzz
+from wqlab.vm import Vm
 
 pytestmark = pytest.mark.vm
 

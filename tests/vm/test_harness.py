@@ -19,25 +19,25 @@ from pathlib import Path
 
 import pytest
 
-from harness.channel import AgentChannel
-from harness.client import insmod, is_loaded, rmmod
-from harness.errors import GuestCommandError, GuestTimeoutError
-from harness.kernels import Kernel
-from harness.kmsg import dmesg_mark, dmesg_since
-from harness.reaper import group_members
-from harness.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance
-from harness.vm import Vm
+from wqlab.channel import AgentChannel
+from wqlab.client import insmod, is_loaded, rmmod
+from wqlab.errors import GuestCommandError, GuestTimeoutError
+from wqlab.kernels import Kernel
+from wqlab.kmsg import dmesg_mark, dmesg_since
+from wqlab.reaper import group_members
+from wqlab.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance
+from wqlab.vm import Vm
 
 pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def test_agent_round_trip_is_milliseconds(guest: AgentChannel) -> None:
+def test_agent_round_trip_is_milliseconds(wqlab_guest: AgentChannel) -> None:
     lat = []
     for _ in range(100):
         t = time.perf_counter()
-        assert guest.request("echo", data="x") == "x"
+        assert wqlab_guest.request("echo", data="x") == "x"
         lat.append(time.perf_counter() - t)
     median_ms = statistics.median(lat) * 1e3
     print(f"agent echo round trip: median {median_ms:.2f} ms over {len(lat)} requests")
@@ -45,25 +45,27 @@ def test_agent_round_trip_is_milliseconds(guest: AgentChannel) -> None:
     assert median_ms < 100, f"median round trip {median_ms:.1f} ms"
 
 
-def test_hung_request_times_out_with_a_clear_error(guest: AgentChannel) -> None:
+def test_hung_request_times_out_with_a_clear_error(wqlab_guest: AgentChannel) -> None:
     t0 = time.monotonic()
     with pytest.raises(GuestTimeoutError, match="got no answer in 2 s"):
-        guest.request("sleep", timeout=2, seconds=30)
+        wqlab_guest.request("sleep", timeout=2, seconds=30)
     assert time.monotonic() - t0 < 10
     # the channel is still usable afterwards
-    assert guest.request("echo", data="still here") == "still here"
+    assert wqlab_guest.request("echo", data="still here") == "still here"
 
 
-def test_fast_boot_runs_the_agent_as_init(guest: AgentChannel, wqlab_vm: Vm) -> None:
+def test_fast_boot_runs_the_agent_as_init(wqlab_guest: AgentChannel, wqlab_vm: Vm) -> None:
     """The fast boot's init is the agent (no virtme-ng-init, udev, tmpfiles): it mounts
     what tests use, keeps the host's files untouched, and reaps orphans as PID 1 must."""
     if not wqlab_vm.cfg.fast:
-        pytest.skip("--no-fast-boot: virtme-ng-init is PID 1 in this session")
-    init = guest.read("/proc/1/cmdline").split("\0")
+        pytest.skip("--wqlab-no-fast-boot: virtme-ng-init is PID 1 in this session")
+    init = wqlab_guest.read("/proc/1/cmdline").split("\0")
     assert init[0] == wqlab_vm.cfg.python and "--init" in init, init
-    status = guest.read(f"/proc/{guest.request('ping')['pid']}/status")
+    status = wqlab_guest.read(f"/proc/{wqlab_guest.request('ping')['pid']}/status")
     assert "\nPPid:\t1\n" in status  # the agent is PID 1's child
-    mounts = {line.split()[1]: line.split()[2] for line in guest.read("/proc/mounts").splitlines()}
+    mounts = {
+        line.split()[1]: line.split()[2] for line in wqlab_guest.read("/proc/mounts").splitlines()
+    }
     for path, fstype in (
         ("/sys/kernel/tracing", "tracefs"),
         ("/sys/kernel/debug", "debugfs"),
@@ -75,92 +77,92 @@ def test_fast_boot_runs_the_agent_as_init(guest: AgentChannel, wqlab_vm: Vm) -> 
         assert mounts.get(path) == fstype, (path, mounts.get(path))
     # the overlays make the shared, read-only host root writable in the guest only
     marker = f"/etc/wqlab-init-test-{os.getpid()}"
-    guest.write(marker, "guest only\n")
-    assert guest.read(marker) == "guest only\n" and not Path(marker).exists()
+    wqlab_guest.write(marker, "guest only\n")
+    assert wqlab_guest.read(marker) == "guest only\n" and not Path(marker).exists()
     # an orphan (a shell's background child) is reparented to PID 1 and reaped there
-    out = guest.succeed("sleep 0.3 & echo $!")
+    out = wqlab_guest.succeed("sleep 0.3 & echo $!")
     orphan = int(out.split()[-1])
     deadline = time.monotonic() + 30
-    while guest.exists(f"/proc/{orphan}") and time.monotonic() < deadline:
-        guest.request("sleep", seconds=0.2)
-    assert not guest.exists(f"/proc/{orphan}"), guest.read(f"/proc/{orphan}/status")
+    while wqlab_guest.exists(f"/proc/{orphan}") and time.monotonic() < deadline:
+        wqlab_guest.request("sleep", seconds=0.2)
+    assert not wqlab_guest.exists(f"/proc/{orphan}"), wqlab_guest.read(f"/proc/{orphan}/status")
     if wqlab_vm.cfg.pvh:
         # Debian kernels carry a PVH note: QEMU loaded the uncompressed vmlinux
         assert wqlab_vm.cfg.boot_image is not None and wqlab_vm.cfg.boot_image.exists()
 
 
 def test_a_removed_trace_instance_leaves_its_tracepoints_pinned(
-    guest: AgentChannel, wqlab_ko: Path
+    wqlab_guest: AgentChannel, wqlab_ko: Path
 ) -> None:
     """Test instances come and go; the keepers hold every tracepoint they used, so that
-    going goes without live text patching (see harness/tracefs.py), and the module still
+    going goes without live text patching (see wqlab/tracefs.py), and the module still
     unloads with its events pinned."""
-    if is_loaded(guest):
-        rmmod(guest)
-    insmod(guest, str(wqlab_ko))
-    inst = TraceInstance(guest, "t_pin_check").start()
+    if is_loaded(wqlab_guest):
+        rmmod(wqlab_guest)
+    insmod(wqlab_guest, str(wqlab_ko))
+    inst = TraceInstance(wqlab_guest, "t_pin_check").start()
     inst.remove()
-    assert not guest.exists(inst.path)
+    assert not wqlab_guest.exists(inst.path)
     for pin in PIN_INSTANCES:
         d = f"{TRACEFS}/instances/{pin}"
-        assert guest.read(f"{d}/tracing_on").strip() == "0"
+        assert wqlab_guest.read(f"{d}/tracing_on").strip() == "0"
         for ev in (*WQ_EVENTS, "wqlab"):
-            assert guest.read(f"{d}/events/{ev}/enable").strip() == "1", (pin, ev)
-    rmmod(guest)
-    assert not is_loaded(guest)
-    assert not guest.exists(f"{TRACEFS}/instances/{PIN_INSTANCES[0]}/events/wqlab")
+            assert wqlab_guest.read(f"{d}/events/{ev}/enable").strip() == "1", (pin, ev)
+    rmmod(wqlab_guest)
+    assert not is_loaded(wqlab_guest)
+    assert not wqlab_guest.exists(f"{TRACEFS}/instances/{PIN_INSTANCES[0]}/events/wqlab")
 
 
-def test_the_kernel_log_reads_as_dmesg_prints_it(guest: AgentChannel) -> None:
+def test_the_kernel_log_reads_as_dmesg_prints_it(wqlab_guest: AgentChannel) -> None:
     """The splat scan after each test reads /dev/kmsg in the agent (no dmesg process): the
     same text as dmesg, and from a mark exactly the records after it."""
-    theirs = guest.succeed("dmesg")
-    ours = dmesg_since(guest, 0)
+    theirs = wqlab_guest.succeed("dmesg")
+    ours = dmesg_since(wqlab_guest, 0)
     assert theirs and ours.startswith(theirs), (theirs[-500:], ours[-500:])
-    mark = dmesg_mark(guest)
-    guest.write("/dev/kmsg", "<6>wqlab: kmsg mark check \\ \u00e9\n")
-    after = dmesg_since(guest, mark).splitlines()
+    mark = dmesg_mark(wqlab_guest)
+    wqlab_guest.write("/dev/kmsg", "<6>wqlab: kmsg mark check \\ \u00e9\n")
+    after = dmesg_since(wqlab_guest, mark).splitlines()
     assert after and after[0].endswith("] wqlab: kmsg mark check \\ \u00e9"), after  # first
 
 
 def test_module_load_and_unload_failures_name_their_errno(
-    guest: AgentChannel, wqlab_ko: Path
+    wqlab_guest: AgentChannel, wqlab_ko: Path
 ) -> None:
     """insmod and rmmod are system calls in the agent: their failures come back as a
     GuestCommandError carrying the errno, in words."""
-    if is_loaded(guest):
-        rmmod(guest)
+    if is_loaded(wqlab_guest):
+        rmmod(wqlab_guest)
     with pytest.raises(GuestCommandError, match="EINVAL: invalid parameters") as e:
-        insmod(guest, str(wqlab_ko), max_items=0)  # the module's init refuses it
-    assert e.value.errno == errno.EINVAL and not is_loaded(guest)
-    insmod(guest, str(wqlab_ko), max_items=5)
-    assert guest.read("/sys/module/wqlab/parameters/max_items").strip() == "5"
+        insmod(wqlab_guest, str(wqlab_ko), max_items=0)  # the module's init refuses it
+    assert e.value.errno == errno.EINVAL and not is_loaded(wqlab_guest)
+    insmod(wqlab_guest, str(wqlab_ko), max_items=5)
+    assert wqlab_guest.read("/sys/module/wqlab/parameters/max_items").strip() == "5"
     with pytest.raises(GuestCommandError, match="EEXIST: the module is already loaded") as e:
-        insmod(guest, str(wqlab_ko))
+        insmod(wqlab_guest, str(wqlab_ko))
     assert e.value.errno == errno.EEXIST
-    rmmod(guest)
+    rmmod(wqlab_guest)
     with pytest.raises(GuestCommandError, match="rmmod wqlab failed: ENOENT") as e:
-        rmmod(guest)
-    assert e.value.errno == errno.ENOENT and not is_loaded(guest)
+        rmmod(wqlab_guest)
+    assert e.value.errno == errno.ENOENT and not is_loaded(wqlab_guest)
 
 
 INNER = """
 import json, os, pytest
 from pathlib import Path
-from harness.build import build_module
+from wqlab.build import build_module
 
 SPLAT = Path({splat!r})
 
-def test_a_splat_fails_this_test(wqlab_kernel, guest, wqlab_vm):
+def test_a_splat_fails_this_test(wqlab_kernel, wqlab_guest, wqlab_vm):
     ko = build_module(wqlab_kernel, src=SPLAT, name="splatmod", subdir=".",
                       out_root=Path({out!r}))
-    guest.succeed(f"insmod {{ko}}")
+    wqlab_guest.succeed(f"insmod {{ko}}")
     wqlab_vm.wait_console("splatmod", timeout=30)
     # nothing here fails: only the plugin's splat watch can turn this test red
 
-def test_after_a_splat_the_vm_is_fresh(guest, wqlab_vm, wqlab_vm_manager):
+def test_after_a_splat_the_vm_is_fresh(wqlab_guest, wqlab_vm, wqlab_vm_manager):
     assert wqlab_vm_manager.boots == 2
-    assert not guest.exists("/sys/module/splatmod")
+    assert not wqlab_guest.exists("/sys/module/splatmod")
     Path({pids!r}).write_text(json.dumps({{"pgid": wqlab_vm.proc.pid}}))
 """
 
@@ -179,8 +181,8 @@ def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
         )
     )
     res = pytester.runpytest_subprocess(
-        f"--kernel={wqlab_kernel.version}",
-        f"--artifacts={tmp_path / 'art'}",
+        f"--wqlab-kernel={wqlab_kernel.version}",
+        f"--wqlab-artifacts={tmp_path / 'art'}",
         "-p",
         "no:cacheprovider",
         "-v",
@@ -203,8 +205,8 @@ KILLED = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from harness import kernels
-from harness.vm import Vm, VmConfig
+from wqlab import kernels
+from wqlab.vm import Vm, VmConfig
 k = kernels.resolve({kernel!r})
 vm = Vm(VmConfig(image=k.image), Path({log!r}))
 vm.start()
@@ -228,7 +230,7 @@ def test_a_killed_harness_process_leaves_no_qemu(
 ) -> None:
     """SIGKILL gives the harness no chance to clean up (a killed pytest-xdist worker, an
     OOM kill). A live guest agent reads EOF on its port and powers the VM off; a hung
-    guest (QEMU stopped here) cannot, and harness/reaper.py kills the process group."""
+    guest (QEMU stopped here) cannot, and wqlab/reaper.py kills the process group."""
     script = tmp_path / "killed.py"
     script.write_text(
         KILLED.format(root=str(ROOT), kernel=wqlab_kernel.version, log=str(tmp_path / "c.log"))

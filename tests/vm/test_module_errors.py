@@ -13,9 +13,9 @@ import pytest
 from wqtest import new_item
 from wqtest import poll as wait_until
 
-from harness import uapi
-from harness.client import CONTROL, DEBUGFS, DEVICE, WqlabClient
-from harness.errors import GuestCommandError
+from wqlab import uapi
+from wqlab.client import CONTROL, DEBUGFS, DEVICE, WqlabClient
+from wqlab.errors import GuestCommandError
 
 pytestmark = pytest.mark.vm
 
@@ -242,7 +242,7 @@ def test_offline_cpu_is_einval(plane: WqlabClient) -> None:
     c = plane
     path = "/sys/devices/system/cpu/cpu1/online"
     if not c.agent.exists(path):
-        pytest.skip("no hot-pluggable cpu1 in this VM (run with --vm-cpus=2 or more)")
+        pytest.skip("no hot-pluggable cpu1 in this VM (run with --wqlab-cpus=2 or more)")
     item, ditem = new_item(c), new_item(c, delayed=True)
     c.agent.sh(f"echo 0 > {path}")
     try:

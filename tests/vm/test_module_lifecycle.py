@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.channel import AgentChannel
-from harness.client import CONTROL, DEBUGFS, DEVICE, WqlabClient, insmod, is_loaded
-from harness.kernels import Kernel
-from harness.splat import is_splat
+from wqlab.channel import AgentChannel
+from wqlab.client import CONTROL, DEBUGFS, DEVICE, WqlabClient, insmod, is_loaded
+from wqlab.kernels import Kernel
+from wqlab.splat import is_splat
 
 pytestmark = pytest.mark.vm
 
@@ -46,39 +46,39 @@ def test_modinfo_shows_description_author_license_version_and_parameter(
     assert any(p.startswith("max_items:") and "(uint)" in p for p in info["parm"]), info["parm"]
 
 
-def _unload(guest: AgentChannel) -> None:
-    if is_loaded(guest):
-        guest.sh("rmmod wqlab", timeout=120)
+def _unload(wqlab_guest: AgentChannel) -> None:
+    if is_loaded(wqlab_guest):
+        wqlab_guest.sh("rmmod wqlab", timeout=120)
 
 
-def _dmesg_mark(guest: AgentChannel) -> int:
-    return int(guest.succeed("dmesg | wc -l").strip())
+def _dmesg_mark(wqlab_guest: AgentChannel) -> int:
+    return int(wqlab_guest.succeed("dmesg | wc -l").strip())
 
 
-def _splats_since(guest: AgentChannel, mark: int) -> list[str]:
-    out = guest.succeed(f"dmesg | tail -n +{mark + 1}")
+def _splats_since(wqlab_guest: AgentChannel, mark: int) -> list[str]:
+    out = wqlab_guest.succeed(f"dmesg | tail -n +{mark + 1}")
     return [ln for ln in out.splitlines() if is_splat(ln)]
 
 
-def test_max_items_parameter_is_checked_at_load(guest: AgentChannel, wqlab_ko: Path) -> None:
-    _unload(guest)
-    mark = _dmesg_mark(guest)
+def test_max_items_parameter_is_checked_at_load(wqlab_guest: AgentChannel, wqlab_ko: Path) -> None:
+    _unload(wqlab_guest)
+    mark = _dmesg_mark(wqlab_guest)
     for bad in (0, 1025):
-        res = guest.sh(f"insmod {wqlab_ko} max_items={bad}", check=False)
+        res = wqlab_guest.sh(f"insmod {wqlab_ko} max_items={bad}", check=False)
         # kmod words EINVAL from init as "Invalid parameters"
         assert res["rc"] != 0 and "Invalid param" in res["stderr"], (bad, res)
-        assert not is_loaded(guest)
-    log = guest.succeed(f"dmesg | tail -n +{mark + 1}")
+        assert not is_loaded(wqlab_guest)
+    log = wqlab_guest.succeed(f"dmesg | tail -n +{mark + 1}")
     assert log.count("wqlab: max_items must be 1..1024") == 2, log
     for good in (1, 1024):
-        insmod(guest, str(wqlab_ko), max_items=good)
-        c = WqlabClient(guest)
+        insmod(wqlab_guest, str(wqlab_ko), max_items=good)
+        c = WqlabClient(wqlab_guest)
         assert c.features()["max_items"] == str(good)
-        assert guest.read("/sys/module/wqlab/parameters/max_items").strip() == str(good)
+        assert wqlab_guest.read("/sys/module/wqlab/parameters/max_items").strip() == str(good)
         ids = [int(c.cmd("work_new")["id"]) for _ in range(min(good, 3))]
         assert ids == list(range(2, 2 + min(good, 3)))
-        guest.succeed("rmmod wqlab")
-    assert not is_loaded(guest)
+        wqlab_guest.succeed("rmmod wqlab")
+    assert not is_loaded(wqlab_guest)
 
 
 def test_rmmod_is_refused_while_a_control_plane_is_open(wqlab: WqlabClient) -> None:
@@ -156,11 +156,11 @@ echo "cycles=$i"
 """
 
 
-def _run_cycles(guest: AgentChannel, ko: Path, cycles: int, limit: float) -> list[int]:
-    _unload(guest)
-    mark = _dmesg_mark(guest)
+def _run_cycles(wqlab_guest: AgentChannel, ko: Path, cycles: int, limit: float) -> list[int]:
+    _unload(wqlab_guest)
+    mark = _dmesg_mark(wqlab_guest)
     t0 = time.monotonic()
-    res = guest.sh(_cycle_script(ko, cycles), timeout=limit, check=False)
+    res = wqlab_guest.sh(_cycle_script(ko, cycles), timeout=limit, check=False)
     wall = time.monotonic() - t0
     out = res["stdout"]
     assert res["rc"] == 0 and f"cycles={cycles}" in out, (
@@ -171,19 +171,19 @@ def _run_cycles(guest: AgentChannel, ko: Path, cycles: int, limit: float) -> lis
         f"{cycles} load/unload cycles in {wall:.1f} s ({wall / cycles:.2f} s each); "
         f"rmmod max {max(rmmod_ms)} ms, median {sorted(rmmod_ms)[len(rmmod_ms) // 2]} ms"
     )
-    splats = _splats_since(guest, mark)
+    splats = _splats_since(wqlab_guest, mark)
     assert not splats, "kernel splat during load/unload cycles:\n" + "\n".join(splats[:20])
-    log = guest.succeed(f"dmesg | tail -n +{mark + 1} | grep -c 'wqlab: unloaded' || true")
+    log = wqlab_guest.succeed(f"dmesg | tail -n +{mark + 1} | grep -c 'wqlab: unloaded' || true")
     assert int(log.strip() or 0) == cycles
-    assert not is_loaded(guest)
+    assert not is_loaded(wqlab_guest)
     return rmmod_ms
 
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_rmmod_with_work_in_flight_in_every_state_is_clean(
-    guest: AgentChannel, wqlab_ko: Path
+    wqlab_guest: AgentChannel, wqlab_ko: Path
 ) -> None:
-    rmmod_ms = _run_cycles(guest, wqlab_ko, 1, limit=300)
+    rmmod_ms = _run_cycles(wqlab_guest, wqlab_ko, 1, limit=300)
     # blocked and sleeping runs are cut short: no 20-60 s wait for a sleep or a timer
     assert rmmod_ms[0] < 15000, rmmod_ms
 
@@ -192,6 +192,6 @@ def test_rmmod_with_work_in_flight_in_every_state_is_clean(
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_100_load_unload_cycles_with_work_in_flight_leave_no_splat(
-    guest: AgentChannel, wqlab_ko: Path
+    wqlab_guest: AgentChannel, wqlab_ko: Path
 ) -> None:
-    _run_cycles(guest, wqlab_ko, 100, limit=2000)
+    _run_cycles(wqlab_guest, wqlab_ko, 100, limit=2000)

@@ -15,8 +15,8 @@ import pytest
 from wqtest import new_item
 from wqtest import poll as wait_until
 
-from harness import uapi
-from harness.client import DEVICE, WqlabClient, WqlabCommandError, format_command
+from wqlab import uapi
+from wqlab.client import DEVICE, WqlabClient, WqlabCommandError, format_command
 
 pytestmark = pytest.mark.vm
 
@@ -413,7 +413,7 @@ def test_apis_and_flags_absent_from_the_kernel_are_eopnotsupp(plane: WqlabClient
     assert int(c.stats()["cmds_failed"]) == failed + len(absent) + 2 * len(flags)
 
 
-@pytest.mark.feature("cancel_work")
+@pytest.mark.wqlab_feature("cancel_work")
 def test_cancel_work_returns_whether_it_was_pending(plane: WqlabClient) -> None:
     c = plane
     item = new_item(c)
@@ -428,7 +428,7 @@ def test_cancel_work_returns_whether_it_was_pending(plane: WqlabClient) -> None:
     c.cmd("release", id=blocker)
 
 
-@pytest.mark.feature("disable_work")
+@pytest.mark.wqlab_feature("disable_work")
 def test_disable_and_enable_count_and_block_queueing(plane: WqlabClient) -> None:
     c = plane
     item, d = new_item(c), new_item(c, delayed=True)
@@ -462,7 +462,7 @@ def test_disable_and_enable_count_and_block_queueing(plane: WqlabClient) -> None
     c.expect_errno(errno.EINVAL, "enable_work", id=item)
 
 
-@pytest.mark.feature("disable_work", "enable_and_queue_work")
+@pytest.mark.wqlab_feature("disable_work", "enable_and_queue_work")
 def test_enable_and_queue_work_enables_then_queues(plane: WqlabClient) -> None:
     c = plane
     item = new_item(c)

@@ -8,31 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import build_module
-from harness.channel import AgentChannel
-from harness.kernels import Kernel
-from harness.lifecycle import build_lifecycles, is_fifo, max_concurrency
-from harness.report import format_lifecycles
-from harness.trace import parse
-from harness.tracefs import TraceInstance
+from wqlab.build import build_module
+from wqlab.channel import AgentChannel
+from wqlab.kernels import Kernel
+from wqlab.lifecycle import build_lifecycles, is_fifo, max_concurrency
+from wqlab.report import format_lifecycles
+from wqlab.trace import parse
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 OTHER = Path(__file__).resolve().parent.parent / "othermod"
 
 
 @pytest.fixture
-def othermod(wqlab_kernel: Kernel, guest: AgentChannel) -> Iterator[Path]:
+def othermod(wqlab_kernel: Kernel, wqlab_guest: AgentChannel) -> Iterator[Path]:
     ko = build_module(wqlab_kernel, src=OTHER, name="othermod", subdir=".")
     yield ko
-    guest.sh("rmmod othermod", check=False)
+    wqlab_guest.sh("rmmod othermod", check=False)
 
 
 def test_othermod_items_run_in_order_on_its_ordered_queue(
-    othermod: Path, guest: AgentChannel, trace: TraceInstance
+    othermod: Path, wqlab_guest: AgentChannel, wqlab_trace: TraceInstance
 ) -> None:
-    guest.succeed(f"insmod {othermod}")
+    wqlab_guest.succeed(f"insmod {othermod}")
     # execute_start and execute_end of three items: six ": function othermod_fn" lines
-    text = trace.wait_for(lambda t: t.count(": function othermod_fn") >= 6)
+    text = wqlab_trace.wait_for(lambda t: t.count(": function othermod_fn") >= 6)
     lcs = [lc for lc in build_lifecycles(parse(text)) if lc.function_name.startswith("othermod_fn")]
     table = format_lifecycles(lcs)
     assert len(lcs) == 3, table

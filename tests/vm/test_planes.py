@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from wqtest import new_items, online_cpus, wait_blocked, wait_runs
 
-from harness import uapi
-from harness.client import CONTROL, DEVICE, WqlabClient, WqlabCommandError
-from harness.errors import GuestCommandError
-from harness.tracefs import TraceInstance
+from wqlab import uapi
+from wqlab.client import CONTROL, DEVICE, WqlabClient, WqlabCommandError
+from wqlab.errors import GuestCommandError
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
@@ -21,11 +21,11 @@ PLANES = ["wqlab", "wqlab_ioctl"]
 
 def _client(request: pytest.FixtureRequest, plane: str) -> tuple[WqlabClient, TraceInstance]:
     c = request.getfixturevalue(plane)
-    t = request.getfixturevalue("trace")  # after the module: wqlab:* events enabled
+    t = request.getfixturevalue("wqlab_trace")  # after the module: wqlab:* events enabled
     return c, t
 
 
-def scenario(c: WqlabClient, trace: TraceInstance, p: str) -> dict[str, Any]:
+def scenario(c: WqlabClient, wqlab_trace: TraceInstance, p: str) -> dict[str, Any]:
     """Ordered queue with three items (one queued twice), a per-CPU item, an unbound one
     and a delayed one; return what the trace showed, with names made plane-neutral."""
     cpu = online_cpus(c)[-1]
@@ -34,7 +34,7 @@ def scenario(c: WqlabClient, trace: TraceInstance, p: str) -> dict[str, Any]:
     (dl,) = new_items(c, 1, delayed=True)
     # a blocks at the front of the ordered queue, so b and d are surely still pending
     rets = [c.cmd("queue_work", wq=f"{p}ord", id=a, block=1).ret]
-    wait_blocked(c, trace, [], a)
+    wait_blocked(c, wqlab_trace, [], a)
     rets += [
         c.cmd("queue_work", wq=f"{p}ord", id=b, sleep_ms=5).ret,
         c.cmd("queue_work", wq=f"{p}ord", id=d, sleep_ms=5).ret,
@@ -45,7 +45,7 @@ def scenario(c: WqlabClient, trace: TraceInstance, p: str) -> dict[str, Any]:
     ]
     c.cmd("release", id=a)
     names = {a: "a", b: "b", d: "d", e: "e", g: "g", dl: "dl"}
-    obs = wait_runs(c, trace, {i: 1 for i in names})
+    obs = wait_runs(c, wqlab_trace, {i: 1 for i in names})
     items = {}
     for i, label in names.items():
         lcs = obs.ran(i)
@@ -102,11 +102,11 @@ def test_scenario_gives_the_expected_lifecycles_on_each_plane(
 
 
 def test_debugfs_and_ioctl_give_identical_lifecycles_in_one_module_load(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     ioctl = WqlabClient(wqlab.agent, "ioctl")
-    text = scenario(wqlab, trace, "t")
-    binary = scenario(ioctl, trace, "i")
+    text = scenario(wqlab, wqlab_trace, "t")
+    binary = scenario(ioctl, wqlab_trace, "i")
     t_table, i_table = text.pop("table"), binary.pop("table")
     assert text == binary, f"\ndebugfs: {text}\nioctl:   {binary}\n{t_table}\n{i_table}"
 

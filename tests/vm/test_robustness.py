@@ -12,10 +12,10 @@ import time
 import pytest
 from wqtest import Observed, new_item, observe, poll, wait_blocked, wait_event
 
-from harness import uapi
-from harness.client import CONTROL, DEVICE, WqlabClient
-from harness.trace import WqlabEvent
-from harness.tracefs import TraceInstance
+from wqlab import uapi
+from wqlab.client import CONTROL, DEVICE, WqlabClient
+from wqlab.trace import WqlabEvent
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
@@ -41,7 +41,7 @@ def stat(c: WqlabClient, key: str) -> int:
 
 
 def test_destroy_fires_an_armed_timer_first_so_nothing_is_left_pending(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     c.cmd("alloc_workqueue", name="armed")
@@ -59,13 +59,13 @@ def test_destroy_fires_an_armed_timer_first_so_nothing_is_left_pending(
 
 
 def test_destroy_ends_a_self_requeueing_delayed_chain(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     c.cmd("alloc_workqueue", name="chain")
     item = new_item(c, delayed=True)
     c.cmd("queue_delayed_work", wq="chain", id=item, delay_ms=300, requeue=5)
-    wait_event(c, trace, [item], "wqlab_work_done", item)  # the first run re-armed it
+    wait_event(c, wqlab_trace, [item], "wqlab_work_done", item)  # the first run re-armed it
     assert c.cmd("destroy_workqueue", wq="chain").ret == 0
     assert c.cmd("work_pending", id=item).ret == 0, work(c, item)
     runs = int(work(c, item)["runs"])
@@ -79,7 +79,7 @@ def test_destroy_ends_a_self_requeueing_delayed_chain(
 
 
 def test_drain_fires_armed_timers_before_it_drains(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     c.cmd("alloc_workqueue", name="drt", max_active=4)
@@ -91,7 +91,7 @@ def test_drain_fires_armed_timers_before_it_drains(
     for i in (busy, timed):
         assert c.cmd("work_pending", id=i).ret == 0, work(c, i)
         assert work(c, i)["runs"] == "1", work(c, i)
-    obs = observe(c, trace, [busy, timed])
+    obs = observe(c, wqlab_trace, [busy, timed])
     assert len(obs.ran(timed)) == 1, obs.explain("the armed item ran during the drain")
     # the queue is usable again, and its items can be freed
     assert c.cmd("queue_delayed_work", wq="drt", id=timed, delay_ms=1).ret == 1
@@ -102,7 +102,7 @@ def test_drain_fires_armed_timers_before_it_drains(
 
 
 def test_a_delayed_chain_ends_at_a_drain_instead_of_arming_a_timer_into_it(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     c.cmd("alloc_workqueue", name="drc", max_active=4)
@@ -126,7 +126,7 @@ def test_a_delayed_chain_ends_at_a_drain_instead_of_arming_a_timer_into_it(
 
 
 def test_an_item_running_on_one_queue_is_refused_on_another(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     item = new_item(c)
@@ -143,18 +143,18 @@ def test_an_item_running_on_one_queue_is_refused_on_another(
     # idle again: another queue is allowed
     assert c.cmd("queue_work", wq="system_highpri", id=item).ret == 1
     c.cmd("flush_work", id=item)
-    obs = observe(c, trace, [item])
+    obs = observe(c, wqlab_trace, [item])
     assert obs.max_concurrency() <= 1, obs.explain("never two runs of one item at once")
     assert c.cmd("work_free", id=item).ret == 0
 
 
 def test_a_blocked_item_is_not_freed_or_moved_while_it_runs(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     item = new_item(c)
     c.cmd("schedule_work", id=item, block=1)
-    wait_blocked(c, trace, [], item)
+    wait_blocked(c, wqlab_trace, [], item)
     c.expect_errno(errno.EBUSY, "queue_work", wq="system_long", id=item)
     c.expect_errno(errno.EBUSY, "work_free", id=item)
     assert c.cmd("release", id=item).ret == 1
@@ -166,12 +166,12 @@ def test_a_blocked_item_is_not_freed_or_moved_while_it_runs(
 
 
 def test_a_release_followed_at_once_by_a_queueing_ends_the_blocked_run(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     item = new_item(c)
     c.cmd("schedule_work", id=item, block=1)
-    obs = wait_blocked(c, trace, [], item)
+    obs = wait_blocked(c, wqlab_trace, [], item)
     first = seqs(obs, "wqlab_work_block", item)[0]
     # both commands in one guest shell, microseconds apart: the queueing clears the
     # release latch before the woken run looks at it
@@ -179,25 +179,25 @@ def test_a_release_followed_at_once_by_a_queueing_ends_the_blocked_run(
         f"exec 3<>{CONTROL}; echo 'release id={item}' >&3; "
         f"echo 'schedule_work id={item} block=1' >&3"
     )
-    obs = wait_event(c, trace, [item], "wqlab_work_done", item, timeout=10)
+    obs = wait_event(c, wqlab_trace, [item], "wqlab_work_done", item, timeout=10)
     assert first in seqs(obs, "wqlab_work_done", item), obs.explain("the released run finished")
     # the second run (queued with block=1 after the release) blocks until its own release
-    wait_blocked(c, trace, [item], item, n=2)
+    wait_blocked(c, wqlab_trace, [item], item, n=2)
     assert c.cmd("release", id=item).ret == 1
     c.cmd("flush_work", id=item)
     c.cmd("work_free", id=item)
 
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
-@pytest.mark.module_params(block_max_ms=1000)
+@pytest.mark.wqlab_module_params(block_max_ms=1000)
 def test_a_forgotten_release_costs_block_max_ms_not_a_hang(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = wqlab
     assert c.features()["block_max_ms"] == "1000"
     item = new_item(c)
     c.cmd("schedule_work", id=item, block=1)
-    wait_blocked(c, trace, [], item)
+    wait_blocked(c, wqlab_trace, [], item)
     t0 = time.monotonic()
     c.cmd("flush_work", id=item, timeout=30)  # returns once the block times out
     assert time.monotonic() - t0 < 20
@@ -325,16 +325,16 @@ def test_threads_sharing_one_control_fd_read_whole_result_lines(wqlab: WqlabClie
     assert res["stdout"].startswith("0 "), res
 
 
-@pytest.mark.module_params(block_max_ms=100000)  # the item stays blocked through the loop
+@pytest.mark.wqlab_module_params(block_max_ms=100000)  # the item stays blocked through the loop
 def test_disable_count_never_overflows_with_sync_cancels_in_flight(
-    plane: WqlabClient, trace: TraceInstance
+    plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = plane
     if c.features().get("disable_work") != "1":
         pytest.skip(f"this kernel has no disable_work ({c.features()['kernel']})")
     item = new_item(c)
     c.cmd("schedule_work", id=item, block=1)
-    wait_blocked(c, trace, [], item)
+    wait_blocked(c, wqlab_trace, [], item)
 
     # 65534 disables from a guest shell loop (one command each: 10-30 s under TCG), while
     # the run stays blocked (block_max_ms=100 s): a first part tells whether it can
@@ -399,12 +399,12 @@ def _kill_and_time(c: WqlabClient, pid: int) -> float:
 
 
 def test_killing_a_flush_of_a_blocked_item_ends_its_wait_at_once(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     c = wqlab
     item = new_item(c)
     c.cmd("schedule_work", id=item, block=1)
-    wait_blocked(c, trace, [], item)
+    wait_blocked(c, wqlab_trace, [], item)
     pid = _wait_in_background(c, f"flush_work id={item}")
     took = _kill_and_time(c, pid)
     assert took < 10, f"the killed flush took {took:.1f} s (block_max_ms is 30 s)"
@@ -413,7 +413,7 @@ def test_killing_a_flush_of_a_blocked_item_ends_its_wait_at_once(
     assert stat(c, "block_timeouts") == 0
     # the module is fully usable again: a new block waits for its release
     c.cmd("schedule_work", id=item, block=1)
-    wait_blocked(c, trace, [item], item, n=2)
+    wait_blocked(c, wqlab_trace, [item], item, n=2)
     assert c.cmd("release", id=item).ret == 1
     c.cmd("flush_work", id=item)
     c.cmd("work_free", id=item)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import pytest
 from wqtest import new_items, online_cpus, wait_runs
 
-from harness.client import WqlabClient
-from harness.tracefs import TraceInstance
+from wqlab.client import WqlabClient
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
@@ -50,14 +50,14 @@ def tasks(c: WqlabClient) -> dict[int, str]:
 
 
 def test_delayed_work_timer_queues_from_ktimers_only_under_rt(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     rt = preempt_rt(wqlab)
     cpus = online_cpus(wqlab)
     items = new_items(wqlab, len(cpus), delayed=True)
     for cpu, item in zip(cpus, items, strict=True):
         assert wqlab.cmd("schedule_delayed_work_on", cpu=cpu, id=item, delay_ms=20).ret == 1
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     expected = (
         "PREEMPT_RT: queue_work by ktimers/<cpu> of the timer's CPU, in (threaded) softirq"
         if rt
@@ -79,11 +79,11 @@ def test_delayed_work_timer_queues_from_ktimers_only_under_rt(
 
 @pytest.mark.parametrize(("wq", "nice"), [("system", 0), ("system_highpri", -20)])
 def test_kworkers_stay_sched_other_with_or_without_rt(
-    wqlab: WqlabClient, trace: TraceInstance, wq: str, nice: int
+    wqlab: WqlabClient, wqlab_trace: TraceInstance, wq: str, nice: int
 ) -> None:
     (item,) = new_items(wqlab, 1)
     assert wqlab.cmd("queue_work_on", wq=wq, cpu=online_cpus(wqlab)[0], id=item).ret == 1
-    lc = wait_runs(wqlab, trace, {item: 1}).one(item)
+    lc = wait_runs(wqlab, wqlab_trace, {item: 1}).one(item)
     assert lc.worker_pid is not None and lc.worker is not None
     comm, got_nice, policy = sched_of(wqlab, lc.worker_pid)
     rt = "PREEMPT_RT" if preempt_rt(wqlab) else "not RT"

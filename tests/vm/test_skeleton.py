@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from harness.client import WqlabClient
-from harness.lifecycle import WorkerKind, build_lifecycles
-from harness.report import format_lifecycles
-from harness.trace import parse
-from harness.tracefs import TraceInstance
+from wqlab.client import WqlabClient
+from wqlab.lifecycle import WorkerKind, build_lifecycles
+from wqlab.report import format_lifecycles
+from wqlab.trace import parse
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
 
 def test_schedule_work_passes_queue_activate_start_end_on_events(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     assert wqlab.cmd("schedule_work", id=0).ret == 1
     ptr = wqlab.work(0)["ptr"]
-    text = trace.wait_for(lambda t: ptr in t and "workqueue_execute_end: work struct " + ptr in t)
+    text = wqlab_trace.wait_for(
+        lambda t: ptr in t and "workqueue_execute_end: work struct " + ptr in t
+    )
     lcs = [lc for lc in build_lifecycles(parse(text)) if lc.work == ptr]
     table = format_lifecycles(lcs)
     assert len(lcs) == 1, table

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from harness.channel import AgentChannel
-from harness.client import WqlabClient
-from harness.kernels import Kernel
-from harness.vm import Vm
+from wqlab.channel import AgentChannel
+from wqlab.client import WqlabClient
+from wqlab.kernels import Kernel
+from wqlab.vm import Vm
 
 pytestmark = pytest.mark.vm
 
@@ -21,7 +21,7 @@ def target(request: pytest.FixtureRequest, wqlab: WqlabClient) -> AgentChannel:
     """The agent of each target; the module is loaded by the ``wqlab`` fixture."""
     if request.param == "console":
         return wqlab.agent
-    return request.getfixturevalue("ssh_target").agent()  # type: ignore[no-any-return]
+    return request.getfixturevalue("wqlab_ssh").agent()  # type: ignore[no-any-return]
 
 
 def test_target_smoke(target: AgentChannel, wqlab_kernel: Kernel, wqlab_vm: Vm) -> None:

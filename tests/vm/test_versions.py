@@ -26,9 +26,9 @@ from wqtest import (
     wait_runs,
 )
 
-from harness.client import WqlabClient, WqlabCommandError
-from harness.lifecycle import WorkerKind, is_fifo
-from harness.tracefs import TraceInstance
+from wqlab.client import WqlabClient, WqlabCommandError
+from wqlab.lifecycle import WorkerKind, is_fifo
+from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
@@ -96,7 +96,7 @@ def test_bh_flag_is_eopnotsupp_exactly_where_absent(wqlab: WqlabClient) -> None:
 
 
 def test_unbound_max_active_1_is_ordered_up_to_6_8(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     ordered = wqlab.features()["unbound_max_active_1_ordered"] == "1"
     wqlab.cmd("alloc_workqueue", name="um1", flags="unbound", max_active=1)
@@ -104,7 +104,7 @@ def test_unbound_max_active_1_is_ordered_up_to_6_8(
     cpus = online_cpus(wqlab)
     for n, item in enumerate(items):
         wqlab.cmd("queue_work_on", wq="um1", cpu=cpus[n % len(cpus)], id=item, sleep_ms=10)
-    obs = wait_runs(wqlab, trace, {i: 1 for i in items})
+    obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     for item in items:
         assert obs.one(item).worker_kind is WorkerKind.UNBOUND, obs.explain("unbound workers")
     if ordered:
@@ -114,19 +114,21 @@ def test_unbound_max_active_1_is_ordered_up_to_6_8(
     # ≥ 6.9: no ordering promise; that every item ran is all there is to check
 
 
-@pytest.mark.feature("wq_bh")
+@pytest.mark.wqlab_feature("wq_bh")
 @pytest.mark.parametrize("wq", ["bhq", "system_bh", "system_bh_highpri"])
-def test_bh_work_runs_in_softirq_context(wqlab: WqlabClient, trace: TraceInstance, wq: str) -> None:
+def test_bh_work_runs_in_softirq_context(
+    wqlab: WqlabClient, wqlab_trace: TraceInstance, wq: str
+) -> None:
     if wq == "bhq":
         wqlab.cmd("alloc_workqueue", name="bhq", flags="bh")
     (item,) = new_items(wqlab, 1)
     assert wqlab.cmd("queue_work", wq=wq, id=item, spin_us=100).ret == 1
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     lc = obs.one(item)
     assert lc.worker_kind is WorkerKind.BH, obs.explain("executed in softirq (BH) context")
 
 
-@pytest.mark.feature("wq_bh")
+@pytest.mark.wqlab_feature("wq_bh")
 def test_bh_queue_refuses_sleeping_behaviour(wqlab: WqlabClient) -> None:
     wqlab.cmd("alloc_workqueue", name="bhs", flags="bh")
     (item,) = new_items(wqlab, 1)
@@ -134,34 +136,34 @@ def test_bh_queue_refuses_sleeping_behaviour(wqlab: WqlabClient) -> None:
     wqlab.expect_errno(errno.EINVAL, "queue_work", wq="bhs", id=item, block=1)
 
 
-@pytest.mark.feature("disable_work")
+@pytest.mark.wqlab_feature("disable_work")
 def test_disabled_work_cannot_be_queued_until_enabled(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     (item,) = new_items(wqlab, 1)
     assert wqlab.cmd("disable_work", id=item).ret == 0  # was not pending
     assert wqlab.cmd("queue_work", wq="system", id=item).ret == 0
     assert wqlab.cmd("enable_work", id=item).ret == 1  # disable count back to 0
     assert wqlab.cmd("queue_work", wq="system", id=item).ret == 1
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     assert len(obs.lcs(item)) == 1, obs.explain("one queueing: the one after enable_work")
 
 
-@pytest.mark.feature("disable_work")
+@pytest.mark.wqlab_feature("disable_work")
 def test_disable_work_sync_waits_for_the_running_item(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     from wqtest import ExecuteEnd, observe, still_running
 
     (item,) = new_items(wqlab, 1)
     wqlab.cmd("schedule_work", id=item, block=1, requeue=3)
-    wait_blocked(wqlab, trace, [], item)
+    wait_blocked(wqlab, wqlab_trace, [], item)
     fut = wqlab.submit("disable_work_sync", id=item)
     assert still_running(fut), "disable_work_sync returned while the item ran"
     wqlab.cmd("release", id=item)
     wqlab.result(fut)
     assert wqlab.cmd("queue_work", wq="system", id=item).ret == 0  # still disabled
-    obs = observe(wqlab, trace, [item])
+    obs = observe(wqlab, wqlab_trace, [item])
     ends = obs.of(ExecuteEnd, item)
     assert len(ends) == 1 and ends[0].ts_ns <= obs.cmd_ns("disable_work_sync", item), obs.explain(
         "the running item ended before disable_work_sync returned; no requeue"
@@ -169,20 +171,20 @@ def test_disable_work_sync_waits_for_the_running_item(
     wqlab.cmd("enable_work", id=item)
 
 
-@pytest.mark.feature("enable_and_queue_work")
+@pytest.mark.wqlab_feature("enable_and_queue_work")
 def test_enable_and_queue_work_queues_a_disabled_item(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     (item,) = new_items(wqlab, 1)
     wqlab.cmd("disable_work", id=item)
     assert wqlab.cmd("enable_and_queue_work", wq="system", id=item).ret == 1
-    obs = wait_runs(wqlab, trace, {item: 1})
+    obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     assert obs.one(item).workqueue == "events", obs.explain("queued on events and ran")
 
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 def test_cpu_hog_in_a_per_cpu_pool_holds_back_others_only_before_6_5(
-    wqlab: WqlabClient, trace: TraceInstance
+    wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     """≤ 6.4: a busy-waiting item keeps its per-CPU pool's concurrency at 1, so an item
     queued behind it waits for its end. 6.5 (wq_cpu_intensive_thresh_us, 10 ms) marks it
@@ -191,12 +193,12 @@ def test_cpu_hog_in_a_per_cpu_pool_holds_back_others_only_before_6_5(
     cpu = online_cpus(wqlab)[-1]
     wqlab.cmd("alloc_workqueue", name="hog")
     # ≥ 6.5 needs a hog well past the 10 ms threshold; before, any hog shows it
-    hog_us = spin_for(wqlab, trace, cpu, ms_wanted=300)
+    hog_us = spin_for(wqlab, wqlab_trace, cpu, ms_wanted=300)
     hog, other = new_items(wqlab, 2)
     with preempt_full(wqlab):  # so that a second worker could run at all
         wqlab.cmd("queue_work_on", wq="hog", cpu=cpu, id=hog, spin_us=hog_us)
         wqlab.cmd("queue_work_on", wq="hog", cpu=cpu, id=other)
-        obs = wait_runs(wqlab, trace, {hog: 1, other: 1})
+        obs = wait_runs(wqlab, wqlab_trace, {hog: 1, other: 1})
     lh, lo = obs.one(hog), obs.one(other)
     assert lh.ended_ns is not None and lo.started_ns is not None
     if auto:

@@ -20,10 +20,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.client import WqlabClient
-from harness.lifecycle import Lifecycle, build_lifecycles, max_concurrency
-from harness.report import format_lifecycles, format_timeline
-from harness.trace import (
+from wqlab.client import WqlabClient
+from wqlab.lifecycle import Lifecycle, build_lifecycles, max_concurrency
+from wqlab.report import format_lifecycles, format_timeline
+from wqlab.trace import (
     ExecuteEnd,
     ExecuteStart,
     QueueWork,
@@ -31,8 +31,8 @@ from harness.trace import (
     WqlabEvent,
     parse,
 )
-from harness.tracefs import TraceInstance
-from harness.uapi import COMMAND_NRS
+from wqlab.tracefs import TraceInstance
+from wqlab.uapi import COMMAND_NRS
 
 # Timeouts are generous: TCG on 2 shared host cores is slow and noisy.
 WAIT_S = 30.0
@@ -167,15 +167,15 @@ class Observed:
         )
 
 
-def observe(c: WqlabClient, trace: TraceInstance, ids: Iterable[int]) -> Observed:
+def observe(c: WqlabClient, wqlab_trace: TraceInstance, ids: Iterable[int]) -> Observed:
     """Read the trace once, now."""
-    text = trace.read()
+    text = wqlab_trace.read()
     return Observed(text, parse(text), ptrs(c, ids))
 
 
 def wait_until(
     c: WqlabClient,
-    trace: TraceInstance,
+    wqlab_trace: TraceInstance,
     ids: Iterable[int],
     done: Callable[[Observed], bool],
     expected: str,
@@ -186,7 +186,7 @@ def wait_until(
     deadline = time.monotonic() + timeout
     obs = None
     while True:
-        text = trace.read()
+        text = wqlab_trace.read()
         obs = Observed(text, parse(text), id_ptr)
         if done(obs):
             return obs
@@ -197,7 +197,7 @@ def wait_until(
 
 def wait_runs(
     c: WqlabClient,
-    trace: TraceInstance,
+    wqlab_trace: TraceInstance,
     runs: Mapping[int, int],
     extra: Iterable[int] = (),
     timeout: float = WAIT_S,
@@ -208,12 +208,12 @@ def wait_runs(
         return all(o.count(ExecuteEnd, i) >= n for i, n in runs.items())
 
     want = ", ".join(f"id={i}: {n} run(s)" for i, n in runs.items())
-    return wait_until(c, trace, [*runs, *extra], done, f"completed runs {want}", timeout)
+    return wait_until(c, wqlab_trace, [*runs, *extra], done, f"completed runs {want}", timeout)
 
 
 def wait_event(
     c: WqlabClient,
-    trace: TraceInstance,
+    wqlab_trace: TraceInstance,
     ids: Iterable[int],
     kind: type[TraceEvent] | str,
     item: int,
@@ -234,7 +234,7 @@ def wait_event(
     name = kind if isinstance(kind, str) else kind.__name__
     return wait_until(
         c,
-        trace,
+        wqlab_trace,
         {*ids, item},
         lambda o: count(o) >= n,
         f"{n} {name} event(s) of id={item}",
@@ -243,9 +243,9 @@ def wait_event(
 
 
 def wait_blocked(
-    c: WqlabClient, trace: TraceInstance, ids: Iterable[int], item: int, n: int = 1
+    c: WqlabClient, wqlab_trace: TraceInstance, ids: Iterable[int], item: int, n: int = 1
 ) -> Observed:
-    return wait_event(c, trace, ids, "wqlab_work_block", item, n)
+    return wait_event(c, wqlab_trace, ids, "wqlab_work_block", item, n)
 
 
 def still_running(fut: Future[Any], seconds: float = 0.3) -> bool:
@@ -358,7 +358,9 @@ class hog_detection_off:  # noqa: N801 - a context manager, reads like a stateme
 SPIN_US_MAX = 1_000_000
 
 
-def spin_scale(c: WqlabClient, trace: TraceInstance, cpu: int, probe_us: int = 20000) -> float:
+def spin_scale(
+    c: WqlabClient, wqlab_trace: TraceInstance, cpu: int, probe_us: int = 20000
+) -> float:
     """How long ``spin_us`` really spins, relative to wall time, on this boot.
 
     The module spins on ``ktime_get()`` (it used ``udelay()``, whose boot calibration a
@@ -367,18 +369,18 @@ def spin_scale(c: WqlabClient, trace: TraceInstance, cpu: int, probe_us: int = 2
     execute_end) rather than trust it, and the trace clock is what it asserts on."""
     (probe,) = new_items(c, 1)
     c.cmd("schedule_work_on", id=probe, cpu=cpu, spin_us=probe_us)
-    obs = wait_runs(c, trace, {probe: 1})
+    obs = wait_runs(c, wqlab_trace, {probe: 1})
     run = obs.one(probe).run_ns
     assert run is not None
     return run / (probe_us * 1000)
 
 
-def spin_for(c: WqlabClient, trace: TraceInstance, cpu: int, ms_wanted: float) -> int:
+def spin_for(c: WqlabClient, wqlab_trace: TraceInstance, cpu: int, ms_wanted: float) -> int:
     """``spin_us`` for a busy-wait of ``ms_wanted`` ms, once a probe item has shown that
     ``spin_us`` is wall time on this boot by the trace clock: never shorter than asked
     (longer is fine: a loaded TCG host deschedules vCPUs)."""
     probe_us = 20000
-    scale = spin_scale(c, trace, cpu, probe_us)
+    scale = spin_scale(c, wqlab_trace, cpu, probe_us)
     assert scale >= 0.9, (
         f"spin_us={probe_us} ran {scale * probe_us / 1000:.2f} ms by the trace clock: "
         "the module's busy-wait is shorter than asked"

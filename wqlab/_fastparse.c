@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * harness._fastparse - the per-line work of harness/trace.py's _parse_into() in C.
+ * wqlab._fastparse - the per-line work of wqlab/trace.py's _parse_into() in C.
  *
- * harness/trace.py calls configure() once at import with the event classes, its symbol
+ * wqlab/trace.py calls configure() once at import with the event classes, its symbol
  * cache, Symbol.parse and the Python _parse_into() itself. parse_text(text, ...) then
  * does what _parse_into(text.splitlines(), ...) does, and parse_lines(lines, ...) what
  * _parse_into(lines, ...) does: they append the same events (same classes, same field
@@ -140,9 +140,9 @@ static struct {
 	/* from configure(): */
 	PyTypeObject *cls[C_NR];
 	Py_ssize_t off[C_NR][K_NR];		/* where each field's slot is in an instance */
-	PyObject *symbols;			/* harness.trace._SYMBOL_CACHE */
+	PyObject *symbols;			/* wqlab.trace._SYMBOL_CACHE */
 	PyObject *symbol_parse;			/* Symbol.parse */
-	PyObject *slow;				/* harness.trace._parse_into */
+	PyObject *slow;				/* wqlab.trace._parse_into */
 	/* caches: */
 	struct fp_str_set str[FP_STR_SETS];
 	struct fp_str_set work[FP_STR_SETS];
@@ -867,7 +867,7 @@ static bool fp_configured(void)
 {
 	if (!fp.slow)
 		PyErr_SetString(PyExc_RuntimeError,
-				"harness._fastparse: configure() not called (import harness.trace)");
+				"wqlab._fastparse: configure() not called (import wqlab.trace)");
 	return fp.slow != NULL;
 }
 
@@ -892,7 +892,7 @@ static PyObject *fp_parse(PyObject *args, const char *fmt, PyTypeObject *src_typ
 
 PyDoc_STRVAR(fp_parse_text_doc,
 "parse_text(text, events, lost, unparsed, /) -> BufferStats | None\n\n"
-"What harness.trace._parse_into(text.splitlines(), events, lost, unparsed) does.");
+"What wqlab.trace._parse_into(text.splitlines(), events, lost, unparsed) does.");
 
 static PyObject *fp_parse_text(PyObject *self, PyObject *args)
 {
@@ -902,7 +902,7 @@ static PyObject *fp_parse_text(PyObject *self, PyObject *args)
 
 PyDoc_STRVAR(fp_parse_lines_doc,
 "parse_lines(lines, events, lost, unparsed, /) -> BufferStats | None\n\n"
-"What harness.trace._parse_into(lines, events, lost, unparsed) does.");
+"What wqlab.trace._parse_into(lines, events, lost, unparsed) does.");
 
 static PyObject *fp_parse_lines(PyObject *self, PyObject *args)
 {
@@ -976,8 +976,8 @@ static void fp_clear_caches(void)
 PyDoc_STRVAR(fp_configure_doc,
 "configure(*, queue_work, activate_work, execute_start, execute_end, wqlab_event,\n"
 "          unknown_event, symbol_cache, symbol_parse, slow) -> None\n\n"
-"The event classes, harness.trace._SYMBOL_CACHE, Symbol.parse and _parse_into.\n"
-"Called by harness.trace at import; again (a reload) replaces them all.");
+"The event classes, wqlab.trace._SYMBOL_CACHE, Symbol.parse and _parse_into.\n"
+"Called by wqlab.trace at import; again (a reload) replaces them all.");
 
 static PyObject *fp_configure(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -1051,11 +1051,11 @@ static void fp_free(void)
 	Py_CLEAR(fp.slow);
 }
 
-PyDoc_STRVAR(fp_doc, "The trace line parser of harness.trace in C (see harness/_fastparse.c).");
+PyDoc_STRVAR(fp_doc, "The trace line parser of wqlab.trace in C (see wqlab/_fastparse.c).");
 
 static struct PyModuleDef fp_module = {
 	PyModuleDef_HEAD_INIT,
-	.m_name = "harness._fastparse",
+	.m_name = "wqlab._fastparse",
 	.m_doc = fp_doc,
 	.m_size = -1,
 	.m_methods = fp_methods,

@@ -1,14 +1,14 @@
-"""Run the wqlab fuzzer in a VM: build the module, boot, load it, run ``harness.fuzz`` in
+"""Run the wqlab fuzzer in a VM: build the module, boot, load it, run ``wqlab.fuzz`` in
 the guest, watch the console, unload, and say what went wrong.
 
-    python -m harness.fuzzhost --kernel default --seed 7 -n 20000 --threads 4
-    python -m harness.fuzzhost --commit 0cb714f ...   # fuzz the module of an older commit
+    python -m wqlab.fuzzhost --kernel default --seed 7 -n 20000 --threads 4
+    python -m wqlab.fuzzhost --commit 0cb714f ...   # fuzz the module of an older commit
 
 ``make fuzz SEED=... N=... THREADS=... KERNEL=...`` runs this. The run fails when the guest
 reports a violation (printed with the seed and the command), when the console shows a
 kernel splat, when the guest hangs, or when ``rmmod`` fails or takes longer than its
 deadline. The same seed gives every thread the same command stream (see
-``harness.fuzzgen``).
+``wqlab.fuzzgen``).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def guest_command(p: FuzzParams, root: Path = ROOT, python: str = GUEST_PYTHON) 
 
     ``-E -s -S``: no environment, no site: the guest's system Python with the repository
     (cwd, read-only in the guest) as the only extra import path."""
-    argv = [python, "-E", "-s", "-S", "-u", "-m", "harness.fuzz"]
+    argv = [python, "-E", "-s", "-S", "-u", "-m", "wqlab.fuzz"]
     argv += ["--seed", str(p.seed), "-n", str(p.n), "--threads", str(p.threads)]
     argv += ["--hang-s", str(p.hang_s), "--log", f"{GUEST_DIR}/log", "--result"]
     argv += [f"{GUEST_DIR}/result.json"]
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from .build import build_module  # noqa: PLC0415
     from .session import boot  # noqa: PLC0415
 
-    ap = argparse.ArgumentParser(prog="python -m harness.fuzzhost", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m wqlab.fuzzhost", description=__doc__)
     ap.add_argument("--kernel", default="default")
     ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
     ap.add_argument("-n", type=int, default=20000, help="commands (default 20000)")

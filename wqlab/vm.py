@@ -52,7 +52,7 @@ KVM_PROBE_FILE = "kvm-probe.json"  # in cache_dir(): the probe's verdicts on thi
 FAMILY_VAR = "WQLAB_FAMILY"  # in the environment of every VM and probe: see new_family()
 BLACKLIST = ("kvm", "kvm_amd", "kvm_intel", "ahci", "sr_mod", "i6300esb", "powernow_k8")
 
-# Kernel splats (harness/splat.py) fail the test in progress: see Vm._add_console_line.
+# Kernel splats (wqlab/splat.py) fail the test in progress: see Vm._add_console_line.
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def free_port() -> int:
 
 def new_family(env: dict[str, str]) -> str:
     """Mark ``env`` (a command's environment) with a fresh ``WQLAB_FAMILY=<id>``; return
-    that marker for :func:`harness.reaper.kill_family`, which finds by it every process
+    that marker for :func:`wqlab.reaper.kill_family`, which finds by it every process
     the command starts, even one that left its process group."""
     marker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
     env[FAMILY_VAR] = marker
@@ -238,7 +238,7 @@ def probe_kvm(
     A probe that has not finished within ``timeout`` seconds counts as a hang. Whatever
     the outcome, nothing the probe started is left running: vng, its ``sh -c
     virtme-run``, QEMU and anything that moved to a session of its own
-    (:func:`harness.reaper.kill_family`; a hung KVM QEMU would spin for ever).
+    (:func:`wqlab.reaper.kill_family`; a hung KVM QEMU would spin for ever).
     """
     if not os.access(dev, os.R_OK | os.W_OK):
         return False
@@ -495,7 +495,7 @@ class Vm:
 
     def kill(self) -> None:
         """Kill vng, QEMU and any helper they started (the whole process group, and
-        whatever left it: :func:`harness.reaper.kill_family`)."""
+        whatever left it: :func:`wqlab.reaper.kill_family`)."""
         p = self.proc
         if p is None:
             return

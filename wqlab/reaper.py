@@ -1,6 +1,6 @@
 """Run a VM command and take its whole process group down when the harness dies.
 
-    python harness/reaper.py <vng argv...>
+    python wqlab/reaper.py <vng argv...>
 
 The harness starts this as the leader of a new process group (``start_new_session``);
 it forks the VM command (vng, which starts QEMU) into the same group, passes the

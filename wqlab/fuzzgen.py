@@ -1,13 +1,13 @@
 """The fuzzer's pure parts: the command table, generators, mutators and the errno oracle.
 
-Layer: bottom (standard library and ``harness.uapi`` only), so the guest's system Python
-can import it (``harness.fuzz`` runs in the VM). Nothing here does I/O; a unit test feeds it
+Layer: bottom (standard library and ``wqlab.uapi`` only), so the guest's system Python
+can import it (``wqlab.fuzz`` runs in the VM). Nothing here does I/O; a unit test feeds it
 a recorded listing and checks that a seed always gives the same stream.
 
 Input comes from the module's own command table, not from a hand-written list: reading
 ``/sys/kernel/debug/wqlab/control`` on a fresh descriptor lists every command as
 ``NAME arg1 [arg2] ... # description``; :func:`parse_listing` turns that into
-:class:`CommandSpec` s, and argument types and ranges come from ``harness.uapi``.
+:class:`CommandSpec` s, and argument types and ranges come from ``wqlab.uapi``.
 
     table = parse_listing(listing_text)
     uni = Universe.from_features(parse_kv(features_text))
@@ -51,7 +51,7 @@ ARG_TYPES: Final[Mapping[str, ArgType]] = {
     "block": ArgType("bool"),
     "delayed": ArgType("bool"),
 }
-"""Every key of ``harness.uapi.ARG_KEYS`` with its type (docs/commands.md, Arguments)."""
+"""Every key of ``wqlab.uapi.ARG_KEYS`` with its type (docs/commands.md, Arguments)."""
 
 BEHAVIOUR: Final = ("sleep_ms", "spin_us", "requeue", "block")
 U32_MAX: Final = 0xFFFFFFFF
@@ -112,7 +112,7 @@ def parse_listing(text: str) -> dict[str, CommandSpec]:
     """The module's command listing → ``{name: CommandSpec}`` in listing order (pure).
 
     Raises ValueError on a line that is not ``NAME key [key] ... # help`` or on a key
-    that ``harness.uapi`` does not know: the listing and the ABI mirror must agree.
+    that ``wqlab.uapi`` does not know: the listing and the ABI mirror must agree.
     """
     table: dict[str, CommandSpec] = {}
     for line in text.splitlines():
@@ -126,14 +126,14 @@ def parse_listing(text: str) -> dict[str, CommandSpec]:
         for tok in m[2].split():
             key = tok.strip("[]")
             if key not in uapi.ARG_KEYS:
-                raise ValueError(f"{m[1]}: key {key!r} is not in harness.uapi.ARG_KEYS")
+                raise ValueError(f"{m[1]}: key {key!r} is not in wqlab.uapi.ARG_KEYS")
             (opt if tok.startswith("[") else req).append(key)
         table[m[1]] = CommandSpec(m[1], tuple(req), tuple(opt), (m[3] or "").strip())
     return table
 
 
 def table_mismatches(table: Mapping[str, CommandSpec]) -> list[str]:
-    """Where the listing and ``harness.uapi.COMMAND_NRS`` disagree (an empty list: none)."""
+    """Where the listing and ``wqlab.uapi.COMMAND_NRS`` disagree (an empty list: none)."""
     out = [f"listed command {n!r} has no ioctl number" for n in table if n not in uapi.IOCTLS]
     out += [f"ioctl command {n!r} is not listed" for n in uapi.COMMAND_NRS if n not in table]
     return out

@@ -4,16 +4,21 @@ Installed as the ``wqlab`` pytest11 entry point, so any project that ``pip insta
 wqlab can use the fixtures for its own module (see README, "Testing your own module").
 
 Fixtures
-    wqlab_kernel    session   the selected Kernel (``--kernel``)
+    wqlab_kernel    session   the selected Kernel (``--wqlab-kernel``)
     wqlab_vm        function  the session's running Vm (a fresh one after a splat)
-    guest           function  its AgentChannel (run commands, read files)
+    wqlab_guest     function  its AgentChannel (run commands, read files)
     wqlab_ko        session   path of wqlab.ko built for the kernel
     wqlab           function  WqlabClient, debugfs plane, module loaded for the test
     wqlab_ioctl     function  the same module, ioctl plane
-    trace           function  a private TraceInstance with the workqueue + wqlab events
+    wqlab_trace     function  a private TraceInstance with the workqueue + wqlab events
+    wqlab_ssh       function  the session VM reached over SSH through fabric
+
+Options carry the ``--wqlab-`` prefix (``--wqlab-kernel``, ``--wqlab-cpus``,
+``--wqlab-memory``, ``--wqlab-no-fast-boot``, ``--wqlab-artifacts``, ``--wqlab-ktap``,
+``--wqlab-require-vm``); markers: ``wqlab_feature(name)``, ``wqlab_module_params(**p)``.
 
 Every failing test gets ``artifacts/<test>/``: console slice, dmesg delta, raw trace,
-module state. A kernel splat (harness/splat.py: Oops, BUG, WARNING, KASAN, KFENCE,
+module state. A kernel splat (wqlab/splat.py: Oops, BUG, WARNING, KASAN, KFENCE,
 UBSAN, lockdep, ODEBUG, kmemleak, lockups, hung task, RCU stall) during a test fails it,
 with the splat in the report, and the next test boots a fresh VM. On a kernel with
 kmemleak (the debug line), every VM is scanned before it stops; a leak whose backtrace
@@ -61,31 +66,31 @@ log = logging.getLogger("wqlab")
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("wqlab", "wqlab: workqueue tests in a virtme-ng VM")
     g.addoption(
-        "--kernel",
+        "--wqlab-kernel",
         default=os.environ.get("WQLAB_KERNEL", "default"),
         help="kernel line (default, 6.1, 6.12, latest, rt, debug), version or vmlinuz path",
     )
     g.addoption(
-        "--vm-cpus",
+        "--wqlab-cpus",
         type=int,
         default=int(os.environ.get("WQLAB_CPUS", "2")),
         help="guest vCPUs (default 2)",
     )
-    g.addoption("--vm-memory", default="1G", help="guest memory (default 1G)")
+    g.addoption("--wqlab-memory", default="1G", help="guest memory (default 1G)")
     g.addoption(
-        "--no-fast-boot",
+        "--wqlab-no-fast-boot",
         action="store_true",
         help="plain vng boot (the bzImage, virtme-ng-init with udev and tmpfiles) "
         "instead of the fast one (PVH vmlinux, the guest agent as init)",
     )
     g.addoption(
-        "--artifacts",
+        "--wqlab-artifacts",
         default=str(ROOT / "artifacts"),
         help="where console logs and failure artifacts go (default artifacts/)",
     )
-    g.addoption("--ktap", default=None, help="write KTAP results to this file")
+    g.addoption("--wqlab-ktap", default=None, help="write KTAP results to this file")
     g.addoption(
-        "--require-vm",
+        "--wqlab-require-vm",
         action="store_true",
         default=os.environ.get("CI") == "true",
         help="a missing VM tool is an error, not a skip (default on when CI=true)",
@@ -93,11 +98,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "vm: the test boots a kernel (needs virtme-ng, QEMU)")
-    config.addinivalue_line("markers", "feature(name): needs this module `features` entry")
-    config.addinivalue_line("markers", "slow: takes more than a few seconds in the VM")
+    config.addinivalue_line("markers", "wqlab_feature(name): needs this module `features` entry")
     config.addinivalue_line(
-        "markers", "module_params(**params): insmod parameters for the wqlab fixtures"
+        "markers", "wqlab_module_params(**params): insmod parameters for the wqlab fixtures"
     )
     # pytest-xdist registers it too; without xdist the mark must still be known
     config.addinivalue_line(
@@ -127,7 +130,7 @@ class VmManager:
         self.boots = 0
         self.boot_seconds: list[float] = []
         self.ssh_ready = False
-        self.artifacts = Path(config.getoption("--artifacts"))
+        self.artifacts = Path(config.getoption("--wqlab-artifacts"))
         self.suffix = worker_suffix(config)  # per xdist worker: its own files
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
 
@@ -152,10 +155,10 @@ class VmManager:
         kvm = kvm_works(self.kernel.image)
         cfg = VmConfig(
             image=self.kernel.image,
-            cpus=self.config.getoption("--vm-cpus"),
-            memory=self.config.getoption("--vm-memory"),
+            cpus=self.config.getoption("--wqlab-cpus"),
+            memory=self.config.getoption("--wqlab-memory"),
             kvm=kvm,
-            fast=not self.config.getoption("--no-fast-boot"),
+            fast=not self.config.getoption("--wqlab-no-fast-boot"),
             ssh_port=free_port(),  # loopback-only forward, used by the ssh_target fixture
         )
         self.ssh_ready = False
@@ -228,14 +231,14 @@ class VmManager:
 @pytest.fixture(scope="session")
 def wqlab_kernel(request: pytest.FixtureRequest) -> kernels.Kernel:
     try:
-        return kernels.resolve(request.config.getoption("--kernel"))
+        return kernels.resolve(request.config.getoption("--wqlab-kernel"))
     except HarnessError as e:
         _missing(request.config, str(e))
         raise
 
 
 def _missing(config: pytest.Config, why: str) -> None:
-    if config.getoption("--require-vm"):
+    if config.getoption("--wqlab-require-vm"):
         pytest.fail(why, pytrace=False)
     pytest.skip(why)
 
@@ -267,12 +270,12 @@ def wqlab_vm(request: pytest.FixtureRequest, wqlab_vm_manager: VmManager) -> Ite
 
 
 @pytest.fixture
-def guest(wqlab_vm: Vm) -> AgentChannel:
+def wqlab_guest(wqlab_vm: Vm) -> AgentChannel:
     return wqlab_vm.agent()
 
 
 @pytest.fixture
-def ssh_target(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
+def wqlab_ssh(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
     """The session VM reached over SSH through fabric (sshd started in it on first use)."""
     from .ssh import SshTarget, make_key, start_guest_sshd  # noqa: PLC0415
 
@@ -295,12 +298,12 @@ def wqlab_ko(wqlab_kernel: kernels.Kernel) -> Path:
 def _load(request: pytest.FixtureRequest, vm: Vm, ko: Path, plane: str) -> Iterator[WqlabClient]:
     agent = vm.agent()
     params = getattr(request, "param", None) or {}
-    marker = request.node.get_closest_marker("module_params")
+    marker = request.node.get_closest_marker("wqlab_module_params")
     if marker:
         params = {**params, **marker.kwargs}
     load_module(agent, str(ko), params)
     client = WqlabClient(agent, plane)
-    needed = [name for m in request.node.iter_markers("feature") for name in m.args]
+    needed = [name for m in request.node.iter_markers("wqlab_feature") for name in m.args]
     feats = client.features() if needed else {}  # read once per load
     for name in needed:
         if feats.get(name) not in ("1", "y", "yes", "true"):
@@ -323,7 +326,7 @@ def wqlab_ioctl(
 
 
 @pytest.fixture
-def trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstance]:
+def wqlab_trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstance]:
     """A private trace instance; request it after ``wqlab`` to get ``wqlab:*`` too."""
     name = "t" + re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[-48:]
     inst = start_trace(wqlab_vm.agent(), name)
@@ -346,7 +349,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     whole = any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
-    root = Path(item.config.getoption("--artifacts"))
+    root = Path(item.config.getoption("--wqlab-artifacts"))
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".whole_vm.turn").open("a") as turn, (root / ".whole_vm.lock").open("a") as lk:
         fcntl.flock(turn, fcntl.LOCK_EX)
@@ -398,7 +401,7 @@ def _dmesg_splats(item: pytest.Item) -> list[Splat]:
 
 
 def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
-    root = Path(item.config.getoption("--artifacts"))
+    root = Path(item.config.getoption("--wqlab-artifacts"))
     d = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"report-{rep.when}.txt").write_text(str(rep.longrepr))
@@ -452,7 +455,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = session.config.getoption("--ktap")
+    path = session.config.getoption("--wqlab-ktap")
     if not path or hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller gets every report and writes the file
     results = session.config.stash[_KTAP]

@@ -1,8 +1,8 @@
-"""Types of the C extension ``harness/_fastparse.c`` (configured by :mod:`harness.trace`)."""
+"""Types of the C extension ``wqlab/_fastparse.c`` (configured by :mod:`wqlab.trace`)."""
 
 from collections.abc import Callable, Iterable
 
-from harness.trace import BufferStats, LostEvents, Symbol, TraceEvent
+from wqlab.trace import BufferStats, LostEvents, Symbol, TraceEvent
 
 def configure(
     *,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from harness.trace import (
+from wqlab.trace import (
     ActivateWork,
     ExecuteEnd,
     ExecuteStart,

@@ -1,5 +1,5 @@
 """Talk to the wqlab module: the same calls over the debugfs text plane and the ioctl
-plane (``docs/commands.md`` is the contract; ``harness.uapi`` mirrors the ABI).
+plane (``docs/commands.md`` is the contract; ``wqlab.uapi`` mirrors the ABI).
 
     c = WqlabClient(agent, plane="debugfs")
     c.cmd("alloc_workqueue", name="ord", flags="unbound", max_active=1)

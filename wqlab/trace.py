@@ -11,9 +11,9 @@ The workqueue event bodies differ between kernels (``workqueue_activate_work`` g
 ``function=%ps `` in 6.10) and ``%ps`` of a module function reads ``name [module]`` while
 the module is loaded but a raw ``0xffffffffc0...`` address after ``rmmod``: functions are
 kept as a :class:`Symbol` that is either named or an unresolved address (see
-:mod:`harness.symbols` to resolve those).
+:mod:`wqlab.symbols` to resolve those).
 
-Speed: a C extension, :mod:`harness._fastparse` (``harness/_fastparse.c``, built by
+Speed: a C extension, :mod:`wqlab._fastparse` (``wqlab/_fastparse.c``, built by
 ``pip install -e .``), does the per-line work of :func:`_parse_into` for the common line
 and hands every other line to it; without the extension, or with ``WQLAB_PURE_PARSER=1``
 in the environment, the pure-Python :func:`_parse_into` parses everything (``pure=True``
@@ -117,7 +117,7 @@ _SYMBOL_CACHE: dict[str, Symbol] = {}
 
 
 class SymbolResolver(Protocol):
-    """What :func:`parse` needs to name raw addresses (:class:`harness.symbols.SymbolMap`)."""
+    """What :func:`parse` needs to name raw addresses (:class:`wqlab.symbols.SymbolMap`)."""
 
     def resolve_symbol(self, sym: Symbol) -> Symbol: ...
 
@@ -475,7 +475,7 @@ def _c_parser(slow: _Slow = _parse_into) -> ModuleType | None:
     ``slow`` is what it hands the lines it does not take itself to (tests count them).
     """
     try:
-        from harness import _fastparse
+        from wqlab import _fastparse
     except ImportError:
         return None
     _fastparse.configure(

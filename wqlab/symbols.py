@@ -18,7 +18,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness.trace import Symbol, TraceEvent, resolve_events
+from wqlab.trace import Symbol, TraceEvent, resolve_events
 
 __all__ = ["KallsymsEntry", "SymbolMap"]
 

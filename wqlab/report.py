@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.lifecycle import Lifecycle
+from wqlab.lifecycle import Lifecycle
 
 __all__ = ["format_lifecycles", "format_timeline", "print_lifecycles"]
 

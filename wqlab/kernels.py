@@ -10,7 +10,7 @@ archives.
 ``debug`` is the one line that is built, not installed: ``vm/debug-kernel.sh`` builds
 Debian's ``linux-source-6.12`` with KASAN, lockdep and friends (``vm/debug.config``) in
 ``<cache>/debug-kernel/<source-version>-<config-hash>/`` (the cache of
-:func:`harness.bootimage.cache_dir`) and points ``current`` at the newest finished build:
+:func:`wqlab.bootimage.cache_dir`) and points ``current`` at the newest finished build:
 ``vmlinuz-<release>`` is the image, the built tree ``linux/`` the module build dir.
 """
 
@@ -180,10 +180,10 @@ def _with_headers(kernels: list[Kernel], spec: str) -> list[Kernel]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.kernels [--version|--kdir|--image] [SELECTOR]`` for make."""
+    """``python -m wqlab.kernels [--version|--kdir|--image] [SELECTOR]`` for make."""
     import argparse  # noqa: PLC0415
 
-    ap = argparse.ArgumentParser(prog="python -m harness.kernels", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m wqlab.kernels", description=main.__doc__)
     ap.add_argument(
         "what", nargs="?", choices=["version", "kdir", "image", "list"], default="version"
     )

@@ -1,11 +1,11 @@
 """The wqlab fuzzer's guest side: runs in the VM, drives both control planes from several
 threads at once, and checks every answer against docs/commands.md.
 
-    cd <repo> && python3 -E -s -S -u -m harness.fuzz --seed 7 -n 20000 --threads 4
+    cd <repo> && python3 -E -s -S -u -m wqlab.fuzz --seed 7 -n 20000 --threads 4
 
 (the guest sees the host's file system read-only, so it imports this from the repository;
-``harness.fuzzhost`` starts it through the guest agent and reads ``--log``/``--result``).
-Standard library, ``harness.uapi``, ``harness.fuzzgen`` and ``harness.client``'s parsers
+``wqlab.fuzzhost`` starts it through the guest agent and reads ``--log``/``--result``).
+Standard library, ``wqlab.uapi``, ``wqlab.fuzzgen`` and ``wqlab.client``'s parsers
 only: it runs on the guest's system Python.
 
 A run is rounds of two phases:
@@ -688,15 +688,15 @@ def _diff(a: str, b: str) -> str:
 
 
 def _splat_search() -> Callable[[str], object]:
-    """The harness's one splat detector (``harness.splat``; ``harness.vm`` before it)."""
+    """The harness's one splat detector (``wqlab.splat``; ``wqlab.vm`` before it)."""
     import importlib  # noqa: PLC0415
 
-    for mod in ("harness.splat", "harness.vm"):
+    for mod in ("wqlab.splat", "wqlab.vm"):
         try:
             return importlib.import_module(mod).SPLAT_RE.search  # type: ignore[no-any-return]
         except (ImportError, AttributeError):
             continue
-    raise ImportError("no SPLAT_RE in harness.splat or harness.vm")
+    raise ImportError("no SPLAT_RE in wqlab.splat or wqlab.vm")
 
 
 class _KmsgWatch:
@@ -736,7 +736,7 @@ class _KmsgWatch:
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    ap = argparse.ArgumentParser(prog="python3 -m harness.fuzz", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python3 -m wqlab.fuzz", description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
     ap.add_argument("-n", type=int, default=20000, help="commands to send (default 20000)")
     ap.add_argument("--threads", type=int, default=4)

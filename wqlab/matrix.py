@@ -2,7 +2,7 @@
 
 For each line (default: every installed line with headers, ``rt`` and the built ``debug``
 line when present, or ``--lines``), run
-``pytest tests/vm --kernel=<line>`` in its own process, read its JUnit XML and the
+``pytest tests/vm --wqlab-kernel=<line>`` in its own process, read its JUnit XML and the
 session file the plugin writes, and print: kernel × passed / failed / skipped /
 expected-failure, boot time, suite time. Exit non-zero if any line failed.
 """
@@ -81,10 +81,10 @@ def run_line(line: str, extra: list[str]) -> LineResult:
         "-m",
         "pytest",
         str(ROOT / "tests" / "vm"),
-        f"--kernel={line}",
-        f"--artifacts={art}",
+        f"--wqlab-kernel={line}",
+        f"--wqlab-artifacts={art}",
         f"--junitxml={junit}",
-        f"--ktap={art / 'results.ktap'}",
+        f"--wqlab-ktap={art / 'results.ktap'}",
         "-q",
         *extra,
     ]
@@ -133,7 +133,7 @@ def format_table(results: list[LineResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.matrix", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m wqlab.matrix", description=__doc__)
     ap.add_argument(
         "--lines",
         default="",
