@@ -1,4 +1,4 @@
-"""The host side of the guest agent (``vm/guest_agent.py``): JSON lines, many in flight.
+"""The host side of the guest agent (``wqlab/guest_agent.py``): JSON lines, many in flight.
 
 One request costs about a millisecond plus the guest's work, not a Python start-up. The
 channel works on any pair of byte streams, so the same agent serves a VM the harness

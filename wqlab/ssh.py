@@ -20,11 +20,10 @@ from typing import Any
 
 from .channel import AgentChannel
 from .errors import SetupError, VmBootError
-from .vm import ROOT
 
 log = logging.getLogger(__name__)
 
-AGENT = ROOT / "vm" / "guest_agent.py"
+AGENT = Path(__file__).with_name("guest_agent.py")
 REMOTE_AGENT = "/tmp/wqlab_guest_agent.py"
 
 

@@ -1,7 +1,7 @@
 """Boot a Debian kernel with virtme-ng and keep it for a whole test session.
 
 ``build_vng_argv`` is pure (a unit test compares the exact list); ``Vm`` runs it. The
-guest runs ``vm/guest_agent.py`` as vng's ``--exec`` command: requests and replies use
+guest runs ``wqlab/guest_agent.py`` as vng's ``--exec`` command: requests and replies use
 virtio-serial ports (vng's stdin/stdout), and the kernel console (vng's stderr, with
 ``--verbose``) is kept in a log file and watched for splats.
 
@@ -10,7 +10,7 @@ Fast boot (the default), measured by ``make bench`` against plain ``vng --exec t
     bzImage: no decompression under TCG (about 5 s for a 6.1 kernel);
   * vng's kernel command line is replaced (a later QEMU ``-append`` wins) by one whose init
     is the guest agent itself, PID 1 right after virtme-ng's initramfs: no virtme-ng-init,
-    systemd-tmpfiles or udev (about 10 s); see ``vm/guest_agent.py --init``.
+    systemd-tmpfiles or udev (about 10 s); see ``wqlab/guest_agent.py --init``.
 Set ``fast=False`` for plain vng (its own init, the bzImage).
 """
 
@@ -69,7 +69,7 @@ class VmConfig:
     loglevel: int = 5
     cwd: Path = ROOT
     python: str = "/usr/bin/python3"
-    agent: Path = ROOT / "vm" / "guest_agent.py"
+    agent: Path = Path(__file__).with_name("guest_agent.py")
     blacklist: tuple[str, ...] = BLACKLIST
     append: tuple[str, ...] = ()
     ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22

@@ -51,8 +51,8 @@ def test_a_torn_reply_fails_its_request_and_the_next_reply_still_lands() -> None
 
 
 def _load_agent() -> ModuleType:
-    """vm/guest_agent.py as a module (it is a script in the guest, not a package member)."""
-    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "vm" / "guest_agent.py")
+    """wqlab/guest_agent.py as a module (it is a script in the guest, not a package member)."""
+    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "wqlab" / "guest_agent.py")
     assert spec and spec.loader
     agent = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent)

@@ -1,5 +1,5 @@
 """pin_events() and a trace instance's start and removal: the guest agent's own batch of
-file steps (vm/guest_agent.py, run here on the host) against a fake tracefs."""
+file steps (wqlab/guest_agent.py, run here on the host) against a fake tracefs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_agent() -> ModuleType:
-    """vm/guest_agent.py as a module (a script in the guest, not a package member)."""
-    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "vm" / "guest_agent.py")
+    """wqlab/guest_agent.py as a module (a script in the guest, not a package member)."""
+    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "wqlab" / "guest_agent.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -18,7 +18,7 @@ def cfg(**kw: object) -> VmConfig:
     base = dict(
         image=IMG,
         cwd=Path("/src/wqlab"),
-        agent=Path("/src/wqlab/vm/guest_agent.py"),
+        agent=Path("/src/wqlab/wqlab/guest_agent.py"),
         vng="vng",
     )
     base.update(kw)
@@ -41,7 +41,7 @@ def test_fast_boot_argv_is_exact() -> None:
         "/src/wqlab",
         "--disable-kvm",
         "--exec",
-        "exec /usr/bin/python3 -I -S -u /src/wqlab/vm/guest_agent.py",
+        "exec /usr/bin/python3 -I -S -u /src/wqlab/wqlab/guest_agent.py",
         "--force-initramfs",
         "--qemu-opts=-append",
         "--qemu-opts='" + build_cmdline(c) + "'",
@@ -65,7 +65,7 @@ def test_fast_cmdline_makes_the_agent_init() -> None:
         "-I",
         "-S",
         "-u",
-        "/src/wqlab/vm/guest_agent.py",
+        "/src/wqlab/wqlab/guest_agent.py",
         "--init",
         "--chdir",
         "/src/wqlab",
