@@ -735,18 +735,23 @@ class _KmsgWatch:
                 )
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    ap = argparse.ArgumentParser(prog="python3 -m wqlab.fuzz", description=__doc__.split("\n")[0])
+def add_run_options(ap: argparse.ArgumentParser) -> None:
+    """The options of a fuzz run that the guest side and ``wqlab.fuzzhost`` share."""
     ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
     ap.add_argument("-n", type=int, default=20000, help="commands to send (default 20000)")
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--storm", action="store_true", help="add disable_work storms (6.10+)")
+    ap.add_argument("--hang-s", type=float, default=20.0)
+    ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    ap = argparse.ArgumentParser(prog="python3 -m wqlab.fuzz", description=__doc__.split("\n")[0])
+    add_run_options(ap)
     ap.add_argument("--rounds", type=int, default=0, help="0: one per 5000 commands")
     ap.add_argument("--single-share", type=float, default=0.1)
-    ap.add_argument("--hang-s", type=float, default=20.0)
     ap.add_argument("--settle-s", type=float, default=20.0)
     ap.add_argument("--progress-s", type=float, default=5.0)
-    ap.add_argument("--storm", action="store_true", help="add disable_work storms (long runs)")
-    ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
     ap.add_argument("--no-leftovers", action="store_true", help="leave the module idle")
     ap.add_argument("--log", default=None)
     ap.add_argument("--result", default=None)

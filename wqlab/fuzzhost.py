@@ -29,6 +29,7 @@ from typing import Any
 from .build import ROOT
 from .client import insmod, is_loaded, rmmod
 from .errors import GuestCommandError, HarnessError
+from .fuzz import add_run_options
 from .vm import Vm
 
 log = logging.getLogger(__name__)
@@ -210,14 +211,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m wqlab.fuzzhost", description=__doc__)
     ap.add_argument("--kernel", default="default")
-    ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
-    ap.add_argument("-n", type=int, default=20000, help="commands (default 20000)")
-    ap.add_argument("--threads", type=int, default=4)
+    add_run_options(ap)
     ap.add_argument("--cpus", type=int, default=2, help="guest vCPUs")
     ap.add_argument("--max-items", type=int, default=16, help="insmod max_items= (default 16)")
-    ap.add_argument("--storm", action="store_true", help="disable_work storms (6.10+)")
-    ap.add_argument("--hang-s", type=float, default=20.0)
-    ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
     ap.add_argument("--commit", default=None, help="fuzz the module of this git commit")
     ap.add_argument("--json", default=None, help="write the outcome here")
     ap.add_argument("-v", "--verbose", action="store_true")
