@@ -25,7 +25,7 @@ FUZZ_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: all module help setup venv test test-unit test-vm demo bench lint clean modinfo \
-	kernel test-matrix fuzz
+	kernel test-matrix fuzz wheel wheel-check
 
 all: module
 
@@ -49,6 +49,9 @@ help:
 	@echo "                     THREADS=4 KERNEL=; FUZZ_ARGS='--commit REV --storm' (old module, long runs)"
 	@echo "  make bench         boot, agent round trip, per-test fixed cost, load+unload and parser benchmarks"
 	@echo "  make lint          ruff check, ruff format --check, mypy on wqlab/"
+	@echo "  make wheel         build the wqlab wheel into dist/ (module sources and guest agent inside)"
+	@echo "  make wheel-check   clean room: the wheel in a new venv in a temp dir, examples/myproject's"
+	@echo "                     own module tested there (boots KERNEL once); a plain test boots nothing"
 	@echo "  make modinfo       show the module's metadata"
 	@echo "  make clean         remove build products"
 	@echo "Results and artifacts (console, dmesg, trace, JUnit, KTAP) go to artifacts/."
@@ -94,6 +97,12 @@ fuzz: setup
 bench: setup
 	$(PY) bench/bench_boot.py --kernel=$(KERNEL)
 	$(PY) bench/bench_parser.py
+
+wheel: venv
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+
+wheel-check: setup
+	$(PY) vm/wheel_check.py --kernel=$(KERNEL)
 
 lint: venv
 	$(VENV)/bin/ruff check wqlab tests bench

@@ -24,10 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from wqlab import kernels  # noqa: E402
-from wqlab.build import ROOT, build_module  # noqa: E402
+from wqlab.build import build_module  # noqa: E402
 from wqlab.client import WqlabClient, ensure_debugfs  # noqa: E402
 from wqlab.kmsg import dmesg_since  # noqa: E402
 from wqlab.session import (  # noqa: E402

@@ -1,6 +1,7 @@
 """Build a kernel module the Kbuild way (``make -C $KDIR M=$DIR``), one tree per kernel.
 
-Each kernel gets its own copy of the sources under ``build/<version>/`` so that modules
+Each kernel gets its own copy of the sources under ``<cache>/build/<version>/``
+(:func:`wqlab.resources.build_dir`: writable wherever wqlab is installed) so that modules
 for several kernels can coexist (Kbuild writes objects next to the sources). A lock file
 per tree (``flock``) makes concurrent builders (pytest-xdist workers, a CLI beside a test
 run) take turns: the second one finds the tree built and ``make`` does nothing.
@@ -9,6 +10,7 @@ run) take turns: the second one finds the tree built and ``make`` does nothing.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import shlex
 import shutil
@@ -17,10 +19,9 @@ from pathlib import Path
 
 from .errors import BuildError
 from .kernels import Kernel
+from .resources import build_dir, module_sources
 
 log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_argv(kdir: Path, src: Path, w: int | None = 1, target: str = "modules") -> list[str]:
@@ -34,7 +35,7 @@ def make_argv(kdir: Path, src: Path, w: int | None = 1, target: str = "modules")
 
 def build_module(
     kernel: Kernel,
-    src: Path = ROOT,
+    src: Path | None = None,
     name: str = "wqlab",
     subdir: str = "module",
     out_root: Path | None = None,
@@ -42,18 +43,23 @@ def build_module(
 ) -> Path:
     """Build ``<src>/<subdir>/<name>.ko`` for ``kernel``; return the path of the ``.ko``.
 
-    ``src`` must hold a ``Kbuild`` (or ``Makefile``) that descends into ``subdir``.
-    Warnings fail the build when ``w`` is set: the module must build W=1-clean.
+    ``src`` must hold a ``Kbuild`` (or ``Makefile``) that descends into ``subdir``; by
+    default the wqlab module's own sources (:func:`wqlab.resources.module_sources`).
+    The tree is ``<out_root>/<version>/<name>-<hash of src's path>`` (``out_root``: by
+    default :func:`wqlab.resources.build_dir`), so two projects' modules of the same name
+    do not share one. Warnings fail the build when ``w`` is set: the module must build W=1-clean.
     """
     if kernel.kdir is None:
         raise BuildError(
             f"no headers for {kernel.version}: install linux-headers-{kernel.version}"
             " (`make setup` or `make kernel KERNEL=...`)"
         )
-    out_root = out_root or (ROOT / "build")
-    tree = out_root / kernel.version / name
+    src = (src or module_sources()).resolve()
+    out_root = out_root or build_dir()
+    key = f"{name}-{hashlib.sha256(str(src).encode()).hexdigest()[:10]}"
+    tree = out_root / kernel.version / key
     tree.mkdir(parents=True, exist_ok=True)
-    with (out_root / kernel.version / f".{name}.lock").open("w") as lock:
+    with (out_root / kernel.version / f".{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return _build_locked(kernel.kdir, src, name, subdir, tree, w, kernel.version)
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import ROOT
 from .client import insmod, is_loaded, rmmod
 from .errors import GuestCommandError, HarnessError
 from .fuzz import add_run_options
+from .resources import build_dir, module_sources, package_parent
 from .vm import Vm
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,12 @@ class FuzzOutcome:
         return "\n".join(lines)
 
 
-def guest_command(p: FuzzParams, root: Path = ROOT, python: str = GUEST_PYTHON) -> str:
+def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_PYTHON) -> str:
     """The shell command that runs the fuzzer in the guest (pure).
 
-    ``-E -s -S``: no environment, no site: the guest's system Python with the repository
-    (cwd, read-only in the guest) as the only extra import path."""
+    ``-E -s -S``: no environment, no site: the guest's system Python with ``root`` (cwd:
+    the directory that holds the wqlab package, a checkout or site-packages, read-only in
+    the guest) as the only extra import path."""
     argv = [python, "-E", "-s", "-S", "-u", "-m", "wqlab.fuzz"]
     argv += ["--seed", str(p.seed), "-n", str(p.n), "--threads", str(p.threads)]
     argv += ["--hang-s", str(p.hang_s), "--log", f"{GUEST_DIR}/log", "--result"]
@@ -101,6 +102,7 @@ def guest_command(p: FuzzParams, root: Path = ROOT, python: str = GUEST_PYTHON) 
     if p.storm:
         argv.append("--storm")
     argv += list(p.extra)
+    root = root or package_parent()
     return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
 
 
@@ -196,7 +198,7 @@ def export_commit(rev: str, dest: Path) -> Path:
     """The module sources (``Kbuild``, ``module/``) of commit ``rev``, in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "Kbuild", "module"],
+        ["git", "archive", rev, "Kbuild", "module"],  # the checkout of the cwd
         capture_output=True,
         check=True,
     ).stdout
@@ -235,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wqlab fuzz: seed={seed} n={p.n} threads={p.threads} kernel={args.kernel}", flush=True)
     try:
         kernel = kernels.resolve(args.kernel)
-        src = ROOT
+        src = module_sources()
         tag = "worktree"
         if args.commit:
             rev = subprocess.run(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", args.commit],
+                ["git", "rev-parse", "--short", args.commit],  # a checkout: the cwd
                 capture_output=True,
                 text=True,
                 check=True,
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             src = export_commit(rev, Path(tempfile.mkdtemp(prefix=f"wqlab-{rev}-")))
             tag = rev
         print(f"building the module ({tag}) for {kernel.version}", flush=True)
-        ko = build_module(kernel, src=src, out_root=ROOT / "build" / f"fuzz-{tag}")
+        ko = build_module(kernel, src=src, out_root=build_dir() / f"fuzz-{tag}")
         vm = boot(kernel, args.cpus)
         try:
             out = run_fuzz(vm, ko, p, say=lambda s: print(s, flush=True))

@@ -50,7 +50,7 @@ from typing import Any
 import pytest
 
 from . import kernels, kmemleak
-from .build import ROOT, build_module
+from .build import build_module
 from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, is_loaded
 from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
@@ -85,8 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--wqlab-artifacts",
-        default=str(ROOT / "artifacts"),
-        help="where console logs and failure artifacts go (default artifacts/)",
+        default=None,
+        help="where console logs and failure artifacts go (default: artifacts/ in the "
+        "pytest rootdir)",
     )
     g.addoption("--wqlab-ktap", default=None, help="write KTAP results to this file")
     g.addoption(
@@ -107,6 +108,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "xdist_group(name): run on one xdist worker (--dist loadgroup)"
     )
     config.stash[_KTAP] = []
+
+
+def artifacts_dir(config: pytest.Config) -> Path:
+    """``--wqlab-artifacts``, else ``artifacts/`` in the pytest rootdir (the user's
+    project, never the directory wqlab is installed in)."""
+    opt = config.getoption("--wqlab-artifacts")
+    return Path(opt) if opt else config.rootpath / "artifacts"
 
 
 def worker_suffix(config: pytest.Config) -> str:
@@ -130,7 +138,7 @@ class VmManager:
         self.boots = 0
         self.boot_seconds: list[float] = []
         self.ssh_ready = False
-        self.artifacts = Path(config.getoption("--wqlab-artifacts"))
+        self.artifacts = artifacts_dir(config)
         self.suffix = worker_suffix(config)  # per xdist worker: its own files
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
 
@@ -349,7 +357,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     whole = any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
-    root = Path(item.config.getoption("--wqlab-artifacts"))
+    root = artifacts_dir(item.config)
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".whole_vm.turn").open("a") as turn, (root / ".whole_vm.lock").open("a") as lk:
         fcntl.flock(turn, fcntl.LOCK_EX)
@@ -401,7 +409,7 @@ def _dmesg_splats(item: pytest.Item) -> list[Splat]:
 
 
 def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
-    root = Path(item.config.getoption("--wqlab-artifacts"))
+    root = artifacts_dir(item.config)
     d = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"report-{rep.when}.txt").write_text(str(rep.longrepr))

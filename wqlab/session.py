@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import kernels
-from .build import ROOT, build_module
+from .build import build_module
 from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, insmod, is_loaded, rmmod
 from .errors import HarnessError
@@ -42,7 +42,7 @@ def boot(
         kvm=kvm_works(kernel.image),
         fast=fast,
     )
-    vm = Vm(cfg, console_log or ROOT / "artifacts" / f"console-{kernel.version}.log")
+    vm = Vm(cfg, console_log or Path.cwd() / "artifacts" / f"console-{kernel.version}.log")
     vm.start(boot_timeout=host_boot_deadline(cfg.kvm))
     ensure_debugfs(vm.agent())
     return vm

@@ -20,10 +20,10 @@ from typing import Any
 
 from .channel import AgentChannel
 from .errors import SetupError, VmBootError
+from .resources import guest_agent
 
 log = logging.getLogger(__name__)
 
-AGENT = Path(__file__).with_name("guest_agent.py")
 REMOTE_AGENT = "/tmp/wqlab_guest_agent.py"
 
 
@@ -80,7 +80,7 @@ class SshTarget:
                 log.info("ssh not ready yet (%s); retrying", e)
                 self.conn.close()
                 time.sleep(1)
-        self.conn.put(str(AGENT), REMOTE_AGENT)
+        self.conn.put(str(guest_agent()), REMOTE_AGENT)
         transport = self.conn.client.get_transport()
         self.chan = transport.open_session()
         self.chan.set_combine_stderr(True)  # the agent's errors show up in the log

@@ -41,12 +41,12 @@ from .bootimage import cache_dir, pvh_vmlinux
 from .channel import AgentChannel
 from .errors import SetupError, VmBootError, VmLostError
 from .reaper import kill_family
+from .resources import guest_agent
 from .splat import PANIC_RE, Splat, splat_kind
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-REAPER = Path(__file__).resolve().parent / "reaper.py"
+REAPER = Path(__file__).resolve().with_name("reaper.py")  # run as a script: the host side
 KVM_DEV = "/dev/kvm"
 KVM_PROBE_FILE = "kvm-probe.json"  # in cache_dir(): the probe's verdicts on this machine
 FAMILY_VAR = "WQLAB_FAMILY"  # in the environment of every VM and probe: see new_family()
@@ -67,9 +67,9 @@ class VmConfig:
     pvh: bool = True  # fast boots load the uncompressed vmlinux when the kernel allows it
     boot_image: Path | None = None  # that vmlinux (set by Vm.start); None: boot ``image``
     loglevel: int = 5
-    cwd: Path = ROOT
+    cwd: Path = field(default_factory=Path.cwd)  # the guest's working directory
     python: str = "/usr/bin/python3"
-    agent: Path = Path(__file__).with_name("guest_agent.py")
+    agent: Path = field(default_factory=guest_agent)  # package data, seen through 9p
     blacklist: tuple[str, ...] = BLACKLIST
     append: tuple[str, ...] = ()
     ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22
