@@ -3,6 +3,7 @@
 wqlab demo [--kernel K]         every API once, then the lifecycles and a timeline
 wqlab run [--kernel K] CMD...   run module commands, print results and lifecycles
 wqlab shell [--kernel K]        type module commands at a prompt (teaching)
+wqlab grade LAB [--src DIR]     grade a student's lab module (--batch DIR: a class, CSV)
 wqlab kernels                   installed kernels usable with --kernel
 """
 
@@ -13,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import kernels
@@ -248,6 +250,14 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .grade import grade_cli
+
+    return grade_cli(
+        args.lab, args.src, args.batch, args.kernel, args.cpus, args.out, lambda t: say(t)
+    )
+
+
 def cmd_kernels(args: argparse.Namespace) -> int:
     for k in kernels.installed():
         say(f"{k.version:<28} line {k.line:<6} {k.image}  headers: {k.kdir or 'missing'}")
@@ -283,6 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     common(p)
     p.add_argument("--plane", choices=["debugfs", "ioctl"], default="debugfs")
     p.set_defaults(fn=cmd_shell)
+    p = sub.add_parser("grade", help="build, load and grade a lab module (labs/README.md)")
+    common(p)
+    p.add_argument("lab", help="the lab: its folder name in labs/ or a prefix (01, 07...)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--src", type=Path, help="the student's module folder (default: the lab's skeleton)"
+    )
+    where.add_argument("--batch", type=Path, help="a class: one module folder per student")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/grade"),
+        help="KTAP, JUnit, CSV, console log and builds go here (default artifacts/grade)",
+    )
+    p.set_defaults(fn=cmd_grade)
     p = sub.add_parser("kernels", help="list installed kernels")
     p.set_defaults(fn=cmd_kernels)
     args = ap.parse_args(argv)

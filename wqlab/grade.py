@@ -1,0 +1,656 @@
+"""Grade a student's lab module (``labs/<lab>/``) from what the kernel did.
+
+``wqlab grade LAB --src DIR`` builds the module in ``DIR`` for the kernel, boots one VM for
+the whole session, loads the module with the lab's parameters, waits for the exercise to
+run, unloads it, and scores the lab's checks (``labs/<lab>/check.py``), which are written
+on the lifecycles of the trace (:mod:`wqlab.lifecycle`). ``--batch DIR`` grades one
+folder per student into a CSV. Every outcome is a row with a reason, never an exception:
+
+==================  ===========================================================  ======
+what happened       reason shown                                                 score
+==================  ===========================================================  ======
+does not build      the compiler's errors                                        0
+does not load       insmod's errno in words and the kernel log                   0
+kernel report       the report (Oops, WARNING, BUG, lockdep...), from the console 0
+hangs               which step got no answer in time                             0
+cannot be unloaded  rmmod's errno in words                                       0
+ran                 each check: points, and a hint for what it saw               sum
+==================  ===========================================================  ======
+
+A report, a hang or a module left loaded means a fresh VM for the next student. The bug
+lab (``07-bug-patterns``) *expects* given reports: a scenario's ``expect`` patterns
+(matched on :mod:`wqlab.splat`'s reports) turn those into points, and any other report
+still zeroes the student.
+
+A lab is a folder: ``README.md``, ``skeleton/`` and ``solution/`` (a Kbuild tree each, the
+module named ``Lab.module``) and ``check.py`` defining ``LAB`` (a :class:`Lab`).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import logging
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import kernels
+from .build import build_module
+from .client import insmod, is_loaded, rmmod
+from .errors import BuildError, GuestCommandError, GuestTimeoutError, HarnessError
+from .kmsg import dmesg_mark, dmesg_since
+from .lifecycle import Lifecycle, build_lifecycles
+from .report import format_lifecycles
+from .session import boot
+from .splat import Splat, find_splats
+from .symbols import SymbolMap
+from .trace import TraceEvent, UnknownEvent, parse
+from .tracefs import TraceInstance, kallsyms
+from .vm import Vm
+
+log = logging.getLogger(__name__)
+
+# the labs of a checkout (next to the package); an installed wqlab has none: --labs DIR
+LABS = Path(__file__).resolve().parent.parent / "labs"
+TRACE_NAME = "wqlab_grade"
+MARK_LOADED = "wqlab-grade: loaded"
+MARK_UNLOAD = "wqlab-grade: rmmod"
+MARK_UNLOADED = "wqlab-grade: unloaded"
+
+
+# --------------------------------------------------------------------------- lab model
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A kernel report a bug-lab scenario must provoke: the :mod:`wqlab.splat` kind of its
+    first line and a regular expression searched in its text (first line, the line
+    before it, the call trace)."""
+
+    kind: str
+    pattern: str
+
+    def matches(self, splat: Splat) -> bool:
+        return (
+            splat.kind == self.kind and re.search(self.pattern, "\n".join(splat.text)) is not None
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load of the student's module: parameters, when the exercise is over, what
+    kernel reports it must provoke, whether to unload it afterwards."""
+
+    name: str = "main"
+    params: dict[str, Any] = field(default_factory=dict)
+    done: Callable[[Run], bool] | None = None  # polled on the trace; None: wait `timeout`
+    timeout: float = 10.0  # seconds to wait for `done` after the load
+    after_unload: float = 0.0  # seconds to keep tracing after rmmod (teardown checks)
+    expect: tuple[Expect, ...] = ()
+    unload: bool = True  # False: the scenario wedges the module on purpose (VM replaced)
+    skip: Callable[[KernelInfo], str | None] | None = None  # a reason to skip on this kernel
+
+
+@dataclass(frozen=True)
+class Check:
+    """A graded property. ``fn`` returns ``None`` when it holds, else the hint for what it
+    saw (the mistake it points at and what to do)."""
+
+    name: str
+    points: int
+    fn: Callable[[Run], str | None]
+    scenario: str = "main"
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str  # the folder name, e.g. "01-global-queue"
+    module: str  # the .ko the student builds (without .ko)
+    title: str
+    scenarios: tuple[Scenario, ...]
+    checks: tuple[Check, ...]
+
+    @property
+    def max_points(self) -> int:
+        return sum(c.points for c in self.checks)
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    version: str
+    line: tuple[int, int]
+    debug: bool
+    cpus: int
+    config: frozenset[str]  # CONFIG_...=y options, when /proc/config.gz exists
+
+
+@dataclass
+class Run:
+    """What one scenario's load of the student's module did: the checks' input."""
+
+    lab: Lab
+    scenario: Scenario
+    kernel: KernelInfo
+    events: list[TraceEvent] = field(default_factory=list)
+    all_lcs: list[Lifecycle] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)  # /sys/module/<m>/parameters
+    marks: dict[str, int] = field(default_factory=dict)  # trace_marker text -> ns
+    reports: list[Splat] = field(default_factory=list)
+    loaded: bool = False
+    unloaded: bool = False
+    skipped: str | None = None
+
+    @property
+    def lcs(self) -> list[Lifecycle]:
+        """Executions of the student's module's functions, in trace order."""
+        return [
+            lc
+            for lc in self.all_lcs
+            if lc.function is not None and lc.function.module == self.lab.module
+        ]
+
+    def fn(self, name: str) -> list[Lifecycle]:
+        """Lifecycles of work function ``name`` (the lab's predictable names)."""
+        return [lc for lc in self.lcs if lc.function is not None and lc.function.name == name]
+
+    def ran(self, name: str) -> list[Lifecycle]:
+        """Completed executions of ``name``."""
+        return [lc for lc in self.fn(name) if lc.started_ns is not None and lc.ended_ns is not None]
+
+    def param(self, name: str, default: str = "") -> str:
+        return self.params.get(name, default)
+
+    def table(self, lcs: Sequence[Lifecycle] | None = None) -> str:
+        return format_lifecycles(self.lcs if lcs is None else lcs)
+
+
+def ms(ns: int | float | None) -> str:
+    return "?" if ns is None else f"{ns / 1e6:.1f} ms"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class CheckResult:
+    name: str
+    points: int
+    max_points: int
+    status: str  # "pass", "fail", "skip"
+    hint: str = ""
+
+
+@dataclass
+class Grade:
+    student: str
+    lab: str
+    kernel: str
+    status: str = "graded"  # graded, build-failed, load-failed, kernel-report, hang,
+    # unload-failed, vm-lost, error
+    reason: str = ""
+    report: str = ""  # the kernel report / compiler output shown with the reason
+    checks: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def max_points(self) -> int:
+        return sum(c.max_points for c in self.checks if c.status != "skip")
+
+    @property
+    def score(self) -> int:
+        if self.status != "graded":
+            return 0
+        return sum(c.points for c in self.checks)
+
+
+# --------------------------------------------------------------------------- labs
+
+
+def lab_names(labs_dir: Path = LABS) -> list[str]:
+    return sorted(p.name for p in labs_dir.iterdir() if (p / "check.py").is_file())
+
+
+def load_lab(name: str, labs_dir: Path = LABS) -> tuple[Lab, Path]:
+    """The lab ``name`` (its folder, or a unique prefix: ``01``) and its folder."""
+    names = lab_names(labs_dir) if labs_dir.is_dir() else []
+    match = [n for n in names if n == name] or [n for n in names if n.startswith(name)]
+    if len(match) != 1:
+        raise HarnessError(
+            f"no lab {name!r} in {labs_dir} (labs: {', '.join(names) or 'none'}); "
+            "give a folder name or a unique prefix such as 01"
+        )
+    folder = labs_dir / match[0]
+    spec = importlib.util.spec_from_file_location(
+        f"wqlab_lab_{match[0].replace('-', '_')}", folder / "check.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    lab = getattr(mod, "LAB", None)
+    if not isinstance(lab, Lab):
+        raise HarnessError(f"{folder / 'check.py'} defines no LAB = Lab(...)")
+    return lab, folder
+
+
+# --------------------------------------------------------------------------- the VM
+
+
+class Grader:
+    """One grading session: one kernel, one VM reused across students until a report, a
+    hang or a module left loaded spoils it (then the next student gets a fresh one)."""
+
+    def __init__(self, kernel: kernels.Kernel, cpus: int = 2, out: Path | None = None) -> None:
+        self.kernel = kernel
+        self.cpus = cpus
+        self.out = out or Path.cwd() / "artifacts" / "grade"
+        self.vm: Vm | None = None
+        self.boots = 0
+        self.info: KernelInfo | None = None
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.vm is not None:
+            self.vm.stop()
+            self.vm = None
+
+    def get_vm(self) -> Vm:
+        vm = self.vm
+        if vm is not None and vm.alive and not vm.tainted:
+            try:
+                vm.agent().request("echo", timeout=30, data="health")
+                return vm
+            except HarnessError as e:
+                log.warning("the grading VM does not answer (%s); booting a fresh one", e)
+        if vm is not None:
+            vm.stop(timeout=20)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.vm = boot(
+            self.kernel, self.cpus, console_log=self.out / f"console-{self.kernel.version}.log"
+        )
+        self.boots += 1
+        self.info = self._kernel_info(self.vm)
+        return self.vm
+
+    def _kernel_info(self, vm: Vm) -> KernelInfo:
+        agent = vm.agent()
+        res = agent.sh("zcat /proc/config.gz 2>/dev/null | grep '=y$' || true", check=False)
+        config = frozenset(
+            ln.split("=", 1)[0]
+            for ln in str(res["stdout"]).splitlines()
+            if ln.startswith("CONFIG_")
+        )
+        return KernelInfo(
+            self.kernel.version,
+            self.kernel.version_tuple,
+            self.kernel.debug,
+            self.cpus,
+            config,
+        )
+
+    def build(self, lab: Lab, src: Path, student: str) -> tuple[Path, str]:
+        """Build the student's tree; return the .ko and the warnings (a W=1 warning does
+        not stop the grading: it is shown)."""
+        out_root = self.out / "build" / re.sub(r"[^\w.-]+", "_", student)
+        if (out_root / self.kernel.version).exists():
+            shutil.rmtree(out_root / self.kernel.version)  # no object of an earlier build
+        try:
+            ko = build_module(self.kernel, src=src, name=lab.module, subdir=".", out_root=out_root)
+            return ko, ""
+        except BuildError as e:
+            built = sorted((out_root / self.kernel.version).glob(f"*/{lab.module}.ko"))
+            if "has warnings" in str(e) and built:
+                return built[0], str(e)
+            raise
+
+    # one student --------------------------------------------------------------------
+    def grade(self, lab: Lab, src: Path, student: str = "student") -> Grade:
+        t0 = time.monotonic()
+        g = Grade(student, lab.name, self.kernel.version)
+        try:
+            self._grade(lab, src, g)
+        except HarnessError as e:  # a lost VM, a hung guest: the student's fault or not,
+            g.status = g.status if g.status != "graded" else "vm-lost"  # no verdict
+            g.reason = g.reason or f"the VM stopped answering: {e}"
+            self._spoil()
+        except Exception as e:  # noqa: BLE001 - one student never stops the batch
+            log.exception("grading %s failed", student)
+            g.status, g.reason = "error", f"grader error: {type(e).__name__}: {e}"
+            self._spoil()
+        g.seconds = time.monotonic() - t0
+        return g
+
+    def _spoil(self) -> None:
+        if self.vm is not None:
+            self.vm.tainted = True
+
+    def _grade(self, lab: Lab, src: Path, g: Grade) -> None:
+        if not src.is_dir():
+            g.status, g.reason = "build-failed", f"{src} is not a folder"
+            g.checks = [CheckResult(c.name, 0, c.points, "fail") for c in lab.checks]
+            return
+        try:
+            ko, warnings = self.build(lab, src, g.student)
+        except BuildError as e:
+            g.status, g.reason, g.report = "build-failed", "the module does not build", str(e)
+            g.checks = [
+                CheckResult(c.name, 0, c.points, "fail", "fix the build first") for c in lab.checks
+            ]
+            return
+        if warnings:
+            g.report = warnings
+        runs: dict[str, Run] = {}
+        for sc in lab.scenarios:
+            vm = self.get_vm()
+            assert self.info is not None
+            run = Run(lab, sc, self.info)
+            runs[sc.name] = run
+            why = sc.skip(self.info) if sc.skip else None
+            if why:
+                run.skipped = why
+                continue
+            if not self._scenario(vm, run, ko, g):
+                break
+        g.checks = [self._score(c, runs) for c in lab.checks]
+
+    def _scenario(self, vm: Vm, run: Run, ko: Path, g: Grade) -> bool:
+        """Load, wait, unload, observe. False when the student's grade is settled (0)."""
+        lab, sc = run.lab, run.scenario
+        agent = vm.agent()
+        if is_loaded(agent, lab.module):  # left by an earlier scenario that wedged it
+            vm.tainted = True
+            vm = self.get_vm()
+            agent = vm.agent()
+        console0, dmesg0 = vm.console_mark(), dmesg_mark(agent)
+        trace = TraceInstance(agent, TRACE_NAME, module_events=False).start()
+        syms = ""
+        try:
+            try:
+                insmod(agent, str(ko), **sc.params)
+            except GuestTimeoutError:
+                g.status, g.reason = "hang", "insmod did not return in 60 s (the init hangs)"
+                vm.tainted = True
+                self._reports(vm, run, console0, None, g)
+                return False
+            except GuestCommandError as e:
+                g.status, g.reason = "load-failed", str(e)
+                g.report = dmesg_since(agent, dmesg0)
+                return False
+            run.loaded = True
+            trace.mark(MARK_LOADED)
+            deadline = time.monotonic() + sc.timeout
+            while True:
+                self._observe(run, trace.read(), None)
+                if sc.done is not None and sc.done(run):
+                    break
+                if time.monotonic() >= deadline or not vm.alive:
+                    break
+                time.sleep(0.25)
+            run.params = self._params(vm, lab.module)
+            syms = kallsyms(agent, lab.module)
+            if sc.unload:
+                trace.mark(MARK_UNLOAD)
+                try:
+                    rmmod(agent, lab.module, timeout=60)
+                except GuestTimeoutError:
+                    g.status = "hang"
+                    g.reason = "rmmod did not return in 60 s (the exit function hangs)"
+                    vm.tainted = True
+                    self._reports(vm, run, console0, None, g)
+                    return False
+                except GuestCommandError as e:
+                    g.status, g.reason = "unload-failed", f"the module cannot be unloaded: {e}"
+                    vm.tainted = True
+                    return False
+                run.unloaded = True
+                trace.mark(MARK_UNLOADED)
+                if sc.after_unload:
+                    time.sleep(sc.after_unload)
+            else:
+                vm.tainted = True  # the scenario wedges the module: a fresh VM next
+            self._observe(run, trace.read(), SymbolMap.from_kallsyms(syms))
+        finally:
+            if vm.alive:
+                trace.remove()
+        return self._reports(vm, run, console0, dmesg0, g)
+
+    def _observe(self, run: Run, text: str, syms: SymbolMap | None) -> None:
+        events = parse(text, symbols=syms) if syms is not None and syms.usable else parse(text)
+        run.events = events
+        run.all_lcs = build_lifecycles(events)
+        run.marks = {
+            m.group(1): ev.ts_ns
+            for ev in events
+            if isinstance(ev, UnknownEvent)
+            and (m := re.search(r"(wqlab-grade: \w+)", ev.body)) is not None
+        }
+
+    def _params(self, vm: Vm, module: str) -> dict[str, str]:
+        d = f"/sys/module/{module}/parameters"
+        agent = vm.agent()
+        if not agent.exists(d):
+            return {}
+        names = agent.request("listdir", path=d)
+        out = {}
+        for n in names:
+            try:
+                out[str(n)] = agent.read(f"{d}/{n}").strip()
+            except GuestCommandError:
+                pass
+        return out
+
+    def _reports(self, vm: Vm, run: Run, console0: int, dmesg0: int | None, g: Grade) -> bool:
+        """Collect the kernel reports of the scenario; expected ones go to the checks, any
+        other zeroes the student. False when it did."""
+        found = list(vm.splats_since(console0))
+        if dmesg0 is not None and vm.alive:
+            try:
+                lines = dmesg_since(vm.agent(), dmesg0).splitlines()
+            except HarnessError:
+                lines = []
+            seen = {s.line.split("] ", 1)[-1] for s in found}
+            found += [s for s in find_splats(lines) if s.line.split("] ", 1)[-1] not in seen]
+        if not found:
+            return True
+        vm.tainted = True  # the next student gets a fresh VM
+        expected = [s for s in found if any(e.matches(s) for e in run.scenario.expect)]
+        run.reports = expected
+        other = [s for s in found if s not in expected]
+        if not other:
+            return True
+        g.status = "kernel-report"
+        first = other[0]
+        more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+        g.reason = f"kernel report ({first.kind}){more}: {first.line.split('] ', 1)[-1]}"
+        # the console watcher appends the lines after a report to it: cut at the next one
+        text = first.text
+        for i, ln in enumerate(text[1:], 1):
+            if ln in {s.line for s in found} and ln != first.line:
+                text = text[:i]
+                break
+        g.report = "\n".join(text)
+        return False
+
+    def _score(self, c: Check, runs: dict[str, Run]) -> CheckResult:
+        run = runs.get(c.scenario)
+        if run is None:
+            return CheckResult(c.name, 0, c.points, "fail", "not run (an earlier step failed)")
+        if run.skipped:
+            return CheckResult(c.name, 0, c.points, "skip", run.skipped)
+        if not run.loaded:
+            return CheckResult(c.name, 0, c.points, "fail", "the module was not loaded")
+        try:
+            hint = c.fn(run)
+        except Exception as e:  # noqa: BLE001 - a check that trips on odd data fails
+            hint = f"could not be checked ({type(e).__name__}: {e})"
+        if hint is None:
+            return CheckResult(c.name, c.points, c.points, "pass")
+        return CheckResult(c.name, 0, c.points, "fail", hint)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def ktap(grades: Sequence[Grade]) -> str:
+    """One KTAP line per check (a failed build or a report fails every check of it)."""
+    rows = [(f"{g.student}:{g.lab}:{c.name}", c, g) for g in grades for c in g.checks]
+    out = ["KTAP version 1", f"1..{len(rows)}"]
+    for i, (name, c, g) in enumerate(rows, 1):
+        name = re.sub(r"[#\n]", "_", name)
+        if c.status == "skip":
+            out.append(f"ok {i} {name} # SKIP {c.hint.splitlines()[0] if c.hint else ''}")
+        elif g.status == "graded" and c.status == "pass":
+            out.append(f"ok {i} {name}")
+        else:
+            out.append(f"not ok {i} {name}")
+            why = g.reason if g.status != "graded" else c.hint
+            out += [f"# {ln}" for ln in (why or "").splitlines()[:3]]
+    return "\n".join(out) + "\n"
+
+
+def junit(grades: Sequence[Grade]) -> str:
+    """JUnit XML: a test suite per student and lab, a test case per check."""
+    root = ET.Element("testsuites", name="wqlab grade")
+    for g in grades:
+        fails = sum(1 for c in g.checks if c.status == "fail" or g.status != "graded")
+        skips = sum(1 for c in g.checks if c.status == "skip")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{g.student}.{g.lab}",
+            tests=str(len(g.checks)),
+            failures=str(fails),
+            skipped=str(skips),
+            time=f"{g.seconds:.1f}",
+        )
+        props = ET.SubElement(suite, "properties")
+        for k, v in (
+            ("kernel", g.kernel),
+            ("status", g.status),
+            ("score", f"{g.score}/{g.max_points}"),
+        ):
+            ET.SubElement(props, "property", name=k, value=v)
+        for c in g.checks:
+            tc = ET.SubElement(suite, "testcase", classname=f"{g.student}.{g.lab}", name=c.name)
+            if c.status == "skip":
+                ET.SubElement(tc, "skipped", message=c.hint)
+            elif g.status != "graded":
+                f = ET.SubElement(tc, "failure", message=f"{g.status}: {g.reason}")
+                f.text = g.report[-8000:]
+            elif c.status == "fail":
+                ET.SubElement(tc, "failure", message=c.hint)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+CSV_FIELDS = ("student", "lab", "kernel", "score", "max", "status", "reason", "failed_checks")
+
+
+def write_csv(path: Path, grades: Sequence[Grade]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for g in grades:
+            w.writerow(
+                {
+                    "student": g.student,
+                    "lab": g.lab,
+                    "kernel": g.kernel,
+                    "score": g.score,
+                    "max": g.max_points,
+                    "status": g.status,
+                    "reason": g.reason.splitlines()[0] if g.reason else "",
+                    "failed_checks": "; ".join(c.name for c in g.checks if c.status == "fail"),
+                }
+            )
+
+
+def students(batch: Path) -> Iterator[tuple[str, Path]]:
+    """The student folders of a class folder, by name."""
+    for d in sorted(batch.iterdir()):
+        if d.is_dir() and not d.name.startswith("."):
+            yield d.name, d
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def format_grade(g: Grade) -> str:
+    """The score table of one student's lab, with a hint under each failed check."""
+    head = f"{g.student}  {g.lab}  on {g.kernel}: {g.score}/{g.max_points}"
+    if g.status != "graded":
+        head += f"  [{g.status}] {g.reason}"
+    width = max([len(c.name) for c in g.checks] + [20])
+    lines = [head, f"  {'check':<{width}}  points  result"]
+    for c in g.checks:
+        pts = f"{c.points}/{c.max_points}" if c.status != "skip" else "-"
+        res = c.status if g.status == "graded" or c.status == "skip" else "0 (see above)"
+        lines.append(f"  {c.name:<{width}}  {pts:>6}  {res}")
+        if c.hint and (c.status != "pass"):
+            for i, ln in enumerate(c.hint.splitlines()):
+                lines.append(f"  {'':<{width}}          {'hint: ' if i == 0 else '      '}{ln}")
+    if g.report:
+        lines.append(
+            "  --- " + ("kernel report" if g.status == "kernel-report" else "output") + " ---"
+        )
+        lines += ["  " + ln for ln in g.report.splitlines()[-60:]]
+    return "\n".join(lines)
+
+
+def grade_cli(
+    lab_name: str,
+    src: Path | None,
+    batch: Path | None,
+    selector: str,
+    cpus: int,
+    out: Path,
+    say: Callable[[str], None],
+    labs_dir: Path = LABS,
+) -> int:
+    """``wqlab grade``: 0 when every student got full marks, 1 otherwise."""
+    lab, folder = load_lab(lab_name, labs_dir)
+    kernel = kernels.resolve(selector)
+    out = out.resolve()
+    if batch is not None:
+        todo = list(students(batch))
+        if not todo:
+            raise HarnessError(f"{batch} holds no student folders")
+    else:
+        todo = [((src or folder / "skeleton").name, src or folder / "skeleton")]
+    say(f"wqlab grade {lab.name} ({lab.title}): {len(todo)} submission(s) on {kernel.version}")
+    grades: list[Grade] = []
+    t0 = time.monotonic()
+    with Grader(kernel, cpus, out) as gr:
+        for student, path in todo:
+            g = gr.grade(lab, path.resolve(), student)
+            grades.append(g)
+            say(format_grade(g) + f"\n  ({g.seconds:.0f} s)\n")
+        boots = gr.boots
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{lab.name}-{kernel.version}"
+    (out / f"{stem}.ktap").write_text(ktap(grades))
+    (out / f"{stem}.junit.xml").write_text(junit(grades))
+    written = [out / f"{stem}.ktap", out / f"{stem}.junit.xml"]
+    if batch is not None:
+        write_csv(out / f"{stem}.csv", grades)
+        written.append(out / f"{stem}.csv")
+        say("student              score   status")
+        for g in grades:
+            why = g.reason.splitlines()[0] if g.reason else ""
+            say(f"{g.student:<20} {g.score:>3}/{g.max_points:<3} {g.status} {why}")
+    say(
+        f"{len(grades)} graded in {time.monotonic() - t0:.0f} s with {boots} VM boot(s); "
+        f"wrote {', '.join(str(p) for p in written)}"
+    )
+    return 0 if all(g.status == "graded" and g.score == g.max_points for g in grades) else 1
