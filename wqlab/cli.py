@@ -1,8 +1,10 @@
 """``wqlab``: play with the workqueue API in a VM and see what ran where and when.
 
 wqlab demo [--kernel K]         every API once, then the lifecycles and a timeline
+                                (--png FILE, --perfetto FILE: pictures of the run)
 wqlab run [--kernel K] CMD...   run module commands, print results and lifecycles
 wqlab shell [--kernel K]        type module commands at a prompt (teaching)
+wqlab plot TRACE                pictures of a saved trace: --png FILE, --perfetto FILE
 wqlab grade LAB [--src DIR]     grade a student's lab module (--batch DIR: a class, CSV)
 wqlab kernels                   installed kernels usable with --kernel
 """
@@ -168,6 +170,24 @@ def show(
     return lcs
 
 
+def write_pictures(
+    lcs: Sequence[Lifecycle], png: str | None, perfetto: str | None, title: str
+) -> None:
+    """The PNG timeline and/or the Perfetto trace of these lifecycles (wqlab[plot])."""
+    if png:
+        from .plot import save_png, timeline_model
+
+        model = timeline_model(lcs, title)
+        save_png(model, png)
+        say(f"wrote {png}: {len(model.lanes)} lanes, {len(model.bars)} executions")
+    if perfetto:
+        from .pftrace import perfetto_trace, read_back
+
+        data = perfetto_trace(lcs)
+        Path(perfetto).write_bytes(data)
+        say(f"wrote {perfetto} (open it in ui.perfetto.dev): {read_back(data).summary()}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     say(f"wqlab demo: building, booting {args.kernel} under QEMU (about 1 minute without KVM)")
@@ -196,7 +216,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 shown += 1
                 if e.name == "workqueue_execute_end":
                     break
-        show(s, events=events)
+        lcs = show(s, events=events)
+        if args.save_trace:
+            Path(args.save_trace).write_text(text)
+            say(f"wrote {args.save_trace} (the raw trace: wqlab plot reads it)")
+        write_pictures(lcs, args.png, args.perfetto, f"wqlab demo on {s.kernel.version}")
         stats = s.trace.stats()
         say(
             f"\ntrace buffer: {stats.entries} entries, overrun={stats.overrun}; "
@@ -219,34 +243,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
+    from .shell import Shell
+
+    say(f"wqlab shell: building, booting {args.kernel} under QEMU (about 1 minute without KVM)")
     with session(args.kernel, args.cpus, plane=args.plane) as s:
-        say(
-            "wqlab shell: type module commands (`help` lists them), `trace` shows what ran, "
-            "`clear` empties the trace, `quit` leaves."
+        say(f"kernel {s.kernel.version} ready in {s.vm.boot_seconds:.1f} s, {args.cpus} CPUs")
+        return Shell(s, lambda text, style: say(text, style)).run()
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .lifecycle import select
+
+    path = Path(args.trace)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise HarnessError(f"cannot read the trace {path}: {e.strerror}") from None
+    lcs = build_lifecycles(parse(text))
+    if args.workqueue:
+        lcs = select(lcs, workqueue=args.workqueue)
+    if args.module:
+        lcs = [lc for lc in lcs if lc.function is not None and lc.function.module == args.module]
+    if not any(lc.queued_ns is not None or lc.started_ns is not None for lc in lcs):
+        raise HarnessError(
+            f"{path}: no workqueue_queue_work or workqueue_execute_start events"
+            + (" (after --workqueue/--module)" if args.workqueue or args.module else "")
+            + "; is it the text of a tracefs 'trace' file with the workqueue events enabled?"
         )
-        while True:
-            try:
-                line = input("wqlab> ").strip()
-            except EOFError:
-                break
-            if not line:
-                continue
-            if line in ("quit", "exit"):
-                break
-            if line == "help":
-                say(s.client.commands())
-            elif line == "trace":
-                show(s)
-            elif line == "clear":
-                s.trace.clear()
-            elif line in ("works", "workqueues", "stats", "features"):
-                say(s.client.read(line))
-            else:
-                name, *kv = line.split()
-                try:
-                    run_commands(s.client, [(name, dict(p.split("=", 1) for p in kv))])
-                except ValueError:
-                    say("arguments are key=value", "red")
+    png = args.png
+    if png is None and args.perfetto is None:
+        png = f"{path.stem}.png"
+    say(f"{path}: {len(lcs)} lifecycles")
+    write_pictures(lcs, png, args.perfetto, args.title or path.name)
     return 0
 
 
@@ -282,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="run every workqueue API once and show the lifecycles")
     common(p)
+    p.add_argument("--png", metavar="FILE", help="write a PNG timeline of the run (wqlab[plot])")
+    p.add_argument(
+        "--perfetto", metavar="FILE", help="write a Perfetto trace of the run (ui.perfetto.dev)"
+    )
+    p.add_argument("--save-trace", metavar="FILE", help="write the raw trace text (for wqlab plot)")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("run", help="run module commands, e.g. 'schedule_work id=0'")
     common(p)
@@ -293,6 +326,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     common(p)
     p.add_argument("--plane", choices=["debugfs", "ioctl"], default="debugfs")
     p.set_defaults(fn=cmd_shell)
+    p = sub.add_parser(
+        "plot", help="pictures of a saved trace (the text of a tracefs trace file); no VM"
+    )
+    p.add_argument("trace", help="raw trace text, e.g. from wqlab demo --save-trace")
+    p.add_argument("--png", metavar="FILE", help="PNG timeline (default: TRACE's name .png)")
+    p.add_argument("--perfetto", metavar="FILE", help="Perfetto trace (ui.perfetto.dev)")
+    p.add_argument("--workqueue", help="only this workqueue's items")
+    p.add_argument("--module", help="only work functions of this module (e.g. wqlab)")
+    p.add_argument("--title", help="the picture's title (default: the file's name)")
+    p.set_defaults(fn=cmd_plot)
     p = sub.add_parser("grade", help="build, load and grade a lab module (labs/README.md)")
     common(p)
     p.add_argument("lab", help="the lab: its folder name in labs/ or a prefix (01, 07...)")
