@@ -3,7 +3,8 @@
  * wqlab private header: work items, workqueues, the command table.
  *
  * Files: wqlab_main.c (init/exit, debugfs, misc device, dispatch),
- * wqlab_cmds.c (command table, text parser, handlers), wqlab_work.c (items,
+ * wqlab_cmds.c (command table, text parser, handlers), wqlab_netlink.c
+ * (generic netlink family and event stream), wqlab_work.c (items,
  * behaviours, records, queues). include/uapi/wqlab.h is the ABI.
  *
  * Locking legend (field tags below use these letters):
@@ -235,12 +236,32 @@ struct wqlab_cmd_desc {
 	const char *help;
 };
 
+enum wqlab_arg_type { WQLAB_T_U32, WQLAB_T_S32, WQLAB_T_NAME, WQLAB_T_FLAGS };
+
+/**
+ * struct wqlab_arg_desc - one argument a command can take
+ * @key: text plane key
+ * @bit: WQLAB_ARG_* bit (netlink attribute: its number + 1)
+ * @type: how it is parsed and validated
+ * @off: offset of its field in struct wqlab_cmd
+ * @max: largest value (U32), valid bits (FLAGS); 0: checked by the command
+ */
+struct wqlab_arg_desc {
+	const char *key;
+	u32 bit;
+	enum wqlab_arg_type type;
+	size_t off;
+	u32 max;
+};
+
 #define WQLAB_OUT_ID	(1U << 0)
 #define WQLAB_OUT_BUSY	(1U << 1)
 
 /* wqlab_cmds.c */
 extern const struct wqlab_cmd_desc wqlab_cmds[];
 extern const unsigned int wqlab_nr_cmds;
+extern const struct wqlab_arg_desc wqlab_args[];
+extern const unsigned int wqlab_nr_args;
 const struct wqlab_cmd_desc *wqlab_cmd_by_nr(u32 nr);
 int wqlab_cmd_parse(char *line, const struct wqlab_cmd_desc **descp,
 		    struct wqlab_cmd *cmd);
@@ -309,6 +330,16 @@ void wqlab_wq_drain_end(struct wqlab_wq *wq);
 const char *wqlab_state_name(enum wqlab_state state);
 int wqlab_flags_format(u32 flags, char *buf, size_t size);
 int wqlab_flags_parse(char *s, u32 *flags);
+
+/* wqlab_netlink.c */
+int wqlab_nl_init(void);
+void wqlab_nl_exit(void);
+void wqlab_nl_event_run(u32 event, const struct wqlab_item *item, u64 seq,
+			int cpu, const struct wqlab_wq *wq, u64 time_ns);
+void wqlab_nl_event_wq(u32 event, const struct wqlab_wq *wq);
+
+void wqlab_work_stop(void);
+struct wqlab_wq *wqlab_wq_next(unsigned int *pos);
 
 int wqlab_works_show(struct seq_file *m, void *v);
 int wqlab_workqueues_show(struct seq_file *m, void *v);

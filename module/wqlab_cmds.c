@@ -2,9 +2,11 @@
 /*
  * wqlab command table, text parser and handlers.
  *
- * One table (wqlab_cmds[]) drives both control planes: the debugfs text
+ * One table (wqlab_cmds[]) drives every control plane: the debugfs text
  * plane parses "NAME key=value ..." into a struct wqlab_cmd, the ioctl plane
- * copies one in; both call wqlab_cmd_exec(), which validates the arguments
+ * copies one in, the netlink plane (wqlab_netlink.c) fills one from the
+ * attributes its policies, derived from this table, admit; all call
+ * wqlab_cmd_exec(), which validates the arguments
  * against the table entry and calls the same handler. docs/commands.md is
  * the contract.
  *
@@ -37,37 +39,37 @@
 #define A_BEH		(WQLAB_ARG_SLEEP_MS | WQLAB_ARG_SPIN_US | \
 			 WQLAB_ARG_REQUEUE | WQLAB_ARG_BLOCK)
 
-/* ---- argument keys (text plane) ---------------------------------------- */
+/* ---- arguments (every plane) ------------------------------------------ */
 
-enum wqlab_arg_type { WQLAB_T_U32, WQLAB_T_S32, WQLAB_T_NAME, WQLAB_T_FLAGS };
-
-static const struct {
-	const char *key;
-	u32 bit;
-	enum wqlab_arg_type type;
-	size_t off;
-} wqlab_args[] = {	/* in the order the help text lists them */
-	{ "wq", WQLAB_ARG_WQ, WQLAB_T_NAME, offsetof(struct wqlab_cmd, wq) },
-	{ "name", WQLAB_ARG_NAME, WQLAB_T_NAME, offsetof(struct wqlab_cmd, name) },
-	{ "cpu", WQLAB_ARG_CPU, WQLAB_T_S32, offsetof(struct wqlab_cmd, cpu) },
-	{ "id", WQLAB_ARG_ID, WQLAB_T_U32, offsetof(struct wqlab_cmd, id) },
+/*
+ * Keys of the text plane, fields of struct wqlab_cmd, attributes of the
+ * netlink plane (WQLAB_A_* is the bit's number + 1) and the largest value
+ * each plane's validation admits (0: none given here; the command checks).
+ */
+const struct wqlab_arg_desc wqlab_args[] = {	/* in the order the help lists them */
+	{ "wq", WQLAB_ARG_WQ, WQLAB_T_NAME, offsetof(struct wqlab_cmd, wq), 0 },
+	{ "name", WQLAB_ARG_NAME, WQLAB_T_NAME, offsetof(struct wqlab_cmd, name), 0 },
+	{ "cpu", WQLAB_ARG_CPU, WQLAB_T_S32, offsetof(struct wqlab_cmd, cpu), 0 },
+	{ "id", WQLAB_ARG_ID, WQLAB_T_U32, offsetof(struct wqlab_cmd, id), 0 },
 	{ "flags", WQLAB_ARG_FLAGS, WQLAB_T_FLAGS,
-	  offsetof(struct wqlab_cmd, flags) },
+	  offsetof(struct wqlab_cmd, flags), WQLAB_WQ_ALL },
 	{ "max_active", WQLAB_ARG_MAX_ACTIVE, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, max_active) },
+	  offsetof(struct wqlab_cmd, max_active), WQLAB_MAX_ACTIVE_MAX },
 	{ "delay_ms", WQLAB_ARG_DELAY_MS, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, delay_ms) },
+	  offsetof(struct wqlab_cmd, delay_ms), WQLAB_DELAY_MS_MAX },
 	{ "sleep_ms", WQLAB_ARG_SLEEP_MS, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, sleep_ms) },
+	  offsetof(struct wqlab_cmd, sleep_ms), WQLAB_SLEEP_MS_MAX },
 	{ "spin_us", WQLAB_ARG_SPIN_US, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, spin_us) },
+	  offsetof(struct wqlab_cmd, spin_us), WQLAB_SPIN_US_MAX },
 	{ "requeue", WQLAB_ARG_REQUEUE, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, requeue) },
+	  offsetof(struct wqlab_cmd, requeue), WQLAB_REQUEUE_MAX },
 	{ "block", WQLAB_ARG_BLOCK, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, block) },
+	  offsetof(struct wqlab_cmd, block), 1 },
 	{ "delayed", WQLAB_ARG_DELAYED, WQLAB_T_U32,
-	  offsetof(struct wqlab_cmd, delayed) },
+	  offsetof(struct wqlab_cmd, delayed), 1 },
 };
+
+const unsigned int wqlab_nr_args = ARRAY_SIZE(wqlab_args);
 
 /* ---- helpers for handlers (all called with wqlab_lock held) ------------ */
 

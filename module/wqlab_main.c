@@ -8,7 +8,9 @@
  *         same descriptor:
  *           exec 3<>/sys/kernel/debug/wqlab/control
  *           echo "schedule_work id=0 sleep_ms=10" >&3; cat <&3   # ret=1
- *         or the ioctl plane on /dev/wqlab (include/uapi/wqlab.h).
+ *         or the ioctl plane on /dev/wqlab (include/uapi/wqlab.h), or the
+ *         generic netlink family "wqlab" (wqlab_netlink.c), whose group
+ *         "events" streams every run's start, end and block.
  *         `cat /sys/kernel/debug/wqlab/control` lists every command.
  * Watch:  /sys/kernel/debug/wqlab/{works,workqueues,stats,features} and the
  *         wqlab:* and workqueue:* trace events.
@@ -26,6 +28,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
+#include <net/genetlink.h>
 
 #include "wqlab.h"
 
@@ -251,6 +254,9 @@ static int __init wqlab_init(void)
 	ret = misc_register(&wqlab_misc);
 	if (ret)
 		goto err_work;
+	ret = wqlab_nl_init();
+	if (ret)
+		goto err_misc;
 
 	wqlab_root = debugfs_create_dir("wqlab", NULL);
 	debugfs_create_file("control", 0600, wqlab_root, NULL,
@@ -265,6 +271,8 @@ static int __init wqlab_init(void)
 		wqlab_max_items, wqlab_nr_cmds);
 	return 0;
 
+err_misc:
+	misc_deregister(&wqlab_misc);
 err_work:
 	wqlab_work_exit();
 	return ret;
@@ -272,16 +280,24 @@ err_work:
 
 static void __exit wqlab_exit(void)
 {
-	/* Both planes first: no command can start after this. */
+	/* The planes first: no command can start after this. */
 	debugfs_remove(wqlab_root);
 	misc_deregister(&wqlab_misc);
+	/*
+	 * A netlink command holds no module reference: stop (new commands get
+	 * -ESHUTDOWN, runs are cut short) so the ones in flight return, then
+	 * unregister, which waits for them.
+	 */
+	wqlab_work_stop();
+	wqlab_nl_exit();
 	wqlab_work_exit();
 	pr_info("unloaded\n");
 }
 
 module_init(wqlab_init);
 module_exit(wqlab_exit);
-MODULE_DESCRIPTION("wqlab: drive the workqueue API on command (debugfs and ioctl)");
+MODULE_DESCRIPTION("wqlab: drive the workqueue API on command (debugfs, ioctl, generic netlink)");
 MODULE_AUTHOR("wqlab developers");
 MODULE_LICENSE("GPL");
 MODULE_VERSION("1.0");
+MODULE_ALIAS_GENL_FAMILY(WQLAB_GENL_NAME);

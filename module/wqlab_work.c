@@ -220,6 +220,7 @@ static void wqlab_run(struct wqlab_item *item)
 	bool sleepable = in_task();
 	int cpu = raw_smp_processor_id();
 	u64 seq = atomic64_inc_return(&wqlab_seq);
+	u64 started_ns, finished_ns;
 	bool requeued;
 
 	get_task_comm(comm, current);
@@ -228,7 +229,8 @@ static void wqlab_run(struct wqlab_item *item)
 	run_wq = item->rec.target;
 	item->rec.run_wq = run_wq;
 	item->rec.active_runs++;
-	item->rec.started_ns = ktime_get_ns();
+	started_ns = ktime_get_ns();
+	item->rec.started_ns = started_ns;
 	item->rec.cpu = cpu;
 	item->rec.pid = task_pid_nr(current);
 	memcpy(item->rec.comm, comm, sizeof(comm));
@@ -239,6 +241,7 @@ static void wqlab_run(struct wqlab_item *item)
 
 	atomic64_inc(&wqlab_stats.runs);
 	trace_wqlab_work_run(item->id, seq, item->work, cpu);
+	wqlab_nl_event_run(WQLAB_EV_START, item, seq, cpu, run_wq, started_ns);
 
 	if (beh.spin_us) {
 		/*
@@ -271,6 +274,10 @@ static void wqlab_run(struct wqlab_item *item)
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 		atomic64_inc(&wqlab_stats.blocks);
 		trace_wqlab_work_block(item->id, seq, item->work, cpu);
+		if (block)
+			wqlab_nl_event_run(WQLAB_EV_BLOCK, item, seq,
+					   raw_smp_processor_id(), run_wq,
+					   ktime_get_ns());
 		/* Bounded: a forgotten `release` costs block_max_ms, not a hang. */
 		if (block &&
 		    !wait_event_idle_timeout(item->wait,
@@ -288,7 +295,8 @@ static void wqlab_run(struct wqlab_item *item)
 
 	cpu = raw_smp_processor_id();
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
-	item->rec.finished_ns = ktime_get_ns();
+	finished_ns = ktime_get_ns();
+	item->rec.finished_ns = finished_ns;
 	item->rec.state = WQLAB_ST_DONE;
 	item->rec.blocked = false;
 	requeued = wqlab_requeue_locked(item, run_wq);
@@ -299,6 +307,8 @@ static void wqlab_run(struct wqlab_item *item)
 	if (requeued)
 		atomic64_inc(&wqlab_stats.requeues);
 	trace_wqlab_work_done(item->id, seq, item->work, cpu);
+	/* run_wq lives on: destroy_workqueue() waits for this run to return. */
+	wqlab_nl_event_run(WQLAB_EV_END, item, seq, cpu, run_wq, finished_ns);
 }
 
 static void wqlab_work_fn(struct work_struct *work)
@@ -872,6 +882,7 @@ int wqlab_wq_create(const char *name, const char *how, u32 flags,
 		return -ENOMEM;
 	}
 	wqlab_wqs[slot] = wq;
+	wqlab_nl_event_wq(WQLAB_EV_WQ_CREATE, wq);
 	return 0;
 }
 
@@ -960,8 +971,19 @@ int wqlab_wq_destroy(struct wqlab_wq *wq)
 	for (i = 0; i < WQLAB_MAX_WQS; i++)
 		if (wqlab_wqs[i] == wq)
 			wqlab_wqs[i] = NULL;
+	wqlab_nl_event_wq(WQLAB_EV_WQ_DESTROY, wq);
 	kfree(wq);
 	return 0;
+}
+
+/* The next custom queue from slot *@pos on (M held); NULL at the end. */
+struct wqlab_wq *wqlab_wq_next(unsigned int *pos)
+{
+	lockdep_assert_held(&wqlab_lock);
+	for (; *pos < WQLAB_MAX_WQS; (*pos)++)
+		if (wqlab_wqs[*pos])
+			return wqlab_wqs[(*pos)++];
+	return NULL;
 }
 
 /* Mark @wq as draining: no queueing from outside, no foreign requeue. */
@@ -1207,20 +1229,18 @@ static void wqlab_item_stop(struct wqlab_item *item)
 }
 
 /**
- * wqlab_work_exit() - stop everything: no requeue, release blocked runs,
- * cancel every item, destroy every custom queue, free everything.
+ * wqlab_work_stop() - refuse new commands (-ESHUTDOWN), cut every run short
+ * (spin, sleep, block) and end every chain, so that commands in flight
+ * return soon. Idempotent.
  *
- * Context: no command can be running (both planes are gone).
+ * Context: process; takes wqlab_lock.
  */
-void wqlab_work_exit(void)
+void wqlab_work_stop(void)
 {
 	struct wqlab_item *item;
 	unsigned long irqflags;
-	unsigned int i;
 	u32 pos = 0;
 
-	/* No command is left (both planes are gone), so no waiter either. */
-	cancel_delayed_work_sync(&wqlab_watchdog);
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	wqlab_stopping = true;
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
@@ -1228,7 +1248,26 @@ void wqlab_work_exit(void)
 	mutex_lock(&wqlab_lock);
 	while ((item = wqlab_item_next(&pos)))
 		wake_up_all(&item->wait);
-	pos = 0;
+	mutex_unlock(&wqlab_lock);
+}
+
+/**
+ * wqlab_work_exit() - stop everything: no requeue, release blocked runs,
+ * cancel every item, destroy every custom queue, free everything.
+ *
+ * Context: no command can be running (every plane is gone).
+ */
+void wqlab_work_exit(void)
+{
+	struct wqlab_item *item;
+	unsigned int i;
+	u32 pos = 0;
+
+	/* No command is left (every plane is gone), so no waiter either. */
+	cancel_delayed_work_sync(&wqlab_watchdog);
+	wqlab_work_stop();
+
+	mutex_lock(&wqlab_lock);
 	while ((item = wqlab_item_next(&pos)))
 		wqlab_item_stop(item);
 	for (i = 0; i < WQLAB_MAX_WQS; i++) {

@@ -1,4 +1,5 @@
-"""Pure-Python mirror of the wqlab ioctl ABI, ``module/include/uapi/wqlab.h``.
+"""Pure-Python mirror of the wqlab ABI, ``module/include/uapi/wqlab.h``: the ioctl
+structs and numbers, and the generic netlink family's constants.
 
 Layer: bottom (imports nothing from the harness). ``tests/unit/test_uapi.py`` compiles a C
 program against the real header and checks every size, offset and ioctl number here.
@@ -16,7 +17,7 @@ import errno
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import IntFlag
+from enum import IntEnum, IntFlag
 from types import MappingProxyType
 from typing import Final
 
@@ -247,6 +248,119 @@ ERRNOS: Final[Mapping[int, str]] = MappingProxyType(
     }
 )
 """errno → what it means from wqlab (the ``DOC: errors`` block of the header)."""
+
+
+# generic netlink (the header's "DOC: generic netlink") ----------------------------------
+GENL_NAME: Final = "wqlab"
+GENL_VERSION: Final = 1
+GENL_MCGRP_EVENTS: Final = "events"
+
+GENL_CMD_WORKS: Final = 0x60
+"""Dump: one message per work item."""
+GENL_CMD_WORKQUEUES: Final = 0x61
+"""Dump: one message per custom workqueue."""
+GENL_CMD_EVENT: Final = 0x62
+"""Multicast: one event."""
+
+
+class Attr(IntEnum):
+    """``WQLAB_A_*``: netlink attributes; the argument of ``WQLAB_ARG_*`` bit n is n + 1."""
+
+    ID = 1
+    WQ = 2
+    NAME = 3
+    CPU = 4
+    FLAGS = 5
+    MAX_ACTIVE = 6
+    DELAY_MS = 7
+    SLEEP_MS = 8
+    SPIN_US = 9
+    REQUEUE = 10
+    BLOCK = 11
+    DELAYED = 12
+    RET = 13
+    SEQ = 14
+    PID = 15
+    COMM = 16
+    TIME_NS = 17
+    EVENT = 18
+    EVENT_SEQ = 19
+    DROPS = 20
+    STATE = 21
+    RUNS = 22
+    QUEUED_NS = 23
+    STARTED_NS = 24
+    FINISHED_NS = 25
+    HOW = 26
+    ORDERED = 27
+    BH = 28
+    PAD = 29
+
+
+ATTR_MAX: Final = 29
+
+ATTR_TYPES: Final[Mapping[Attr, str]] = MappingProxyType(
+    {
+        Attr.ID: "u32",
+        Attr.WQ: "string",
+        Attr.NAME: "string",
+        Attr.CPU: "s32",
+        Attr.FLAGS: "u32",
+        Attr.MAX_ACTIVE: "u32",
+        Attr.DELAY_MS: "u32",
+        Attr.SLEEP_MS: "u32",
+        Attr.SPIN_US: "u32",
+        Attr.REQUEUE: "u32",
+        Attr.BLOCK: "u32",
+        Attr.DELAYED: "u32",
+        Attr.RET: "s64",
+        Attr.SEQ: "u64",
+        Attr.PID: "u32",
+        Attr.COMM: "string",
+        Attr.TIME_NS: "u64",
+        Attr.EVENT: "u32",
+        Attr.EVENT_SEQ: "u64",
+        Attr.DROPS: "u64",
+        Attr.STATE: "string",
+        Attr.RUNS: "u64",
+        Attr.QUEUED_NS: "u64",
+        Attr.STARTED_NS: "u64",
+        Attr.FINISHED_NS: "u64",
+        Attr.HOW: "string",
+        Attr.ORDERED: "u32",
+        Attr.BH: "u32",
+        Attr.PAD: "pad",
+    }
+)
+"""Wire type of every attribute (the header's comments)."""
+
+
+def arg_attr(key: str) -> Attr:
+    """The attribute of a command argument (``"sleep_ms"`` → ``Attr.SLEEP_MS``)."""
+    return Attr(ARG_KEYS[key].bit_length())
+
+
+class Event(IntEnum):
+    """``WQLAB_EV_*``: what an event of the ``events`` group reports."""
+
+    START = 1
+    END = 2
+    BLOCK = 3
+    WQ_CREATE = 4
+    WQ_DESTROY = 5
+
+
+GENL_ERRNOS: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        errno.EPROTO: "the genetlink header's version is not GENL_VERSION",
+        errno.EINVAL: "an attribute the command does not take, an unknown attribute type, a "
+        "missing required attribute, a wrong length, a string without its NUL, a flag bit "
+        "outside WQ_ALL (policy)",
+        errno.ERANGE: "a number outside its range, a name of NAME_LEN bytes or more (policy)",
+        errno.EPERM: "the sender lacks CAP_NET_ADMIN or CAP_SYS_ADMIN",
+    }
+)
+"""Errors the netlink plane adds (the header's ``DOC: generic netlink``)."""
 
 
 def parse_flags(flags: int | str | Iterable[str]) -> WqFlag:

@@ -44,6 +44,17 @@ C_CONSTANTS = {
     **{f"WQLAB_BUSY_{b.name}": int(b) for b in uapi.Busy},
     **{f"WQLAB_NR_{n.upper()}": nr for n, nr in uapi.COMMAND_NRS.items()},
     **{f"WQLAB_IOC_{n.upper()}": ioc for n, ioc in uapi.IOCTLS.items()},
+    "WQLAB_GENL_VERSION": uapi.GENL_VERSION,
+    "WQLAB_GENL_CMD_WORKS": uapi.GENL_CMD_WORKS,
+    "WQLAB_GENL_CMD_WORKQUEUES": uapi.GENL_CMD_WORKQUEUES,
+    "WQLAB_GENL_CMD_EVENT": uapi.GENL_CMD_EVENT,
+    "WQLAB_A_MAX": uapi.ATTR_MAX,
+    **{f"WQLAB_A_{a.name}": int(a) for a in uapi.Attr},
+    **{f"WQLAB_EV_{e.name}": int(e) for e in uapi.Event},
+}
+C_STRINGS = {
+    "WQLAB_GENL_NAME": uapi.GENL_NAME,
+    "WQLAB_GENL_MCGRP_EVENTS": uapi.GENL_MCGRP_EVENTS,
 }
 
 
@@ -66,12 +77,14 @@ def _c_program() -> str:
         lines.append(f'\tP("version.{fname}.size", sizeof(((struct wqlab_version *)0)->{fname}));')
     for name in C_CONSTANTS:
         lines.append(f'\tP("{name}", {name});')
+    for name in C_STRINGS:
+        lines.append(f'\tprintf("{name} %s\\n", {name});')
     lines += ["\treturn 0;", "}"]
     return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
-def c_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
+def c_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int | str]:
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc not found: install gcc (and linux-libc-dev) to check the uapi mirror")
@@ -94,18 +107,18 @@ def c_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     build = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert build.returncode == 0, f"gcc failed:\n{build.stderr}"
     run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    values: dict[str, int] = {}
+    values: dict[str, int | str] = {}
     for line in run.stdout.splitlines():
         key, value = line.split()
-        values[key] = int(value)
+        values[key] = value if key in C_STRINGS else int(value)
     return values
 
 
-def test_cmd_struct_size_matches_header(c_values: dict[str, int]) -> None:
+def test_cmd_struct_size_matches_header(c_values: dict[str, int | str]) -> None:
     assert c_values["sizeof_cmd"] == uapi.CMD_SIZE == 160
 
 
-def test_cmd_field_offsets_and_sizes_match_header(c_values: dict[str, int]) -> None:
+def test_cmd_field_offsets_and_sizes_match_header(c_values: dict[str, int | str]) -> None:
     for fname, offset, size in uapi.CMD_FIELDS:
         assert c_values[f"cmd.{fname}.offset"] == offset, fname
         assert c_values[f"cmd.{fname}.size"] == size, fname
@@ -123,14 +136,14 @@ def test_struct_format_agrees_with_field_table() -> None:
     assert struct.calcsize(uapi.CMD_FORMAT) == sum(size for _, _, size in uapi.CMD_FIELDS)
 
 
-def test_version_struct_matches_header(c_values: dict[str, int]) -> None:
+def test_version_struct_matches_header(c_values: dict[str, int | str]) -> None:
     assert c_values["sizeof_version"] == uapi.VERSION_SIZE == 8
     for fname, offset, size in uapi.VERSION_FIELDS:
         assert c_values[f"version.{fname}.offset"] == offset, fname
         assert c_values[f"version.{fname}.size"] == size, fname
 
 
-def test_every_constant_and_ioctl_number_matches_header(c_values: dict[str, int]) -> None:
+def test_every_constant_and_ioctl_number_matches_header(c_values: dict[str, int | str]) -> None:
     mismatches = {
         name: (c_values[name], value)
         for name, value in C_CONSTANTS.items()
@@ -211,3 +224,33 @@ def test_pack_rejects_unknown_command() -> None:
 def test_unpack_rejects_wrong_size() -> None:
     with pytest.raises(ValueError):
         uapi.unpack_cmd(b"\0" * 64)
+
+
+def test_netlink_strings_match_header(c_values: dict[str, int | str]) -> None:
+    assert {name: c_values[name] for name in C_STRINGS} == C_STRINGS
+
+
+def test_header_defines_no_netlink_constant_missing_from_mirror() -> None:
+    text = HEADER.read_text()
+    header = set(re.findall(r"^#define (WQLAB_(?:A|EV|GENL_CMD)_\w+)", text, re.M))
+    mirror = {n for n in C_CONSTANTS if n.startswith(("WQLAB_A_", "WQLAB_EV_", "WQLAB_GENL_CMD_"))}
+    assert header == mirror
+
+
+def test_every_argument_has_the_attribute_of_its_bit() -> None:
+    # the module derives the attribute from the WQLAB_ARG_* bit: number + 1
+    for key, bit in uapi.ARG_KEYS.items():
+        attr = uapi.arg_attr(key)
+        assert 1 << (attr - 1) == bit, key
+        assert attr.name == key.upper(), key
+
+
+def test_every_attribute_has_a_wire_type() -> None:
+    assert set(uapi.ATTR_TYPES) == set(uapi.Attr)
+    assert max(uapi.Attr) == uapi.ATTR_MAX
+
+
+def test_netlink_command_numbers_do_not_clash_with_the_table() -> None:
+    extra = {uapi.GENL_CMD_WORKS, uapi.GENL_CMD_WORKQUEUES, uapi.GENL_CMD_EVENT}
+    assert not extra & set(uapi.COMMAND_NRS.values())
+    assert all(0 < nr < 256 for nr in [*uapi.COMMAND_NRS.values(), *extra])

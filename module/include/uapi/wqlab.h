@@ -151,6 +151,83 @@ struct wqlab_version {
  */
 #define WQLAB_LINE_MAX		256
 
+/**
+ * DOC: generic netlink
+ *
+ * The family WQLAB_GENL_NAME, version WQLAB_GENL_VERSION, carries every
+ * command of the table as one operation whose genetlink command number is
+ * its WQLAB_NR_* (the ioctl number): same validation, same handler, same
+ * errno as the other planes. A command's arguments are attributes: the
+ * attribute of WQLAB_ARG_* bit n is n + 1 (WQLAB_A_ID is WQLAB_ARG_ID's).
+ * Each operation's policy admits only the attributes its command takes,
+ * with their type and range; the kernel validates strictly. The answer to
+ * a command is one message of the same command number with WQLAB_A_RET
+ * (and WQLAB_A_ID for work_new). Every operation needs CAP_NET_ADMIN (the
+ * core's GENL_ADMIN_PERM) and CAP_SYS_ADMIN (as the other planes), and so
+ * does joining the multicast group WQLAB_GENL_MCGRP_EVENTS.
+ *
+ * Errors of this plane beyond the common ones (extack text and, where one
+ * attribute is to blame, its offset or its type as missing):
+ *
+ * - EPROTO: the genetlink header's version is not WQLAB_GENL_VERSION.
+ * - EINVAL: an attribute the command does not take, an unknown attribute
+ *   type, a missing required attribute, a wrong length, a string without its
+ *   NUL or a flag bit outside WQLAB_WQ_ALL (policy).
+ * - ERANGE: a number outside its range (policy): delay_ms, sleep_ms,
+ *   spin_us, requeue, max_active above their maximum, block or delayed
+ *   above 1, cpu outside 0..nr_cpu_ids-1, id above max_items + 1; a name of
+ *   WQLAB_NAME_LEN bytes or more.
+ * - EPERM: the sender lacks CAP_NET_ADMIN or CAP_SYS_ADMIN.
+ */
+#define WQLAB_GENL_NAME		"wqlab"
+#define WQLAB_GENL_VERSION	1
+#define WQLAB_GENL_MCGRP_EVENTS	"events"
+
+/* Operations beyond the command table (whose numbers are WQLAB_NR_*). */
+#define WQLAB_GENL_CMD_WORKS		0x60	/* dump: one message per item */
+#define WQLAB_GENL_CMD_WORKQUEUES	0x61	/* dump: one message per custom queue */
+#define WQLAB_GENL_CMD_EVENT		0x62	/* multicast: one event */
+
+/* Attributes. In: the arguments (WQLAB_ARG_* bit n is attribute n + 1). */
+#define WQLAB_A_ID		1	/* u32: item id (in/out) */
+#define WQLAB_A_WQ		2	/* string: queue a command uses; queue of a run */
+#define WQLAB_A_NAME		3	/* string: new queue's name; a listed queue */
+#define WQLAB_A_CPU		4	/* s32: target CPU; CPU of a run (-1: none) */
+#define WQLAB_A_FLAGS		5	/* u32: WQLAB_WQ_* */
+#define WQLAB_A_MAX_ACTIVE	6	/* u32 */
+#define WQLAB_A_DELAY_MS	7	/* u32 */
+#define WQLAB_A_SLEEP_MS	8	/* u32 */
+#define WQLAB_A_SPIN_US		9	/* u32 */
+#define WQLAB_A_REQUEUE		10	/* u32 */
+#define WQLAB_A_BLOCK		11	/* u32: 0/1 */
+#define WQLAB_A_DELAYED		12	/* u32: 0/1 */
+/* Out: results, listings (dumps) and events. */
+#define WQLAB_A_RET		13	/* s64: the API call's return value */
+#define WQLAB_A_SEQ		14	/* u64: run sequence number */
+#define WQLAB_A_PID		15	/* u32: worker pid */
+#define WQLAB_A_COMM		16	/* string: worker comm */
+#define WQLAB_A_TIME_NS		17	/* u64: ktime_get_ns() of the event */
+#define WQLAB_A_EVENT		18	/* u32: WQLAB_EV_* */
+#define WQLAB_A_EVENT_SEQ	19	/* u64: event number, +1 per event sent */
+#define WQLAB_A_DROPS		20	/* u64: events lost so far (a listener was full) */
+#define WQLAB_A_STATE		21	/* string: item state as in the works file */
+#define WQLAB_A_RUNS		22	/* u64 */
+#define WQLAB_A_QUEUED_NS	23	/* u64 */
+#define WQLAB_A_STARTED_NS	24	/* u64 */
+#define WQLAB_A_FINISHED_NS	25	/* u64 */
+#define WQLAB_A_HOW		26	/* string: creating API of a queue */
+#define WQLAB_A_ORDERED		27	/* u32: 0/1 */
+#define WQLAB_A_BH		28	/* u32: 0/1 */
+#define WQLAB_A_PAD		29	/* padding of 64-bit attributes */
+#define WQLAB_A_MAX		29
+
+/* WQLAB_A_EVENT: what happened. */
+#define WQLAB_EV_START		1	/* a run of an item starts (ID SEQ CPU PID WQ TIME_NS) */
+#define WQLAB_EV_END		2	/* the run ends (ID SEQ CPU PID WQ TIME_NS) */
+#define WQLAB_EV_BLOCK		3	/* the run blocks until release (ID SEQ CPU PID WQ TIME_NS) */
+#define WQLAB_EV_WQ_CREATE	4	/* a custom queue was created (NAME HOW FLAGS TIME_NS) */
+#define WQLAB_EV_WQ_DESTROY	5	/* a custom queue was destroyed (NAME HOW FLAGS TIME_NS) */
+
 #define WQLAB_IOC_MAGIC		0xB7
 
 /* Command numbers; docs/commands.md describes each. */
