@@ -3,7 +3,9 @@
 wqlab demo [--kernel K]         every API once, then the lifecycles and a timeline
                                 (--png FILE, --perfetto FILE: pictures of the run)
 wqlab run [--kernel K] CMD...   run module commands, print results and lifecycles
-wqlab shell [--kernel K]        type module commands at a prompt (teaching)
+wqlab shell [--kernel K]        type module commands at a prompt (teaching);
+                                --plane debugfs|ioctl|netlink (run, too)
+wqlab events [--kernel K] [CMD...]  the module's netlink event stream, live
 wqlab plot TRACE                pictures of a saved trace: --png FILE, --perfetto FILE
 wqlab grade LAB [--src DIR]     grade a student's lab module (--batch DIR: a class, CSV)
 wqlab kernels                   installed kernels usable with --kernel
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import kernels
-from .client import WqlabClient, WqlabCommandError, format_command
+from .client import PLANES, WqlabClient, WqlabCommandError, format_command
 from .errors import HarnessError
 from .lifecycle import Lifecycle, build_lifecycles
 from .report import format_lifecycles, format_timeline
@@ -251,6 +253,39 @@ def cmd_shell(args: argparse.Namespace) -> int:
         return Shell(s, lambda text, style: say(text, style)).run()
 
 
+def format_event(ev: dict[str, Any], t0: int) -> str:
+    """One line per event of the netlink stream (pure): time since ``t0`` (ns), kind, then
+    the item's run or the queue."""
+    when = (int(ev.get("time_ns", t0)) - t0) / 1e9
+    if "id" in ev:
+        what = f"id={ev['id']} seq={ev.get('seq')} cpu={ev.get('cpu')} pid={ev.get('pid')}"
+        what += f" wq={ev['wq']}" if "wq" in ev else ""
+    else:
+        what = f"name={ev.get('name')} how={ev.get('how')} flags={ev.get('flags')}"
+    return f"{when:12.6f} {ev.get('event', '?'):<10} {what}"
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    cmds = [
+        (name, dict(p.split("=", 1) for p in kv)) for name, *kv in map(str.split, args.commands)
+    ]
+    with session(args.kernel, args.cpus, plane="netlink") as s, s.client.events() as stream:
+        say("events of the wqlab module (netlink group 'events'); Ctrl-C stops", "bold")
+        ok = run_commands(s.client, cmds)
+        t0: int | None = None
+        end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+        try:
+            while time.monotonic() < end:
+                for ev in stream.read(timeout=min(0.5, max(0.0, end - time.monotonic()))):
+                    t0 = int(ev.get("time_ns", 0)) if t0 is None else t0
+                    say(format_event(ev, t0))
+        except KeyboardInterrupt:
+            pass
+        if stream.gaps or stream.overruns:
+            say(f"lost: {stream.gaps} events (receive buffer overruns: {stream.overruns})", "red")
+    return 0 if ok else 1
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .lifecycle import select
 
@@ -318,14 +353,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("run", help="run module commands, e.g. 'schedule_work id=0'")
     common(p)
-    p.add_argument("--plane", choices=["debugfs", "ioctl"], default="debugfs")
+    p.add_argument("--plane", choices=PLANES, default="debugfs")
     p.add_argument("--wait", type=float, default=0.2, help="seconds to let work run")
     p.add_argument("commands", nargs="+", help="one quoted command each")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("shell", help="an interactive prompt to the module in a VM")
     common(p)
-    p.add_argument("--plane", choices=["debugfs", "ioctl"], default="debugfs")
+    p.add_argument("--plane", choices=PLANES, default="debugfs")
     p.set_defaults(fn=cmd_shell)
+    p = sub.add_parser(
+        "events", help="print the module's netlink event stream live (runs, blocks, queues)"
+    )
+    common(p)
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        help="seconds to listen after the commands ran (default 5; 0: until Ctrl-C)",
+    )
+    p.add_argument("commands", nargs="*", help="commands to run first, e.g. 'schedule_work id=0'")
+    p.set_defaults(fn=cmd_events)
     p = sub.add_parser(
         "plot", help="pictures of a saved trace (the text of a tracefs trace file); no VM"
     )

@@ -1,20 +1,26 @@
-"""Talk to the wqlab module: the same calls over the debugfs text plane and the ioctl
-plane (``docs/commands.md`` is the contract; ``wqlab.uapi`` mirrors the ABI).
+"""Talk to the wqlab module: the same calls over the debugfs text plane, the ioctl plane
+and the generic netlink plane (``docs/commands.md`` is the contract; ``wqlab.uapi``
+mirrors the ABI; ``wqlab.genl`` speaks the family with pyroute2 inside the guest).
 
     c = WqlabClient(agent, plane="debugfs")
     c.cmd("alloc_workqueue", name="ord", flags="unbound", max_active=1)
     r = c.cmd("queue_work", wq="ord", id=2, sleep_ms=5)   # r.ret == 1: it was queued
+    with c.events() as ev:                                 # the netlink events group
+        ev.read(timeout=1.0)                               # [{"event": "start", ...}]
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+import importlib.util
 import os
 import re
 import shlex
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from . import uapi
@@ -24,7 +30,7 @@ from .errors import GuestCommandError
 DEBUGFS = "/sys/kernel/debug/wqlab"
 CONTROL = f"{DEBUGFS}/control"
 DEVICE = "/dev/wqlab"
-PLANES = ("debugfs", "ioctl")
+PLANES = ("debugfs", "ioctl", "netlink")
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,10 @@ class WqlabClient:
         if self.plane == "debugfs":
             line = format_command(name, args)
             fut = self.agent.submit("command", path=CONTROL, data=line + "\n", inline=inline)
+        elif self.plane == "netlink":
+            fut = self.agent.submit(
+                "genl", name=name, args=_jsonable(args), paths=guest_import_paths(), inline=inline
+            )
         else:
             if name not in uapi.IOCTLS:
                 raise WqlabCommandError(name, errno_mod.ENOTTY, "no ioctl for this command")
@@ -121,6 +131,10 @@ class WqlabClient:
             if "ret" not in kv:
                 raise GuestCommandError(f"{name}: no ret= in the module's answer {value!r}")
             return Result(int(kv.pop("ret")), kv)
+        if self.plane == "netlink":
+            if "ret" not in value:
+                raise GuestCommandError(f"{name}: no WQLAB_A_RET in the module's answer {value!r}")
+            return Result(int(value["ret"]), {"id": str(value["id"])} if "id" in value else {})
         out = uapi.unpack_cmd(_unb64(value["arg"]))
         fields = {} if "id" in args else {"id": str(out.id)}  # an id the module chose
         return Result(out.ret, fields)
@@ -165,6 +179,106 @@ class WqlabClient:
     def commands(self) -> str:
         """The command listing (reading ``control`` without writing)."""
         return self.read("control")
+
+    # generic netlink ------------------------------------------------------------------
+    def dump(self, what: str) -> list[dict[str, Any]]:
+        """The family's dump of ``works`` or ``workqueues`` (any plane: it asks netlink)."""
+        value = self.agent.request("genl_dump", what=what, paths=guest_import_paths())
+        return list(value)
+
+    def raw(
+        self, cmd: int, attrs: list[tuple[int, bytes]], version: int = uapi.GENL_VERSION
+    ) -> Any:
+        """Send a hand-made message of the family (malformed on purpose): attributes as
+        (type, payload). Raises WqlabCommandError with the kernel's errno and extack text."""
+        raw = [(t, _b64(data)) for t, data in attrs]
+        try:
+            return self.agent.request(
+                "genl", cmd=cmd, raw=raw, version=version, paths=guest_import_paths()
+            )
+        except GuestCommandError as e:
+            if e.errno is None:
+                raise
+            raise WqlabCommandError(f"raw cmd={cmd:#x} {attrs}", e.errno, str(e)) from None
+
+    def events(self, rcvbuf: int = 4 << 20) -> EventStream:
+        """Subscribe to the module's ``events`` group (in the guest); close it when done."""
+        handle = self.agent.request(
+            "genl_events", action="open", rcvbuf=rcvbuf, paths=guest_import_paths()
+        )
+        return EventStream(self.agent, int(handle))
+
+
+class EventStream:
+    """A listener of the ``events`` group in the guest: ``read()`` gives what came in since
+    the last read (dicts: ``event`` start/end/block/wq_create/wq_destroy, ``id``, ``seq``,
+    ``cpu``, ``pid``, ``wq``, ``time_ns``, ``event_seq``, ``drops``...)."""
+
+    def __init__(self, agent: AgentChannel, handle: int) -> None:  # noqa: D107
+        self.agent = agent
+        self.handle = handle
+        self.overruns = 0
+        self.gaps = 0
+
+    def read(self, timeout: float = 0.0, limit: int = 100000) -> list[dict[str, Any]]:
+        """Events so far, waiting up to ``timeout`` seconds for the first one."""
+        value = self.agent.request(
+            "genl_events",
+            timeout + 30.0,
+            action="read",
+            handle=self.handle,
+            wait=timeout,
+            limit=limit,
+        )
+        self.overruns, self.gaps = value["overruns"], value["gaps"]
+        return list(value["events"])
+
+    def read_until(
+        self, done: Any, timeout: float = 30.0, poll: float = 0.5
+    ) -> list[dict[str, Any]]:
+        """Read until ``done(events so far)`` is true; the deadline raises TimeoutError."""
+        import time  # noqa: PLC0415
+
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while not done(events):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"events: condition not met within {timeout} s: {events[-5:]}")
+            events += self.read(min(poll, left))
+        return events
+
+    def close(self) -> None:
+        self.agent.request("genl_events", action="close", handle=self.handle)
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@cache
+def guest_import_paths() -> tuple[str, ...]:
+    """Where the guest's Python finds pyroute2 and ``wqlab.genl``: the host's own copies
+    (the guest sees the host's root read-only). The guest agent appends them to its path
+    for the netlink plane only."""
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None or spec.origin is None:
+        raise GuestCommandError(
+            "the netlink plane needs pyroute2 on the host: pip install pyroute2 (or make setup)"
+        )
+    pyroute2_parent = Path(spec.origin).resolve().parent.parent
+    wqlab_parent = Path(__file__).resolve().parent.parent
+    return tuple(dict.fromkeys([str(pyroute2_parent), str(wqlab_parent)]))
+
+
+def _jsonable(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments as JSON can carry them (flag sets become lists)."""
+    return {
+        k: sorted(v) if isinstance(v, (set, frozenset)) else list(v) if isinstance(v, tuple) else v
+        for k, v in args.items()
+    }
 
 
 def _b64(data: bytes) -> str:

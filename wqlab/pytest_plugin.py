@@ -10,6 +10,8 @@ Fixtures
     wqlab_ko        session   path of wqlab.ko built for the kernel
     wqlab           function  WqlabClient, debugfs plane, module loaded for the test
     wqlab_ioctl     function  the same module, ioctl plane
+    wqlab_netlink   function  the same module, generic netlink plane (pyroute2 in the guest;
+                              ``.events()`` subscribes to the module's event stream)
     wqlab_trace     function  a private TraceInstance with the workqueue + wqlab events
     wqlab_ssh       function  the session VM reached over SSH through fabric
 
@@ -331,6 +333,13 @@ def wqlab_ioctl(
     request: pytest.FixtureRequest, wqlab_vm: Vm, wqlab_ko: Path
 ) -> Iterator[WqlabClient]:
     yield from _load(request, wqlab_vm, wqlab_ko, "ioctl")
+
+
+@pytest.fixture
+def wqlab_netlink(
+    request: pytest.FixtureRequest, wqlab_vm: Vm, wqlab_ko: Path
+) -> Iterator[WqlabClient]:
+    yield from _load(request, wqlab_vm, wqlab_ko, "netlink")
 
 
 @pytest.fixture

@@ -1,0 +1,235 @@
+"""The wqlab generic netlink family, spoken with pyroute2 (runs where the module is: in
+the guest, imported by the guest agent; see ``module/wqlab_netlink.c`` and the header's
+``DOC: generic netlink``).
+
+Layer: bottom, beside ``uapi`` (imports only ``uapi``, the standard library and pyroute2),
+so that the guest agent, which runs on the guest's system Python, can import it from the
+host's tree with pyroute2 beside it.
+
+    with Genl() as nl:
+        nl.command("work_new")                    # {"ret": 0, "id": 2}
+        nl.dump("works")                          # [{"id": 0, "state": "idle", ...}, ...]
+    with Listener() as ev:
+        ev.read(timeout=1.0)                      # [{"event": "start", "id": 2, ...}, ...]
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic import GenericNetlinkSocket
+
+from . import uapi
+
+_NLA_TYPES = {
+    "u32": "uint32",
+    "s32": "int32",
+    "u64": "uint64",
+    "s64": "int64",
+    "string": "asciiz",
+    "pad": "none",
+}
+
+
+class wqlabmsg(genlmsg):  # type: ignore[misc]  # noqa: N801 - pyroute2 naming
+    """A message of the family: every ``WQLAB_A_*`` with its wire type."""
+
+    prefix = "WQLAB_A_"
+    nla_map = (("WQLAB_A_UNSPEC", "none"),) + tuple(
+        (f"WQLAB_A_{a.name}", _NLA_TYPES[uapi.ATTR_TYPES[a]]) for a in uapi.Attr
+    )
+
+
+class wqlabrawmsg(genlmsg):  # type: ignore[misc]  # noqa: N801
+    """The same attributes as raw bytes: to send what the policy must refuse (a wrong
+    length, a string without its NUL, an attribute type the family does not have)."""
+
+    prefix = "WQLAB_A_"
+    nla_map = (
+        (("WQLAB_A_UNSPEC", "cdata"),)
+        + tuple((f"WQLAB_A_{a.name}", "cdata") for a in uapi.Attr)
+        + tuple((f"WQLAB_A_UNKNOWN{n}", "cdata") for n in range(uapi.ATTR_MAX + 1, 40))
+    )
+
+
+def _decode(msg: Any) -> dict[str, Any]:
+    """The attributes of a message as ``{"id": 2, "wq": "system", ...}`` (pad dropped)."""
+    out: dict[str, Any] = {}
+    for name, value in msg["attrs"]:
+        key = name.removeprefix("WQLAB_A_").lower()
+        if key in ("pad", "unspec"):
+            continue
+        out[key] = value
+    return out
+
+
+def encode_args(args: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Command arguments as attributes (pure): flags may be names, booleans become 0/1,
+    None is left out."""
+    attrs: list[tuple[str, Any]] = []
+    for key, value in args.items():
+        if value is None:
+            continue
+        if key not in uapi.ARG_KEYS:
+            raise ValueError(f"unknown argument {key!r}: one of {sorted(uapi.ARG_KEYS)}")
+        if key == "flags":
+            value = int(uapi.parse_flags(value))
+        elif isinstance(value, bool):
+            value = int(value)
+        attrs.append((f"WQLAB_A_{uapi.arg_attr(key).name}", value))
+    return attrs
+
+
+def _oserror(e: NetlinkError) -> OSError:
+    code = abs(e.code)
+    text = e.args[1] if len(e.args) > 1 and e.args[1] else os.strerror(code)
+    return OSError(code, str(text))
+
+
+class Genl:
+    """One generic netlink socket bound to the family (one per thread: pyroute2 sockets
+    are not shared between threads)."""
+
+    def __init__(self) -> None:  # noqa: D107
+        self.sock = GenericNetlinkSocket(ext_ack=True)
+        try:
+            self.sock.bind(uapi.GENL_NAME, wqlabmsg)
+        except NetlinkError as e:
+            self.sock.close()
+            if abs(e.code) == errno.ENOENT:
+                raise OSError(
+                    errno.ENOENT, "generic netlink family 'wqlab' not found: load the module"
+                ) from None
+            raise _oserror(e) from None
+        self.family = self.sock.prid
+
+    def __enter__(self) -> Genl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _request(self, msg: Any, flags: int) -> list[Any]:
+        try:
+            return list(self.sock.nlm_request(msg, msg_type=self.family, msg_flags=flags))
+        except NetlinkError as e:
+            raise _oserror(e) from None
+
+    def command(self, name: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run one command; ``{"ret": ..., "id": ...}`` or OSError(errno, extack text)."""
+        if name not in uapi.COMMAND_NRS:
+            raise OSError(errno.EOPNOTSUPP, f"unknown wqlab command {name!r}")
+        msg = wqlabmsg()
+        msg["cmd"] = uapi.COMMAND_NRS[name]
+        msg["version"] = uapi.GENL_VERSION
+        msg["attrs"] = encode_args(args or {})
+        replies = [m for m in self._request(msg, NLM_F_REQUEST | NLM_F_ACK) if m["attrs"]]
+        if len(replies) != 1:
+            raise OSError(errno.EPROTO, f"{name}: {len(replies)} answers, expected 1")
+        return _decode(replies[0])
+
+    def raw(self, cmd: int, attrs: list[tuple[int, bytes]], version: int) -> dict[str, Any]:
+        """Send ``attrs`` as (type, payload bytes) under any ``cmd`` and ``version``: the
+        malformed messages the policy and the version check must refuse."""
+        msg = wqlabrawmsg()
+        msg["cmd"] = cmd
+        msg["version"] = version
+        msg["attrs"] = [(wqlabrawmsg.nla_map[t][0], data) for t, data in attrs]
+        self.sock.marshal.msg_map[self.family] = wqlabmsg
+        replies = [m for m in self._request(msg, NLM_F_REQUEST | NLM_F_ACK) if m["attrs"]]
+        return _decode(replies[0]) if replies else {}
+
+    def dump(self, what: str) -> list[dict[str, Any]]:
+        """``works`` or ``workqueues``: one dict per item or queue."""
+        cmd = {"works": uapi.GENL_CMD_WORKS, "workqueues": uapi.GENL_CMD_WORKQUEUES}[what]
+        msg = wqlabmsg()
+        msg["cmd"] = cmd
+        msg["version"] = uapi.GENL_VERSION
+        return [_decode(m) for m in self._request(msg, NLM_F_REQUEST | NLM_F_DUMP)]
+
+
+def decode_event(fields: dict[str, Any]) -> dict[str, Any]:
+    """An event's attributes with ``event`` as a name (``start``, ``wq_create``...)."""
+    out = dict(fields)
+    try:
+        out["event"] = uapi.Event(fields["event"]).name.lower()
+    except (KeyError, ValueError):
+        pass
+    return out
+
+
+class Listener:
+    """A socket subscribed to the ``events`` group. ``read()`` returns what came in; a
+    listener that could not keep up sees ``overruns`` (ENOBUFS from the kernel) and gaps in
+    ``event_seq``, and the module counts every lost event in ``drops``."""
+
+    def __init__(self, rcvbuf: int = 4 << 20) -> None:  # noqa: D107
+        self.nl = Genl()
+        groups = self.nl.sock.mcast_groups
+        if uapi.GENL_MCGRP_EVENTS not in groups:
+            self.nl.close()
+            raise OSError(errno.ENOENT, f"no multicast group 'events' in {sorted(groups)}")
+        self.sock = socket.socket(fileno=os.dup(self.nl.sock.fileno()))
+        try:  # root may exceed rmem_max
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            self.nl.sock.add_membership(uapi.GENL_MCGRP_EVENTS)
+        except OSError:
+            self.close()
+            raise
+        self.sock.setblocking(False)
+        self.overruns = 0
+        self.last_seq = 0
+        self.gaps = 0
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.nl.close()
+
+    def read(self, timeout: float = 0.0, limit: int = 100000) -> list[dict[str, Any]]:
+        """Events received so far, waiting up to ``timeout`` for the first one."""
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(events) < limit:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if events or left <= 0:
+                    break
+                select.select([self.sock], [], [], left)
+                continue
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    self.overruns += 1
+                    continue
+                raise
+            for msg in self.nl.sock.marshal.parse(data):
+                if msg["header"]["type"] != self.nl.family:
+                    continue
+                ev = decode_event(_decode(msg))
+                seq = ev.get("event_seq", 0)
+                if self.last_seq and seq > self.last_seq + 1:
+                    self.gaps += seq - self.last_seq - 1
+                self.last_seq = max(self.last_seq, seq)
+                events.append(ev)
+        return events
