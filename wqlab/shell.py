@@ -502,14 +502,14 @@ class Shell:
             self.say(f"{e} (nothing was sent to the module).{usage}", "red")
             return True
         sent: dict[str, Any] = dict(args)
-        if self.client.plane == "ioctl":  # the struct wants numbers; the text plane parses
+        if self.client.plane != "debugfs":  # typed planes want numbers; the text one parses
             sent = {k: v if k in ("wq", "name", "flags") else _number(v) for k, v in args.items()}
         try:
             # submit/result, not cmd(): a student's 'timeout=' is an argument, not cmd()'s
             r = self.client.result(self.client.submit(name, **sent))
         except (TypeError, ValueError, struct.error):  # the ioctl struct cannot carry it
             why = _why(self.table, name, args, errno_mod.EINVAL, self._state())
-            self.say(f"refused before the ioctl: {why}", "red")
+            self.say(f"refused before sending ({self.client.plane} plane): {why}", "red")
             return True
         except WqlabCommandError as e:
             state = self._state()

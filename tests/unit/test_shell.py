@@ -5,14 +5,17 @@ CLI with pexpect."""
 
 from __future__ import annotations
 
+import base64
 import errno
+from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wqlab import uapi
-from wqlab.client import parse_kv
+from wqlab.client import WqlabClient, parse_kv
 from wqlab.shell import (
     ARG_HELP,
     BUILTINS,
@@ -225,3 +228,43 @@ def test_quit_and_comments() -> None:
     assert sh.execute("# a comment") is True and sh.execute("   ") is True
     assert sh.execute("exit") is False and sh.execute("quit") is False
     assert out == []
+
+
+class _IoctlAgent:
+    """The agent side of the ioctl plane: records each request, answers ret=1."""
+
+    def __init__(self) -> None:
+        self.sent: list[uapi.Cmd] = []
+
+    def submit(self, op: str, **kw: Any) -> Future[Any]:
+        assert op == "ioctl"
+        cmd = uapi.unpack_cmd(base64.b64decode(kw["arg"]))
+        self.sent.append(cmd)
+        fut: Future[Any] = Future()
+        fut.set_result({"arg": base64.b64encode(replace(cmd, ret=1).pack()).decode()})
+        return fut
+
+    def result(self, fut: Future[Any], timeout: float, what: str) -> Any:
+        return fut.result(timeout)
+
+
+def test_on_the_ioctl_plane_numbers_are_packed_and_bad_keys_refused_before_sending() -> None:
+    agent = _IoctlAgent()
+
+    class S:
+        client = WqlabClient(agent, plane="ioctl")  # type: ignore[arg-type]
+
+    S.client.commands = lambda: LISTING  # type: ignore[method-assign]
+    out: list[str] = []
+    sh = Shell(S(), lambda text, style: out.append(text))
+    sh.execute("queue_work wq=system id=0x2 sleep_ms=5")
+    assert out.pop() == "ret=1"
+    (cmd,) = agent.sent
+    assert (cmd.wq, cmd.id, cmd.sleep_ms) == ("system", 2, 5)
+    assert cmd.args == uapi.Arg.WQ | uapi.Arg.ID | uapi.Arg.SLEEP_MS
+    sh._state = lambda: None  # type: ignore[method-assign]
+    sh.execute("queue_work wq=system ids=0")
+    assert out.pop().startswith(
+        "refused before sending (ioctl plane): unknown argument 'ids' for queue_work."
+    )
+    assert len(agent.sent) == 1

@@ -4,7 +4,8 @@ module, boots its own VM and loads it), type as a student would, expect what it 
 One boot for the whole conversation: Tab completion of a command, an argument name and a
 queue name read from the module; a refused command in words beside its errno (unknown
 command, unknown queue, wrong argument) and the session going on; help; ``trace`` and
-``timeline`` after a real run; ``png``; history kept in the file on quit."""
+``timeline`` after a real run; ``png``; Ctrl-C out of a blocked flush; history kept in the
+file on quit."""
 
 from __future__ import annotations
 
@@ -111,6 +112,17 @@ def test_a_student_session(shell: pexpect.spawn, tmp_path: Path) -> None:
     out = _run(c, f"png {png}")
     assert f"wrote {png}" in out and png.read_bytes()[:4] == b"\x89PNG", out
     _run(c, "destroy_workqueue wq=ord")
+
+    # a command that blocks: Ctrl-C gives the prompt back, a release ends the run
+    assert "ret=1" in _run(c, "schedule_work id=0 block=1")
+    c.sendline("flush_work id=0")
+    c.expect_exact("flush_work id=0")
+    c.sendintr()
+    c.expect_exact("interrupted")
+    c.expect_exact(PROMPT)
+    out = _run(c, "release id=0")
+    assert "ret=1" in out, out
+    assert "ret=" in _run(c, "flush_work id=0")
 
     out = _run(c, "history")
     assert "frobnicate x=1" in out and "help queue_work_on" in out, out
