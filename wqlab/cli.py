@@ -192,6 +192,13 @@ def write_pictures(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    if args.png or args.perfetto:  # a missing extra is said before the boot, not after
+        from .plot import require
+
+        if args.png:
+            require("matplotlib", "--png")
+        if args.perfetto:
+            require("perfetto.trace_builder.proto_builder", "--perfetto")
     say(f"wqlab demo: building, booting {args.kernel} under QEMU (about 1 minute without KVM)")
     with session(args.kernel, args.cpus) as s:
         say(
@@ -377,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot", help="pictures of a saved trace (the text of a tracefs trace file); no VM"
     )
     p.add_argument("trace", help="raw trace text, e.g. from wqlab demo --save-trace")
-    p.add_argument("--png", metavar="FILE", help="PNG timeline (default: TRACE's name .png)")
+    p.add_argument(
+        "--png", metavar="FILE", help="PNG timeline (default: TRACE's base name + .png, here)"
+    )
     p.add_argument("--perfetto", metavar="FILE", help="Perfetto trace (ui.perfetto.dev)")
     p.add_argument("--workqueue", help="only this workqueue's items")
     p.add_argument("--module", help="only work functions of this module (e.g. wqlab)")

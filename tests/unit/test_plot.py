@@ -287,3 +287,19 @@ def test_wqlab_plot_of_a_file_without_work_events_says_so(
     assert "no workqueue_queue_work or workqueue_execute_start events" in capsys.readouterr().out
     assert main(["plot", str(tmp_path / "missing.txt")]) == 2
     assert "cannot read the trace" in capsys.readouterr().out
+
+
+def test_demo_says_a_missing_extra_before_it_boots(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import wqlab.cli
+
+    def no_boot(*a: object, **k: object) -> None:
+        raise AssertionError("the demo booted")
+
+    monkeypatch.setattr(wqlab.cli, "session", no_boot)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["demo", "--png", "x.png"]) == 2
+    out = capsys.readouterr().out
+    assert "--png needs the Python package 'matplotlib'" in out
+    assert "pip install 'wqlab[plot]'" in out
