@@ -24,7 +24,7 @@ THREADS ?= 4
 FUZZ_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: all module help setup venv test test-unit test-vm demo bench lint clean modinfo \
+.PHONY: all module help setup venv test test-unit test-vm demo shell bench lint clean modinfo \
 	kernel test-matrix fuzz wheel wheel-check
 
 all: module
@@ -33,7 +33,9 @@ help:
 	@echo "wqlab targets (KERNEL=default|6.1|6.12|latest|rt|debug|<version>|<path>, now: $(KVER)):"
 	@echo "  make               build module/wqlab.ko against KDIR=$(KDIR) (W=1)"
 	@echo "  make setup         install Debian packages, the .venv and the parser's C extension (idempotent)"
-	@echo "  make demo          set up, boot the default kernel, run every API, show traces"
+	@echo "  make demo          set up, boot the default kernel, run every API, show traces;"
+	@echo "                     PNG=demo.png PERFETTO=demo.pftrace also draw the run (docs/teaching.md)"
+	@echo "  make shell         set up, boot KERNEL, a prompt to the module (Tab, help, trace, png FILE)"
 	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
 	@echo "  make test-unit     unit tests only (no VM)"
 	@echo "  make test-vm       VM tests only (boots KERNEL once)"
@@ -88,7 +90,11 @@ test-matrix: setup
 	$(PY) -m wqlab.matrix $(if $(LINES),--lines=$(LINES)) $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) -m wqlab.cli demo --kernel=$(KERNEL)
+	$(PY) -m wqlab.cli demo --kernel=$(KERNEL) $(if $(PNG),--png=$(PNG)) \
+		$(if $(PERFETTO),--perfetto=$(PERFETTO))
+
+shell: setup
+	$(PY) -m wqlab.cli shell --kernel=$(KERNEL)
 
 fuzz: setup
 	$(PY) -m wqlab.fuzzhost --kernel=$(KERNEL) $(if $(SEED),--seed=$(SEED)) -n $(N) \
