@@ -7,9 +7,9 @@ Measured side by side in one run on the same kernel:
   * the agent's request round trip, median of N echo requests     goal <= 10 ms
   * a module command round trip (debugfs write+read), median
   * the fixed cost of a test: the pytest plugin's own per-test set-up and teardown
-    (``wqlab.session``: console and kernel-log marks, module load, trace instance;
-    the kernel-log read of the splat scan, trace instance removal, module unload) around
-    N empty tests, median                                           goal <= 0.25 s
+    (``wqlab.session``: console and kernel-log marks, module load, the VM's trace
+    instance re-armed; the kernel-log read of the splat scan, tracing off, module
+    unload) around N empty tests, median                            goal <= 0.25 s
   * a module load + unload cycle, median                            goal <= 0.5 s
 
 Usage: bench/bench_boot.py [--kernel K] [--repeat N] [--requests N] [--tests N] [--cycles N]
@@ -32,10 +32,10 @@ from wqlab.build import build_module  # noqa: E402
 from wqlab.client import WqlabClient, ensure_debugfs  # noqa: E402
 from wqlab.kmsg import dmesg_since  # noqa: E402
 from wqlab.session import (  # noqa: E402
+    arm_trace,
     begin_test,
+    disarm_trace,
     load_module,
-    start_trace,
-    stop_trace,
     unload_module,
 )
 from wqlab.vm import Vm, VmConfig, default_vng, kvm_works, vng_env  # noqa: E402
@@ -59,21 +59,22 @@ def plain_vng(image: Path, kvm: bool) -> float:
 
 def fixed_cost(vm: Vm, ko: Path, n: int) -> tuple[list[float], list[float]]:
     """Set-up and teardown times of ``n`` empty tests, in the plugin's order: the
-    ``wqlab_vm``, ``wqlab`` and ``trace`` fixtures' set-up; the call report's kernel-log
-    read (its splat regexes over a few lines cost microseconds); the ``trace`` and
-    ``wqlab`` fixtures' teardown."""
+    ``wqlab_vm``, ``wqlab`` and ``wqlab_trace`` fixtures' set-up (the VM's one trace
+    instance re-armed; made for the first); the call report's kernel-log read (its splat
+    regexes over a few lines cost microseconds); the ``wqlab_trace`` and ``wqlab``
+    fixtures' teardown."""
     agent = vm.agent()
     setup: list[float] = []
     teardown: list[float] = []
-    for i in range(n):
+    for _ in range(n):
         t0 = time.perf_counter()
         watch = begin_test(vm)
         load_module(agent, str(ko))
-        inst = start_trace(agent, f"tbench{i}")
+        inst = arm_trace(vm)
         t1 = time.perf_counter()
         vm.splats_since(watch.console)
         dmesg_since(agent, watch.dmesg)
-        stop_trace(vm, inst)
+        disarm_trace(vm, inst)
         unload_module(vm)
         t2 = time.perf_counter()
         setup.append(t1 - t0)

@@ -1,4 +1,5 @@
-"""pytest plugin: a VM per session, the module per test, a trace instance per test.
+"""pytest plugin: a VM per session, the module per test, a trace instance per VM re-armed
+for each test.
 
 Installed as the ``wqlab`` pytest11 entry point, so any project that ``pip install``s
 wqlab can use the fixtures for its own module (see README, "Testing your own module").
@@ -12,7 +13,8 @@ Fixtures
     wqlab_ioctl     function  the same module, ioctl plane
     wqlab_netlink   function  the same module, generic netlink plane (pyroute2 in the guest;
                               ``.events()`` subscribes to the module's event stream)
-    wqlab_trace     function  a private TraceInstance with the workqueue + wqlab events
+    wqlab_trace     function  the VM's TraceInstance, emptied and re-armed for the test,
+                              with the workqueue + wqlab events
     wqlab_ssh       function  the session VM reached over SSH through fabric
 
 Options carry the ``--wqlab-`` prefix (``--wqlab-kernel``, ``--wqlab-cpus``,
@@ -57,7 +59,7 @@ from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, is_loaded
 from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .kmsg import dmesg_since
-from .session import begin_test, load_module, start_trace, stop_trace, unload_module
+from .session import arm_trace, begin_test, disarm_trace, load_module, unload_module
 from .splat import Splat, find_splats
 from .tracefs import TraceInstance, kallsyms
 from .vm import Vm, VmConfig, default_vng, free_port, host_boot_deadline, kvm_works
@@ -344,12 +346,13 @@ def wqlab_netlink(
 
 @pytest.fixture
 def wqlab_trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstance]:
-    """A private trace instance; request it after ``wqlab`` to get ``wqlab:*`` too."""
-    name = "t" + re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[-48:]
-    inst = start_trace(wqlab_vm.agent(), name)
+    """The VM's trace instance, emptied and re-armed for this test: only this test's
+    events are in it (every event off, filters cleared, then its events on and the
+    buffer emptied, with tracing off). Request it after ``wqlab`` to get ``wqlab:*`` too."""
+    inst = arm_trace(wqlab_vm)
     request.node.wqlab_trace = inst
     yield inst
-    stop_trace(wqlab_vm, inst)
+    disarm_trace(wqlab_vm, inst)
 
 
 # parallel VMs --------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """One VM with the module loaded and a trace instance: what the CLI and benchmarks share.
 
 The per-test steps (``begin_test``, ``load_module``/``unload_module``,
-``start_trace``/``stop_trace``) are the pytest plugin's fixtures' own set-up and teardown,
+``arm_trace``/``disarm_trace``) are the pytest plugin's fixtures' own set-up and teardown,
 so ``make bench`` times exactly what a test pays for."""
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,6 +90,32 @@ def stop_trace(vm: Vm, inst: TraceInstance) -> None:
     if vm.alive and not vm.tainted:
         try:
             inst.remove()
+        except HarnessError:
+            vm.tainted = vm.unresponsive = True
+            raise
+
+
+# The tests' trace instance: one per VM, re-armed for each test (see wqlab/tracefs.py).
+TEST_TRACE = "wqlab_test"
+_TEST_TRACES: weakref.WeakKeyDictionary[Vm, TraceInstance] = weakref.WeakKeyDictionary()
+
+
+def arm_trace(vm: Vm) -> TraceInstance:
+    """The VM's trace instance for a test, empty and recording only its own events: made
+    for the VM's first test, re-armed (not made anew) for each later one. One round trip."""
+    inst = _TEST_TRACES.get(vm)
+    if inst is None:
+        inst = _TEST_TRACES[vm] = TraceInstance(vm.agent(), TEST_TRACE)
+        return inst.start()
+    return inst.rearm()
+
+
+def disarm_trace(vm: Vm, inst: TraceInstance) -> None:
+    """After a test: tracing off, the buffer kept (a failure's artifacts read it) until
+    the next ``arm_trace()`` empties it; a failure taints the VM and raises."""
+    if vm.alive and not vm.tainted:
+        try:
+            inst.stop()
         except HarnessError:
             vm.tainted = vm.unresponsive = True
             raise

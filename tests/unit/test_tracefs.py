@@ -58,6 +58,9 @@ class LocalAgent:
         except OSError as e:  # as the channel raises an agent's error reply
             raise GuestCommandError(str(e), e.errno) from None
 
+    def write(self, path: str, data: str) -> Any:
+        return self.request("write", path=path, data=data)
+
 
 def fake_tracefs(root: Path, events: tuple[str, ...]) -> LocalAgent:
     """A tracefs-like tree, and an agent whose mkdir fills new instances."""
@@ -148,3 +151,56 @@ def test_an_instance_left_by_an_earlier_run_is_reused(tmp_path: Path) -> None:
     (tmp_path / "instances" / "t3" / "trace").write_text("old events\n")
     TraceInstance(agent, "t3", root=str(tmp_path)).start()
     assert (tmp_path / "instances" / "t3" / "trace").read_text() == ""  # cleared
+
+
+def test_an_instance_is_rearmed_in_one_round_trip_without_what_its_last_user_left(
+    tmp_path: Path,
+) -> None:
+    agent = fake_tracefs(tmp_path, (*WQ_EVENTS, "wqlab"))
+    inst = TraceInstance(agent, "t4", buffer_kb=64, root=str(tmp_path)).start()
+    d = Path(inst.path)
+    # its last user: a filter, a smaller buffer by hand, events recorded, tracing off
+    inst.set_filter(WQ_EVENTS[0], 'workqueue == "x"')
+    (d / "buffer_size_kb").write_text("sentinel")
+    (d / "trace").write_text("old events\n")
+    inst.stop()
+    calls = agent.calls
+    assert inst.rearm() is inst
+    assert agent.calls == calls + 1
+    assert (d / "trace").read_text() == "" and (d / "tracing_on").read_text() == "1"
+    assert (d / "events" / WQ_EVENTS[0] / "filter").read_text() == "0"  # cleared
+    assert (d / "buffer_size_kb").read_text() == "sentinel"  # not resized
+    assert all(enabled(tmp_path, "t4", ev) == "1" for ev in (*WQ_EVENTS, "wqlab"))
+    assert inst.filtered == set()
+    # every event off first, then its own on; the buffer emptied with tracing off, last
+    own = inst.path + "/"
+    steps = inst.start_steps(resize=False)
+    paths = [s["path"][len(own) :] for s in steps if s["path"].startswith(own)]
+    assert paths[:2] == ["tracing_on", "events/enable"]
+    assert paths[-2:] == ["trace", "tracing_on"]
+    assert [s["data"] for s in steps if s.get("path", "").endswith("/tracing_on")][-2:] == [
+        "0",
+        "1",
+    ]
+
+
+def test_a_rearm_clears_only_the_filters_it_set_and_they_once(tmp_path: Path) -> None:
+    agent = fake_tracefs(tmp_path, (*WQ_EVENTS, "wqlab/wqlab_work_block"))
+    inst = TraceInstance(agent, "t5", root=str(tmp_path)).start()
+    inst.set_filter("wqlab/wqlab_work_block", "id == 2")
+    shutil.rmtree(Path(inst.path) / "events" / "wqlab")  # the module went, its events too
+    filters = [s["path"] for s in inst.start_steps(resize=False) if s["path"].endswith("/filter")]
+    assert filters == [f"{inst.path}/events/wqlab/wqlab_work_block/filter"]
+    inst.rearm()  # a filter file that went with the module is no error
+    assert not [s for s in inst.start_steps(resize=False) if s["path"].endswith("/filter")]
+
+
+def test_a_rearm_makes_a_removed_instance_again_with_its_buffer(tmp_path: Path) -> None:
+    agent = fake_tracefs(tmp_path, WQ_EVENTS)
+    inst = TraceInstance(agent, "t6", buffer_kb=128, root=str(tmp_path)).start()
+    inst.remove()
+    assert not Path(inst.path).exists()
+    inst.rearm()
+    d = Path(inst.path)
+    assert (d / "buffer_size_kb").read_text() == "128" and (d / "tracing_on").read_text() == "1"
+    assert all(enabled(tmp_path, "t6", ev) == "1" for ev in WQ_EVENTS)

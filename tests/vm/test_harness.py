@@ -18,14 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
+from wqtest import new_item, wait_runs
 
 from wqlab.channel import AgentChannel
-from wqlab.client import insmod, is_loaded, rmmod
+from wqlab.client import WqlabClient, insmod, is_loaded, rmmod
 from wqlab.errors import GuestCommandError, GuestTimeoutError
 from wqlab.kernels import Kernel
 from wqlab.kmsg import dmesg_mark, dmesg_since
 from wqlab.reaper import group_members
-from wqlab.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance
+from wqlab.session import arm_trace, disarm_trace, load_module, unload_module
+from wqlab.tracefs import PIN_INSTANCES, TRACEFS, WQ_EVENTS, TraceInstance, pin_events
 from wqlab.vm import Vm
 
 pytestmark = pytest.mark.vm
@@ -111,6 +113,71 @@ def test_a_removed_trace_instance_leaves_its_tracepoints_pinned(
     rmmod(wqlab_guest)
     assert not is_loaded(wqlab_guest)
     assert not wqlab_guest.exists(f"{TRACEFS}/instances/{PIN_INSTANCES[0]}/events/wqlab")
+
+
+def test_the_trace_instance_rearmed_for_a_test_holds_nothing_from_the_test_before(
+    wqlab_vm: Vm, wqlab_ko: Path
+) -> None:
+    """The plugin keeps one trace instance per VM and re-arms it for each test (the
+    ``wqlab_trace`` fixture's set-up and teardown are ``arm_trace``/``disarm_trace``, run
+    here for two tests in a row): what the test before recorded, marked, enabled or
+    filtered, and what was recorded between the two tests, is not in the next one's
+    buffer, and the next one records its own events."""
+    agent = wqlab_vm.agent()
+    ko = str(wqlab_ko)
+    before, between = f"wqlab-before-{os.getpid()}", f"wqlab-between-{os.getpid()}"
+    # the test before: its events, one more event, a filter that drops queue_work, a mark
+    load_module(agent, ko)
+    inst = arm_trace(wqlab_vm)
+    pin_events(agent, ("module/module_load",))  # enabled in the instance without patching
+    agent.write(f"{inst.path}/events/module/module_load/enable", "1")
+    inst.set_filter("workqueue/workqueue_queue_work", 'workqueue == "no such queue"')
+    rmmod(agent)
+    insmod(agent, ko)  # a module_load event
+    c = WqlabClient(agent)
+    item = new_item(c)
+    c.cmd("queue_work", wq="system", id=item)
+    inst.mark(before)
+    text = wait_runs(c, inst, {item: 1}).text
+    # what the next test must not see is there now: the checks below can fail
+    assert before in text and "module_load: wqlab" in text, text[-3000:]
+    assert "workqueue_queue_work" not in text and "workqueue_execute_end" in text, text[-3000:]
+    disarm_trace(wqlab_vm, inst)
+    unload_module(wqlab_vm)
+    # between the two tests: tracing on by hand, a mark, a module load and unload (that
+    # unload does not empty the buffer: none of that module's events was enabled in it)
+    agent.write(f"{inst.path}/tracing_on", "1")
+    inst.mark(between)
+    insmod(agent, ko)
+    rmmod(agent)
+    assert between in inst.read(), "the mark between the tests is in the buffer"
+    # the next test
+    load_module(agent, ko)
+    again = arm_trace(wqlab_vm)
+    assert again is inst and agent.exists(inst.path), "the same instance, re-armed"
+    on = agent.read(f"{inst.path}/set_event").split()
+    assert set(on) >= {ev.replace("/", ":") for ev in WQ_EVENTS}, on
+    assert all(ev.startswith(("workqueue:", "wqlab:")) for ev in on), on  # nothing else
+    assert any(ev.startswith("wqlab:") for ev in on), on
+    c = WqlabClient(agent)
+    item = new_item(c)
+    c.cmd("queue_work", wq="system", id=item)
+    text = wait_runs(c, inst, {item: 1}).text
+    assert before not in text and between not in text, text[-3000:]
+    assert "module_load" not in text, text[-3000:]
+    assert "workqueue_queue_work" in text, "the filter of the test before is cleared"
+    # (an unload of wqlab empties the buffer itself: its events were on) the extra event
+    # of the test before stays off: a load records nothing
+    rmmod(agent)
+    insmod(agent, ko)
+    c = WqlabClient(agent)
+    item = new_item(c)
+    c.cmd("queue_work", wq="system", id=item)
+    text = wait_runs(c, inst, {item: 1}).text
+    assert "module_load" not in text, text[-3000:]
+    disarm_trace(wqlab_vm, inst)
+    assert agent.read(f"{inst.path}/tracing_on").strip() == "0"
+    unload_module(wqlab_vm)
 
 
 def test_the_kernel_log_reads_as_dmesg_prints_it(wqlab_guest: AgentChannel) -> None:
