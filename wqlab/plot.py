@@ -218,6 +218,8 @@ class Drawing:
     timeline_ax: Any  # matplotlib.axes.Axes
     histogram_axes: dict[str, Any]  # pool kind → Axes
     bars: list[Any] = field(default_factory=list)  # one Rectangle per Bar, in model order
+    collections: list[Any] = field(default_factory=list)  # the PatchCollections drawing them
+    latency_lines: list[Any] = field(default_factory=list)  # a LineCollection per workqueue
     marks: list[Any] = field(default_factory=list)  # one Line2D per workqueue with marks
     colours: dict[str, Any] = field(default_factory=dict)  # workqueue → RGBA
     legend: Any = None
@@ -247,19 +249,31 @@ def draw(model: Timeline) -> Drawing:
 
     span = max(model.span_ms, 1e-3)
     min_w = span * MIN_BAR_FRACTION
+    from matplotlib.collections import LineCollection, PatchCollection
+    from matplotlib.patches import Rectangle
+
+    # one collection per (workqueue, ended): thousands of bars draw in a second
+    groups: dict[tuple[str, bool], list[Any]] = {}
     for bar in model.bars:
-        (rect,) = ax.barh(
-            bar.lane,
+        rect = Rectangle(
+            (bar.start_ms, bar.lane - 0.3),
             max(bar.end_ms - bar.start_ms, min_w),
-            left=bar.start_ms,
-            height=0.6,
-            color=colours[bar.workqueue],
+            0.6,
+            facecolor=colours[bar.workqueue],
             edgecolor="black",
             linewidth=0.4,
             hatch=None if bar.ended else "//",
         )
         rect.set_gid(f"lifecycle-{bar.index}")
         drawing.bars.append(rect)
+        groups.setdefault((bar.workqueue, bar.ended), []).append(rect)
+    for (wq, ended), rects in groups.items():
+        coll = PatchCollection(rects, match_original=True, zorder=2)
+        if not ended:
+            coll.set_hatch("//")
+        coll.set_gid(f"bars-{wq}{'' if ended else '-open'}")
+        ax.add_collection(coll)
+        drawing.collections.append(coll)
     # queueings: a tick above the lane at the queue time, a thin line to the start
     for wq in model.workqueues:
         ms = [m for m in model.marks if m.workqueue == wq]
@@ -274,17 +288,20 @@ def draw(model: Timeline) -> Drawing:
             color=colours[wq],
             markeredgecolor="black",
             markeredgewidth=0.4,
+            zorder=3,
         )
         line.set_gid(f"marks-{wq}")
         drawing.marks.append(line)
-        for m in ms:
-            if m.latency_ms is not None:
-                ax.plot(
-                    [m.queued_ms, m.queued_ms + m.latency_ms],
-                    [m.lane - 0.36, m.lane - 0.36],
-                    color=colours[wq],
-                    linewidth=0.8,
-                )
+        segs = [
+            [(m.queued_ms, m.lane - 0.36), (m.queued_ms + m.latency_ms, m.lane - 0.36)]
+            for m in ms
+            if m.latency_ms is not None
+        ]
+        if segs:
+            lc = LineCollection(segs, colors=[colours[wq]], linewidths=0.8, zorder=3)
+            lc.set_gid(f"latency-{wq}")
+            ax.add_collection(lc)
+            drawing.latency_lines.append(lc)
     _label_latencies(ax, model, span)
     ax.set_yticks([la.y for la in model.lanes], [la.label for la in model.lanes])
     ax.set_ylim(n_lanes - 0.4, -0.8)

@@ -139,6 +139,8 @@ def test_a_trace_cut_mid_run_has_a_never_ran_lane_and_an_open_bar() -> None:
     d = draw(m)
     hatched = [r for r in d.bars if r.get_hatch()]
     assert len(hatched) == 1
+    (open_coll,) = [c for c in d.collections if c.get_hatch()]
+    assert open_coll.get_gid() == "bars-ref_ordered-open" and len(open_coll.get_paths()) == 1
     assert "no end in trace" in [t.get_text() for t in d.legend.get_texts()]
 
 
@@ -155,6 +157,17 @@ def test_drawing_has_a_rectangle_per_bar_in_its_lane_and_colour(name: str) -> No
         assert rect.get_x() == pytest.approx(bar.start_ms)
         assert rect.get_width() >= bar.end_ms - bar.start_ms - 1e-9
         assert matplotlib.colors.same_color(rect.get_facecolor(), d.colours[bar.workqueue])
+    # what is on the axes: the bars' collections hold every bar, one colour each
+    on_axes = [c for c in d.timeline_ax.collections if str(c.get_gid()).startswith("bars-")]
+    assert on_axes == d.collections
+    assert sum(len(c.get_paths()) for c in on_axes) == len(m.bars)
+    for c in on_axes:
+        wq = c.get_gid().removeprefix("bars-").removesuffix("-open")
+        assert all(matplotlib.colors.same_color(f, d.colours[wq]) for f in c.get_facecolors())
+    # a latency line per queueing that started
+    assert sum(len(lc.get_segments()) for lc in d.latency_lines) == sum(
+        1 for mk in m.marks if mk.latency_ms is not None
+    )
     labels = [t.get_text() for t in d.timeline_ax.get_yticklabels()]
     assert labels == [la.label for la in m.lanes]
     legend = [t.get_text() for t in d.legend.get_texts()]
