@@ -16,6 +16,7 @@ Fixtures
     wqlab_trace     function  the VM's TraceInstance, emptied and re-armed for the test,
                               with the workqueue + wqlab events
     wqlab_ssh       function  the session VM reached over SSH through fabric
+    wqlab_serial    function  the session VM reached over its serial console (ttyS1) with pexpect
 
 Options carry the ``--wqlab-`` prefix (``--wqlab-kernel``, ``--wqlab-cpus``,
 ``--wqlab-memory``, ``--wqlab-no-fast-boot``, ``--wqlab-artifacts``, ``--wqlab-ktap``,
@@ -45,7 +46,9 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +145,8 @@ class VmManager:
         self.boots = 0
         self.boot_seconds: list[float] = []
         self.ssh_ready = False
+        self.serial_ready = False  # a getty on the VM's ttyS1 (wqlab_serial)
+        self.serial_password = secrets.token_hex(8)
         self.artifacts = artifacts_dir(config)
         self.suffix = worker_suffix(config)  # per xdist worker: its own files
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
@@ -171,9 +176,11 @@ class VmManager:
             memory=self.config.getoption("--wqlab-memory"),
             kvm=kvm,
             fast=not self.config.getoption("--wqlab-no-fast-boot"),
-            ssh_port=free_port(),  # loopback-only forward, used by the ssh_target fixture
+            ssh_port=free_port(),  # loopback-only forward, used by the wqlab_ssh fixture
+            # the guest's ttyS1 on a unix socket, used by the wqlab_serial fixture
+            serial_socket=Path(tempfile.mkdtemp(prefix="wqlab-serial-")) / "ttyS1.sock",
         )
-        self.ssh_ready = False
+        self.ssh_ready = self.serial_ready = False
         self.boots += 1
         console = self.artifacts / f"console-{self.kernel.version}{self.suffix}.log"
         last: Exception | None = None
@@ -298,6 +305,24 @@ def wqlab_ssh(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
     assert wqlab_vm.cfg.ssh_port is not None
     target = SshTarget("127.0.0.1", port=wqlab_vm.cfg.ssh_port, key_filename=str(key))
     target.start()
+    yield target
+    target.stop()
+
+
+@pytest.fixture
+def wqlab_serial(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
+    """The session VM reached over its second serial port (ttyS1, a unix socket on the
+    host) with pexpect: a getty and a login are started in it on first use; the target
+    logs in at the prompt and runs the guest agent on the line."""
+    from .serial_target import SerialTarget, start_guest_getty
+
+    user, password = "wqlab", wqlab_vm_manager.serial_password
+    if not wqlab_vm_manager.serial_ready:
+        start_guest_getty(wqlab_vm.agent(), user, password)
+        wqlab_vm_manager.serial_ready = True
+    assert wqlab_vm.cfg.serial_socket is not None
+    target = SerialTarget(f"unix:{wqlab_vm.cfg.serial_socket}", user=user, password=password)
+    target.start(ready_timeout=host_boot_deadline(wqlab_vm.cfg.kvm))
     yield target
     target.stop()
 

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from . import uapi
-from .client import WqlabClient, WqlabCommandError, format_command
-from .errors import HarnessError
+from .client import WqlabClient, WqlabCommandError
+from .errors import HarnessError, VmLostError
 
 __all__ = [
     "ARG_HELP",
@@ -486,7 +486,18 @@ class Shell:
         return 0
 
     def execute(self, line: str) -> bool:
-        """Run one line; False when the shell should end."""
+        """Run one line; False when the shell should end (quit, or the VM is gone). Any
+        other failure is said and the session goes on."""
+        try:
+            return self._execute(line)
+        except VmLostError as e:
+            self.say(f"the VM is gone: {e}. The shell ends (the console is in artifacts/).", "red")
+            return False
+        except HarnessError as e:
+            self.say(f"{line.strip()}: {e}", "red")
+            return True
+
+    def _execute(self, line: str) -> bool:
         line = line.strip()
         if not line or line.startswith("#"):
             return True
@@ -515,9 +526,6 @@ class Shell:
             state = self._state()
             self.say(explain(self.table, name, args, e.errno, state), "red")
             return True
-        except HarnessError as e:
-            self.say(f"{format_command(name, args)}: {e}", "red")
-            return True
         extra = " ".join(f"{k}={v}" for k, v in r.fields.items())
         self.say(f"ret={r.ret} {extra}".rstrip(), "green")
         return True
@@ -525,6 +533,8 @@ class Shell:
     def _state(self) -> State | None:
         try:
             return State.read(self.client)
+        except VmLostError:
+            raise
         except HarnessError:
             return None
 
@@ -554,7 +564,7 @@ class Shell:
                 return True
             try:
                 self.say(self._save(word, rest), "")
-            except (HarnessError, OSError) as e:
+            except OSError as e:
                 self.say(f"{word}: {e}", "red")
         elif word == "history":
             self.say(self._history(), "")

@@ -73,6 +73,7 @@ class VmConfig:
     blacklist: tuple[str, ...] = BLACKLIST
     append: tuple[str, ...] = ()
     ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22
+    serial_socket: Path | None = None  # the guest's ttyS1 on this unix socket (a server)
     vng: str = field(default_factory=lambda: default_vng())
 
     @property
@@ -191,6 +192,11 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
             "--qemu-opts=-device",
             "--qemu-opts=virtio-net-pci,netdev=wqnet",
         ]
+    if cfg.serial_socket:
+        # a second UART (ttyS1) on a unix socket that QEMU serves: the serial-console
+        # target's line (wqlab.serial_target); ttyS0 stays vng's console
+        sock = f"unix:{cfg.serial_socket},server=on,wait=off"
+        argv += ["--qemu-opts=-serial", "--qemu-opts=" + shlex.quote(sock)]
     if cfg.fast:
         # the fast boot's init= runs once virtme-ng's initramfs has mounted the root; vng
         # makes an initramfs only when it has modules to put in it, so a kernel with 9p and

@@ -16,6 +16,7 @@ import pytest
 
 from wqlab import uapi
 from wqlab.client import WqlabClient, parse_kv
+from wqlab.errors import GuestTimeoutError, VmLostError
 from wqlab.shell import (
     ARG_HELP,
     BUILTINS,
@@ -268,3 +269,40 @@ def test_on_the_ioctl_plane_numbers_are_packed_and_bad_keys_refused_before_sendi
         "refused before sending (ioctl plane): unknown argument 'ids' for queue_work."
     )
     assert len(agent.sent) == 1
+
+
+class _BrokenClient(_NoVmClient):
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def submit(self, name: str, /, **args: Any) -> Any:
+        raise self.exc
+
+    def result(self, fut: Any) -> Any:
+        raise AssertionError("submit raised: nothing to wait for")
+
+    def read(self, name: str) -> str:
+        raise self.exc
+
+
+def _shell_with(client: Any) -> tuple[Shell, list[str]]:
+    class S:
+        pass
+
+    S.client = client  # type: ignore[attr-defined]
+    out: list[str] = []
+    return Shell(S(), lambda text, style: out.append(text)), out
+
+
+def test_a_lost_vm_ends_the_shell_with_a_reason() -> None:
+    sh, out = _shell_with(_BrokenClient(VmLostError("QEMU exited (status 1)")))
+    assert sh.execute("schedule_work id=0") is False
+    assert out == ["the VM is gone: QEMU exited (status 1). The shell ends (the console is in "
+                   "artifacts/)."]  # fmt: skip
+
+
+def test_any_other_harness_failure_is_said_and_the_session_goes_on() -> None:
+    sh, out = _shell_with(_BrokenClient(GuestTimeoutError("no answer within 60 s")))
+    assert sh.execute("works") is True
+    assert sh.execute("schedule_work id=0") is True
+    assert out == ["works: no answer within 60 s", "schedule_work id=0: no answer within 60 s"]

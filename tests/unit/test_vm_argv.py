@@ -151,6 +151,17 @@ def test_ssh_port_adds_a_loopback_only_user_nic() -> None:
     assert argv[-2] == "--qemu-opts=-append"  # the command line override stays last
 
 
+def test_serial_socket_adds_a_second_uart_served_on_a_unix_socket() -> None:
+    argv = build_vng_argv(cfg(serial_socket=Path("/tmp/wq/ttyS1.sock")))
+    i = argv.index("--qemu-opts=-serial")
+    assert argv[i : i + 2] == [
+        "--qemu-opts=-serial",
+        "--qemu-opts=unix:/tmp/wq/ttyS1.sock,server=on,wait=off",
+    ]
+    assert "--qemu-opts=-serial" not in build_vng_argv(cfg())
+    assert argv[-2] == "--qemu-opts=-append"
+
+
 def test_a_console_log_held_by_a_live_vm_is_not_shared(tmp_path: Path) -> None:
     from wqlab.vm import open_console_log
 

@@ -1,5 +1,6 @@
-"""The console target (the VM the harness booted, agent over virtio-serial) and the SSH
-target (fabric, the same agent over SSH) pass the same smoke test."""
+"""The console target (the VM the harness booted, agent over virtio-serial), the SSH
+target (fabric, the same agent over SSH) and the serial-console target (pexpect: a login
+at a getty on the VM's ttyS1, the same agent on the line) pass the same smoke test."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from wqlab.vm import Vm
 pytestmark = pytest.mark.vm
 
 
-@pytest.fixture(params=["console", "ssh"])
+@pytest.fixture(params=["console", "ssh", "serial"])
 def target(request: pytest.FixtureRequest, wqlab: WqlabClient) -> AgentChannel:
     """The agent of each target; the module is loaded by the ``wqlab`` fixture."""
     if request.param == "console":
         return wqlab.agent
-    return request.getfixturevalue("wqlab_ssh").agent()  # type: ignore[no-any-return]
+    return request.getfixturevalue(f"wqlab_{request.param}").agent()  # type: ignore[no-any-return]
 
 
 def test_target_smoke(target: AgentChannel, wqlab_kernel: Kernel, wqlab_vm: Vm) -> None:
