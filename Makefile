@@ -24,7 +24,7 @@ THREADS ?= 4
 FUZZ_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: all module help setup venv test test-unit test-vm demo shell bench lint clean modinfo \
+.PHONY: all module help setup venv test test-unit test-vm demo shell bench lint clean modinfo labs-check \
 	kernel test-matrix fuzz wheel wheel-check
 
 all: module
@@ -50,6 +50,8 @@ help:
 	@echo "  make fuzz          fuzz the module in a VM: SEED= (default: clock, printed) N=20000"
 	@echo "                     THREADS=4 KERNEL=; FUZZ_ARGS='--commit REV --storm' (old module, long runs)"
 	@echo "  make bench         boot, agent round trip, per-test fixed cost, load+unload and parser benchmarks"
+	@echo "  make labs-check    the teaching labs in a VM (labs/): every solution full marks, every"
+	@echo "                     skeleton 0, a class with a broken and a crashing student; KERNEL="
 	@echo "  make lint          ruff check, ruff format --check, mypy on wqlab/"
 	@echo "  make wheel         build the wqlab wheel into dist/ (module sources and guest agent inside)"
 	@echo "  make wheel-check   clean room: the wheel in a new venv in a temp dir, examples/myproject's"
@@ -95,6 +97,10 @@ demo: setup
 
 shell: setup
 	$(PY) -m wqlab.cli shell --kernel=$(KERNEL)
+
+labs-check: setup
+	$(PY) -m pytest tests/vm/test_labs.py tests/unit/test_labs.py -v --wqlab-kernel=$(KERNEL) \
+		$(PYTEST_ARGS)
 
 fuzz: setup
 	$(PY) -m wqlab.fuzzhost --kernel=$(KERNEL) $(if $(SEED),--seed=$(SEED)) -n $(N) \

@@ -5,7 +5,7 @@ In ``solution/<module>.c`` each ``/* TODO n: ... */`` comment is followed by its
 the lines after it indented as the comment, up to a blank line, a line indented less or
 the next comment. The skeleton is the solution without the answers, with ``(solution)``
 in the header changed to ``(student skeleton)``. ``--check`` compares instead of writing
-(the unit tests run it on every lab).
+(the unit tests run it on every lab). ``Kbuild`` is copied as it is.
 """
 
 from __future__ import annotations
@@ -55,6 +55,16 @@ def main(argv: list[str]) -> int:
                 skel.parent.mkdir(exist_ok=True)
                 skel.write_text(want)
                 print(f"wrote {skel}")
+        for kb in ("Kbuild", "Makefile"):  # build files are the same in both
+            sol_kb, skel_kb = d / "solution" / kb, d / "skeleton" / kb
+            if not sol_kb.exists():
+                continue
+            if check:
+                if not skel_kb.exists() or skel_kb.read_text() != sol_kb.read_text():
+                    print(f"{skel_kb}: differs from {sol_kb}")
+                    bad += 1
+            else:
+                skel_kb.write_text(sol_kb.read_text())
     return 1 if bad else 0
 
 

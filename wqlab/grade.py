@@ -36,14 +36,16 @@ import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import kernels
 from .build import build_module
-from .client import insmod, is_loaded, rmmod
-from .errors import BuildError, GuestCommandError, GuestTimeoutError, HarnessError
+from .client import INSMOD_ERRORS, RMMOD_ERRORS, is_loaded, module_error, module_params
+from .errors import BuildError, GuestCommandError, HarnessError
 from .kmsg import dmesg_mark, dmesg_since
 from .lifecycle import Lifecycle, build_lifecycles
 from .report import format_lifecycles
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 # the labs of a checkout (next to the package); an installed wqlab has none: --labs DIR
 LABS = Path(__file__).resolve().parent.parent / "labs"
 TRACE_NAME = "wqlab_grade"
+MARK_LOAD = "wqlab-grade: insmod"
 MARK_LOADED = "wqlab-grade: loaded"
 MARK_UNLOAD = "wqlab-grade: rmmod"
 MARK_UNLOADED = "wqlab-grade: unloaded"
@@ -245,13 +248,24 @@ class Grader:
     """One grading session: one kernel, one VM reused across students until a report, a
     hang or a module left loaded spoils it (then the next student gets a fresh one)."""
 
-    def __init__(self, kernel: kernels.Kernel, cpus: int = 2, out: Path | None = None) -> None:
+    def __init__(
+        self,
+        kernel: kernels.Kernel,
+        cpus: int = 2,
+        out: Path | None = None,
+        vms: Callable[[], Vm] | None = None,
+    ) -> None:
+        """``vms``: where VMs come from when not booted here (the pytest plugin's VM
+        manager: it replaces a VM the grader marked tainted); the grader stops only the
+        VMs it booted itself."""
         self.kernel = kernel
         self.cpus = cpus
         self.out = out or Path.cwd() / "artifacts" / "grade"
+        self.vms = vms
         self.vm: Vm | None = None
         self.boots = 0
-        self.info: KernelInfo | None = None
+        self._info: dict[int, KernelInfo] = {}
+        self._spoiled = False  # an expected report: a fresh VM after this student
 
     def __enter__(self) -> Grader:
         return self
@@ -260,27 +274,39 @@ class Grader:
         self.close()
 
     def close(self) -> None:
-        if self.vm is not None:
+        if self.vm is not None and self.vms is None:
             self.vm.stop()
-            self.vm = None
+        self.vm = None
 
     def get_vm(self) -> Vm:
         vm = self.vm
-        if vm is not None and vm.alive and not vm.tainted:
-            try:
-                vm.agent().request("echo", timeout=30, data="health")
-                return vm
-            except HarnessError as e:
-                log.warning("the grading VM does not answer (%s); booting a fresh one", e)
-        if vm is not None:
-            vm.stop(timeout=20)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.vm = boot(
-            self.kernel, self.cpus, console_log=self.out / f"console-{self.kernel.version}.log"
-        )
-        self.boots += 1
-        self.info = self._kernel_info(self.vm)
-        return self.vm
+        if self.vms is not None:
+            vm = self.vms()
+        elif vm is None or not vm.alive or vm.tainted or not self._answers(vm):
+            if vm is not None:
+                vm.stop(timeout=20)
+            self.out.mkdir(parents=True, exist_ok=True)
+            console = self.out / f"console-{self.kernel.version}.log"
+            vm = boot(self.kernel, self.cpus, console_log=console)
+            self.boots += 1
+        self.vm = vm
+        if id(vm) not in self._info:
+            self._info = {id(vm): self._kernel_info(vm)}
+        return vm
+
+    @property
+    def info(self) -> KernelInfo:
+        assert self.vm is not None
+        return self._info[id(self.vm)]
+
+    @staticmethod
+    def _answers(vm: Vm) -> bool:
+        try:
+            vm.agent().request("echo", timeout=30, data="health")
+            return True
+        except HarnessError as e:
+            log.warning("the grading VM does not answer (%s); booting a fresh one", e)
+            return False
 
     def _kernel_info(self, vm: Vm) -> KernelInfo:
         agent = vm.agent()
@@ -327,6 +353,9 @@ class Grader:
             log.exception("grading %s failed", student)
             g.status, g.reason = "error", f"grader error: {type(e).__name__}: {e}"
             self._spoil()
+        if self._spoiled:
+            self._spoil()
+            self._spoiled = False
         g.seconds = time.monotonic() - t0
         return g
 
@@ -352,7 +381,6 @@ class Grader:
         runs: dict[str, Run] = {}
         for sc in lab.scenarios:
             vm = self.get_vm()
-            assert self.info is not None
             run = Run(lab, sc, self.info)
             runs[sc.name] = run
             why = sc.skip(self.info) if sc.skip else None
@@ -375,15 +403,19 @@ class Grader:
         trace = TraceInstance(agent, TRACE_NAME, module_events=False).start()
         syms = ""
         try:
-            try:
-                insmod(agent, str(ko), **sc.params)
-            except GuestTimeoutError:
+            trace.mark(MARK_LOAD)
+            fut = agent.submit("insmod", path=str(ko), params=module_params(sc.params))
+            how = self._wait(vm, fut, console0, 60.0)
+            if how == "timeout":
                 g.status, g.reason = "hang", "insmod did not return in 60 s (the init hangs)"
                 vm.tainted = True
                 self._reports(vm, run, console0, None, g)
                 return False
-            except GuestCommandError as e:
-                g.status, g.reason = "load-failed", str(e)
+            if how == "report":
+                return self._reports(vm, run, console0, dmesg0, g) and False
+            if isinstance(how, GuestCommandError):
+                g.status = "load-failed"
+                g.reason = str(module_error(f"insmod {ko.name}", how.errno, INSMOD_ERRORS))
                 g.report = dmesg_since(agent, dmesg0)
                 return False
             run.loaded = True
@@ -395,21 +427,27 @@ class Grader:
                     break
                 if time.monotonic() >= deadline or not vm.alive:
                     break
+                if self._unexpected(vm, run, console0):
+                    break  # it crashed: the report settles it
                 time.sleep(0.25)
             run.params = self._params(vm, lab.module)
             syms = kallsyms(agent, lab.module)
             if sc.unload:
                 trace.mark(MARK_UNLOAD)
-                try:
-                    rmmod(agent, lab.module, timeout=60)
-                except GuestTimeoutError:
+                fut = agent.submit("rmmod", name=lab.module)
+                how = self._wait(vm, fut, console0, 60.0)
+                if how == "timeout":
                     g.status = "hang"
                     g.reason = "rmmod did not return in 60 s (the exit function hangs)"
                     vm.tainted = True
                     self._reports(vm, run, console0, None, g)
                     return False
-                except GuestCommandError as e:
-                    g.status, g.reason = "unload-failed", f"the module cannot be unloaded: {e}"
+                if how == "report":
+                    return self._reports(vm, run, console0, dmesg0, g) and False
+                if isinstance(how, GuestCommandError):
+                    g.status = "unload-failed"
+                    why = module_error(f"rmmod {lab.module}", how.errno, RMMOD_ERRORS)
+                    g.reason = f"the module cannot be unloaded: {why}"
                     vm.tainted = True
                     return False
                 run.unloaded = True
@@ -423,6 +461,38 @@ class Grader:
             if vm.alive:
                 trace.remove()
         return self._reports(vm, run, console0, dmesg0, g)
+
+    @staticmethod
+    def _unexpected(vm: Vm, run: Run, console0: int) -> bool:
+        return any(
+            not any(e.matches(s) for e in run.scenario.expect) for s in vm.splats_since(console0)
+        )
+
+    def _wait(
+        self, vm: Vm, fut: Future[Any], console0: int, timeout: float
+    ) -> str | GuestCommandError:
+        """Wait for an insmod or rmmod request: ``"ok"``, its error, ``"timeout"``, or
+        ``"report"`` as soon as the console shows a kernel report (a crashed init or
+        exit never answers: no point in waiting out the deadline)."""
+        deadline = time.monotonic() + timeout
+        seen: float | None = None
+        while time.monotonic() < deadline:
+            try:
+                fut.result(timeout=0.25)
+                return "ok"
+            except FutureTimeout:
+                pass
+            except GuestCommandError as e:
+                return e
+            if not vm.alive:
+                return "report"
+            if vm.splats_since(console0):
+                # expected reports (the bug lab) come while the call is still running:
+                # give it a moment to return, then settle on the report
+                seen = seen or time.monotonic()
+                if time.monotonic() - seen > 3.0:
+                    return "report"
+        return "timeout"
 
     def _observe(self, run: Run, text: str, syms: SymbolMap | None) -> None:
         events = parse(text, symbols=syms) if syms is not None and syms.usable else parse(text)
@@ -462,12 +532,15 @@ class Grader:
             found += [s for s in find_splats(lines) if s.line.split("] ", 1)[-1] not in seen]
         if not found:
             return True
-        vm.tainted = True  # the next student gets a fresh VM
         expected = [s for s in found if any(e.matches(s) for e in run.scenario.expect)]
         run.reports = expected
         other = [s for s in found if s not in expected]
         if not other:
+            # the bug lab's next scenario may use this VM (each report has its own
+            # WARN_ONCE site); the next student gets a fresh one
+            self._spoiled = True
             return True
+        vm.tainted = True  # the next student gets a fresh VM
         g.status = "kernel-report"
         first = other[0]
         more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""

@@ -1,0 +1,125 @@
+"""Lab 05 checks: CPU affinity and the concurrency-managed pools."""
+
+from __future__ import annotations
+
+from wqlab.grade import Check, Lab, Run, Scenario
+from wqlab.lifecycle import Lifecycle, WorkerKind, overlaps
+
+CPU = 1
+
+
+def _done(run: Run) -> bool:
+    return all(
+        len(run.ran(fn)) >= n
+        for fn, n in (
+            ("pool_lab_bound_fn", 1),
+            ("pool_lab_unbound_fn", 1),
+            ("pool_lab_highpri_fn", 1),
+            ("pool_lab_spin_fn", 2),
+            ("pool_lab_hog_fn", 2),
+        )
+    )
+
+
+def _one(run: Run, fn: str, wq: str, todo: str) -> tuple[Lifecycle | None, str | None]:
+    lcs = run.ran(fn)
+    if not lcs:
+        return None, f"{fn} never ran: {todo}"
+    if lcs[0].workqueue != wq:
+        return None, f"{fn} ran on {lcs[0].workqueue}, not {wq}: {todo}"
+    return lcs[0], None
+
+
+def bound_on_cpu(run: Run) -> str | None:
+    lc, why = _one(run, "pool_lab_bound_fn", "pool_lab_bound", "TODO 1 and 5")
+    if lc is None:
+        return why
+    if lc.exec_cpu != CPU:
+        return (
+            f"it ran on CPU {lc.exec_cpu}, not cpu={CPU}: queue_work_on(cpu, wq, work) "
+            "picks the CPU of a per-CPU queue (queue_work() takes the queuing CPU)"
+        )
+    if lc.worker_kind is not WorkerKind.BOUND:
+        return f"it ran in {lc.worker}: a per-CPU queue (flags 0) runs in kworker/N:M"
+    return None
+
+
+def unbound_worker(run: Run) -> str | None:
+    lc, why = _one(run, "pool_lab_unbound_fn", "pool_lab_unbound", "TODO 2 and 6")
+    if lc is None:
+        return why
+    if lc.worker_kind is not WorkerKind.UNBOUND:
+        return f"it ran in {lc.worker}: WQ_UNBOUND queues run in kworker/uN:M"
+    return None
+
+
+def highpri_worker(run: Run) -> str | None:
+    lc, why = _one(run, "pool_lab_highpri_fn", "pool_lab_highpri", "TODO 3 and 6")
+    if lc is None:
+        return why
+    if lc.worker_kind is not WorkerKind.BOUND_HIGHPRI:
+        return (
+            f"it ran in {lc.worker}: WQ_HIGHPRI queues run in the CPU's highpri pool, "
+            "kworker/N:MH (nice -20)"
+        )
+    return None
+
+
+def _pair(run: Run, fn: str, wq: str, todo: str) -> tuple[list[Lifecycle], str | None]:
+    lcs = run.ran(fn)
+    if len(lcs) < 2:
+        return [], f"{len(lcs)} of the two {fn} items ran: {todo}"
+    if {lc.workqueue for lc in lcs} != {wq}:
+        return (
+            [],
+            f"{fn} ran on {sorted({lc.workqueue or '?' for lc in lcs})}, not {wq}: {todo}",
+        )
+    if {lc.exec_cpu for lc in lcs} != {0}:
+        return (
+            [],
+            f"{fn} ran on CPUs {[lc.exec_cpu for lc in lcs]}, not 0: queue_work_on(0, ...)",
+        )
+    return lcs, None
+
+
+def spinners_took_turns(run: Run) -> str | None:
+    lcs, why = _pair(run, "pool_lab_spin_fn", "pool_lab_bound", "TODO 7")
+    if why:
+        return why
+    if overlaps(lcs[0], lcs[1]):
+        return (
+            "the two spinning items on pool_lab_bound overlapped: a per-CPU pool starts "
+            "another worker only when the running one sleeps; were they on one CPU, one "
+            "per-CPU queue without WQ_CPU_INTENSIVE?"
+        )
+    return None
+
+
+def hogs_overlapped(run: Run) -> str | None:
+    lcs, why = _pair(run, "pool_lab_hog_fn", "pool_lab_cpu", "TODO 4 and 8")
+    if why:
+        return why
+    if not overlaps(lcs[0], lcs[1]):
+        return (
+            "the two items on pool_lab_cpu took turns: a WQ_CPU_INTENSIVE item does not "
+            "count as running for the pool, so the second one gets a worker of its own "
+            "at once; is pool_lab_cpu allocated with WQ_CPU_INTENSIVE?"
+        )
+    if lcs[0].worker_pid == lcs[1].worker_pid:
+        return "both ran in one worker: they cannot have overlapped"
+    return None
+
+
+LAB = Lab(
+    name="05-pools",
+    module="pool_lab",
+    title="CPU affinity and the concurrency-managed pools: bound, unbound, highpri, cpu_intensive",
+    scenarios=(Scenario(params={"cpu": CPU}, done=_done, timeout=6.0),),
+    checks=(
+        Check(f"queue_work_on({CPU}) ran in a bound kworker of CPU {CPU}", 2, bound_on_cpu),
+        Check("WQ_UNBOUND ran in an unbound kworker", 2, unbound_worker),
+        Check("WQ_HIGHPRI ran in a highpri kworker", 2, highpri_worker),
+        Check("two CPU hogs on a per-CPU queue took turns", 2, spinners_took_turns),
+        Check("two CPU hogs on a WQ_CPU_INTENSIVE queue overlapped", 2, hogs_overlapped),
+    ),
+)

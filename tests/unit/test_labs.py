@@ -1,0 +1,119 @@
+"""The labs folder (labs/): complete, skeletons that are their solutions without the
+answers, checks that fail with a hint when nothing ran, and the grader's KTAP, JUnit and
+CSV outputs."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from wqlab.errors import HarnessError
+from wqlab.grade import (
+    LABS,
+    CheckResult,
+    Grade,
+    KernelInfo,
+    Run,
+    junit,
+    ktap,
+    lab_names,
+    load_lab,
+    write_csv,
+)
+
+ALL = lab_names()
+KERNEL = KernelInfo("6.1.0-57-amd64", (6, 1), False, 2, frozenset())
+
+
+def test_there_are_at_least_six_labs_and_a_bug_lab() -> None:
+    assert len([n for n in ALL if "bug" not in n]) >= 6, ALL
+    assert any("bug" in n for n in ALL), ALL
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_lab_folder_has_readme_skeleton_solution_and_checks(name: str) -> None:
+    d = LABS / name
+    lab, folder = load_lab(name)
+    assert folder == d and lab.name == name
+    readme = (d / "README.md").read_text()
+    for part in ("## Goal", "## Background", "## Predict, then observe", "wqlab grade"):
+        assert part in readme, f"{name}/README.md lacks {part!r}"
+    for which in ("skeleton", "solution"):
+        assert (d / which / "Kbuild").read_text().strip().endswith(f"{lab.module}.o")
+        assert (d / which / f"{lab.module}.c").is_file()
+    assert lab.max_points > 0
+    assert len({c.name for c in lab.checks}) == len(lab.checks)
+    assert {c.scenario for c in lab.checks} <= {s.name for s in lab.scenarios}
+
+
+def test_skeletons_are_the_solutions_without_their_answers() -> None:
+    dirs = [str(LABS / n) for n in ALL]
+    p = subprocess.run(
+        [sys.executable, str(LABS / "skeleton.py"), "--check", *dirs],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_check_fails_with_a_hint_when_nothing_ran(name: str) -> None:
+    lab, _ = load_lab(name)
+    for c in lab.checks:
+        sc = next(s for s in lab.scenarios if s.name == c.scenario)
+        run = Run(lab, sc, KERNEL, loaded=True, unloaded=True)
+        hint = c.fn(run)
+        assert hint and len(hint) > 20, (name, c.name, hint)
+
+
+def test_an_unknown_lab_names_the_labs_there_are() -> None:
+    with pytest.raises(HarnessError, match="01-global-queue"):
+        load_lab("99-nope")
+
+
+def _grades() -> list[Grade]:
+    ok = Grade("alice", "01-global-queue", "6.1", checks=[CheckResult("runs", 4, 4, "pass")])
+    bad = Grade("bob", "01-global-queue", "6.1", status="build-failed", reason="no build")
+    bad.checks = [CheckResult("runs", 0, 4, "fail", "fix the build first")]
+    skip = Grade("carol", "07-bug-patterns", "6.1")
+    skip.checks = [
+        CheckResult("lockdep", 0, 3, "skip", "needs the debug line"),
+        CheckResult("flush dependency", 0, 3, "fail", "flush a !WQ_MEM_RECLAIM queue"),
+    ]
+    return [ok, bad, skip]
+
+
+def test_ktap_has_one_line_per_check_with_skips_and_reasons() -> None:
+    text = ktap(_grades())
+    assert text.splitlines()[:2] == ["KTAP version 1", "1..4"]
+    assert "ok 1 alice:01-global-queue:runs" in text
+    assert "not ok 2 bob:01-global-queue:runs\n# no build" in text
+    assert "ok 3 carol:07-bug-patterns:lockdep # SKIP needs the debug line" in text
+    assert "not ok 4 carol:07-bug-patterns:flush dependency" in text
+
+
+def test_junit_has_a_suite_per_student_and_lab() -> None:
+    root = ET.fromstring(junit(_grades()))
+    suites = root.findall("testsuite")
+    assert [(s.get("name"), s.get("failures"), s.get("skipped")) for s in suites] == [
+        ("alice.01-global-queue", "0", "0"),
+        ("bob.01-global-queue", "1", "0"),
+        ("carol.07-bug-patterns", "1", "1"),
+    ]
+    assert suites[1].find("testcase/failure").get("message") == "build-failed: no build"
+
+
+def test_csv_has_a_row_per_student(tmp_path: Path) -> None:
+    write_csv(tmp_path / "c.csv", _grades())
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert [(r["student"], r["score"], r["max"], r["status"]) for r in rows] == [
+        ("alice", "4", "4", "graded"),
+        ("bob", "0", "4", "build-failed"),
+        ("carol", "0", "3", "graded"),
+    ]

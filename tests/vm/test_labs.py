@@ -1,0 +1,119 @@
+"""The teaching labs grade themselves (labs/, wqlab/grade.py): on the session's kernel,
+every lab's reference solution gets full marks and its untouched skeleton gets zero with
+a hint on every check; a class folder with a good, a broken and a crashing submission is
+graded to the end. One VM for all of it, but for the fresh one a kernel report asks for
+(the crashing student; the bug lab, whose reports are the point, runs last)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wqlab.grade import Grade, Grader, format_grade, junit, ktap, lab_names, load_lab, write_csv
+from wqlab.kernels import Kernel
+from wqlab.pytest_plugin import VmManager
+
+pytestmark = [
+    pytest.mark.vm,
+    # latency bounds and overlaps: the host to itself (and the bug lab's reports spoil
+    # the VM for whoever shares it)
+    pytest.mark.xdist_group("whole_vm"),
+]
+
+BUG_LAB = "07-bug-patterns"
+ALL = lab_names()
+PLAIN = [n for n in ALL if n != BUG_LAB]
+
+
+@pytest.fixture(scope="module")
+def grader(
+    wqlab_kernel: Kernel, wqlab_vm_manager: VmManager, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Grader]:
+    out = tmp_path_factory.mktemp("grade")
+    with Grader(wqlab_kernel, out=out, vms=wqlab_vm_manager.get) as g:
+        yield g
+
+
+def _grade(grader: Grader, name: str, which: str) -> Grade:
+    lab, folder = load_lab(name)
+    return grader.grade(lab, folder / which, which)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_skeleton_scores_zero_with_a_hint_on_every_check(grader: Grader, name: str) -> None:
+    g = _grade(grader, name, "skeleton")
+    table = format_grade(g)
+    assert g.status == "graded", table
+    assert g.score == 0, table
+    graded = [c for c in g.checks if c.status != "skip"]
+    assert graded, f"every check was skipped on this kernel:\n{table}"
+    assert all(c.status == "fail" and len(c.hint) > 20 for c in graded), table
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_solution_gets_full_marks(grader: Grader, name: str) -> None:
+    g = _grade(grader, name, "solution")
+    table = format_grade(g)
+    assert g.status == "graded", table
+    assert g.max_points > 0, table
+    assert g.score == g.max_points, table
+
+
+def test_batch_grades_every_student_past_a_broken_and_a_crashing_one(
+    grader: Grader, tmp_path: Path
+) -> None:
+    """alice: the solution; bob: a syntax error; carol: BUG() in her work function; dave:
+    the solution again, graded after carol's Oops on a fresh VM."""
+    lab, folder = load_lab("01")
+    cls = tmp_path / "class"
+    for who in ("alice", "bob", "carol", "dave"):
+        shutil.copytree(folder / "solution", cls / who)
+    src = cls / "bob" / "global_lab.c"
+    src.write_text(src.read_text().replace("msleep(5);", "msleep(5)"))
+    src = cls / "carol" / "global_lab.c"
+    src.write_text(src.read_text().replace("\tmsleep(5);", "\tBUG();"))
+    boots = grader.boots
+    grades = [
+        grader.grade(lab, path, who) for who, path in sorted((p.name, p) for p in cls.iterdir())
+    ]
+    tables = "\n\n".join(format_grade(g) for g in grades)
+    by = {g.student: g for g in grades}
+    assert [g.student for g in grades] == ["alice", "bob", "carol", "dave"], tables
+    assert by["alice"].score == by["alice"].max_points == lab.max_points, tables
+    assert by["bob"].status == "build-failed" and by["bob"].score == 0, tables
+    assert "error" in by["bob"].report, tables  # the compiler's message is shown
+    assert by["carol"].status in ("kernel-report", "vm-lost"), tables
+    assert by["carol"].score == 0, tables
+    assert "global_lab_fn" in by["carol"].report, tables  # the report names her function
+    assert by["dave"].score == by["dave"].max_points, tables
+    assert grader.boots == boots  # the plugin's manager booted dave's VM, not the grader
+
+    out = tmp_path / "out"
+    write_csv(out / "class.csv", grades)
+    rows = list(csv.DictReader((out / "class.csv").open()))
+    assert [(r["student"], r["score"], r["status"]) for r in rows] == [
+        ("alice", str(lab.max_points), "graded"),
+        ("bob", "0", "build-failed"),
+        ("carol", "0", by["carol"].status),
+        ("dave", str(lab.max_points), "graded"),
+    ]
+    suites = ET.fromstring(junit(grades)).findall("testsuite")
+    assert [s.get("name") for s in suites] == [f"{w}.{lab.name}" for w in by]
+    assert suites[0].get("failures") == "0" and suites[1].get("failures") == str(len(lab.checks))
+    text = ktap(grades)
+    assert text.startswith("KTAP version 1\n1..16\n"), text
+    assert text.count("\nnot ok ") == 2 * len(lab.checks), text
+
+
+@pytest.mark.skipif(BUG_LAB not in ALL, reason="no bug lab")
+def test_bug_lab_solution_provokes_every_report_this_kernel_can_give(grader: Grader) -> None:
+    g = _grade(grader, BUG_LAB, "solution")
+    table = format_grade(g)
+    assert g.status == "graded", table
+    assert g.max_points > 0, table
+    assert g.score == g.max_points, table
