@@ -52,7 +52,6 @@ static struct genl_ops *wqlab_nl_ops;
 static struct nla_policy (*wqlab_nl_policies)[WQLAB_A_MAX + 1];
 static struct netlink_range_validation wqlab_nl_ranges[16];
 static struct netlink_range_validation_signed wqlab_nl_cpu_range;
-static struct netlink_range_validation wqlab_nl_id_range;
 static const struct nla_policy wqlab_nl_flags_policy =
 	NLA_POLICY_MASK(NLA_U32, WQLAB_WQ_ALL);
 
@@ -524,10 +523,8 @@ static void wqlab_nl_arg_policy(unsigned int a, struct nla_policy *policy)
 	switch (arg->type) {
 	case WQLAB_T_U32:
 		pol->type = NLA_U32;
-		if (arg->bit == WQLAB_ARG_ID) {
-			pol->validation_type = NLA_VALIDATE_RANGE_PTR;
-			pol->range = &wqlab_nl_id_range;
-		} else if (arg->max) {
+		/* an id is a name, not a quantity: an unknown one is -ENOENT */
+		if (arg->max) {
 			wqlab_nl_ranges[a].max = arg->max;
 			pol->validation_type = NLA_VALIDATE_RANGE_PTR;
 			pol->range = &wqlab_nl_ranges[a];
@@ -566,8 +563,6 @@ int wqlab_nl_init(void)
 		return -EINVAL;
 	wqlab_nl_cpu_range.min = 0;
 	wqlab_nl_cpu_range.max = nr_cpu_ids - 1;
-	/* ids: the two static items, then the pool's */
-	wqlab_nl_id_range.max = wqlab_max_items + 1;
 
 	wqlab_nl_ops = kcalloc(n + WQLAB_NL_EXTRA_OPS, sizeof(*wqlab_nl_ops),
 			       GFP_KERNEL);

@@ -354,9 +354,10 @@ GENL_ERRNOS: Final[Mapping[int, str]] = MappingProxyType(
     {
         errno.EPROTO: "the genetlink header's version is not GENL_VERSION",
         errno.EINVAL: "an attribute the command does not take, an unknown attribute type, a "
-        "missing required attribute, a wrong length, a string without its NUL, a flag bit "
-        "outside WQ_ALL (policy)",
-        errno.ERANGE: "a number outside its range, a name of NAME_LEN bytes or more (policy)",
+        "missing required attribute, a wrong length, a string without its NUL within NAME_LEN "
+        "bytes (too long), a flag bit outside WQ_ALL (policy)",
+        errno.ERANGE: "a number outside its range (debugfs and ioctl: E2BIG for a maximum, "
+        "EINVAL for cpu, block, delayed) (policy)",
         errno.EPERM: "the sender lacks CAP_NET_ADMIN or CAP_SYS_ADMIN",
     }
 )

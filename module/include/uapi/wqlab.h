@@ -172,11 +172,17 @@ struct wqlab_version {
  * - EPROTO: the genetlink header's version is not WQLAB_GENL_VERSION.
  * - EINVAL: an attribute the command does not take, an unknown attribute
  *   type, a missing required attribute, a wrong length, a string without its
- *   NUL or a flag bit outside WQLAB_WQ_ALL (policy).
+ *   NUL within WQLAB_NAME_LEN bytes (too long), a flag bit outside
+ *   WQLAB_WQ_ALL (policy).
  * - ERANGE: a number outside its range (policy): delay_ms, sleep_ms,
  *   spin_us, requeue, max_active above their maximum, block or delayed
- *   above 1, cpu outside 0..nr_cpu_ids-1, id above max_items + 1; a name of
- *   WQLAB_NAME_LEN bytes or more.
+ *   above 1, cpu outside 0..nr_cpu_ids-1 (debugfs and ioctl: E2BIG for the
+ *   maxima, EINVAL for the others).
+ *
+ * Refusals by the policy happen before the module sees the message: the
+ * stats file's cmds_failed does not count them, and their extack text is the
+ * kernel's. The module's own (version, capability, missing attributes and
+ * every common errno) are counted and their text starts with "wqlab: ".
  * - EPERM: the sender lacks CAP_NET_ADMIN or CAP_SYS_ADMIN.
  */
 #define WQLAB_GENL_NAME		"wqlab"
