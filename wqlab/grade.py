@@ -177,6 +177,24 @@ def ms(ns: int | float | None) -> str:
     return "?" if ns is None else f"{ns / 1e6:.1f} ms"
 
 
+def own_text(splats: Sequence[Splat]) -> list[Splat]:
+    """The reports with their text cut where the next report begins (the console watcher
+    and :func:`wqlab.splat.find_splats` give each report the lines after it, which can
+    hold the next one): an expectation must match a report's own words."""
+    firsts = {s.line for s in splats}
+    out = []
+    for s in splats:
+        text = list(s.text)
+        start = text.index(s.line) if s.line in text else 0
+        for i in range(start + 1, len(text)):
+            if text[i] in firsts:
+                # the next report's WARN message sits on the line before its first line
+                text = text[: i - 1 if i - 1 > start and "cut here" in text[i - 1] else i]
+                break
+        out.append(Splat(s.line, s.index, text, s.kind))
+    return out
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -529,9 +547,12 @@ class Grader:
             except HarnessError:
                 lines = []
             seen = {s.line.split("] ", 1)[-1] for s in found}
-            found += [s for s in find_splats(lines) if s.line.split("] ", 1)[-1] not in seen]
+            found += [
+                s for s in find_splats(lines, context=80) if s.line.split("] ", 1)[-1] not in seen
+            ]
         if not found:
             return True
+        found = own_text(found)
         expected = [s for s in found if any(e.matches(s) for e in run.scenario.expect)]
         run.reports = expected
         other = [s for s in found if s not in expected]
@@ -545,13 +566,7 @@ class Grader:
         first = other[0]
         more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
         g.reason = f"kernel report ({first.kind}){more}: {first.line.split('] ', 1)[-1]}"
-        # the console watcher appends the lines after a report to it: cut at the next one
-        text = first.text
-        for i, ln in enumerate(text[1:], 1):
-            if ln in {s.line for s in found} and ln != first.line:
-                text = text[:i]
-                break
-        g.report = "\n".join(text)
+        g.report = "\n".join(first.text)
         return False
 
     def _score(self, c: Check, runs: dict[str, Run]) -> CheckResult:

@@ -114,7 +114,14 @@ LAB = Lab(
     name="05-pools",
     module="pool_lab",
     title="CPU affinity and the concurrency-managed pools: bound, unbound, highpri, cpu_intensive",
-    scenarios=(Scenario(params={"cpu": CPU}, done=_done, timeout=6.0),),
+    scenarios=(
+        Scenario(
+            params={"cpu": CPU},
+            done=_done,
+            timeout=6.0,
+            skip=lambda k: f"needs {CPU + 1} CPUs (--cpus {CPU + 1})" if k.cpus <= CPU else None,
+        ),
+    ),
     checks=(
         Check(f"queue_work_on({CPU}) ran in a bound kworker of CPU {CPU}", 2, bound_on_cpu),
         Check("WQ_UNBOUND ran in an unbound kworker", 2, unbound_worker),

@@ -117,3 +117,22 @@ def test_csv_has_a_row_per_student(tmp_path: Path) -> None:
         ("bob", "0", "4", "build-failed"),
         ("carol", "0", "3", "graded"),
     ]
+
+
+DATA = Path(__file__).parent / "data" / "labs"
+
+
+def test_bug_lab_expectations_match_the_reports_6_1_gave() -> None:
+    """The console of a real 6.1 grading of lab 07's solution (flush_dependency,
+    queue_draining, destroy_busy): each expectation matches its own report, and only it."""
+    from wqlab.grade import own_text
+    from wqlab.splat import find_splats
+
+    lab, _ = load_lab("07")
+    lines = DATA.joinpath("bugs-6.1.txt").read_text().splitlines()
+    splats = own_text(find_splats(lines, context=80))
+    assert [s.kind for s in splats] == ["WARNING", "WARNING", "WARNING"]
+    for i, name in enumerate(("flush_dependency", "queue_draining", "destroy_busy")):
+        sc = next(s for s in lab.scenarios if s.name == name)
+        hits = [j for j, s in enumerate(splats) if any(e.matches(s) for e in sc.expect)]
+        assert hits == [i], (name, hits)
