@@ -76,12 +76,17 @@ def test_max_items_parameter_is_checked_at_load(wqlab_guest: AgentChannel, wqlab
     assert not is_loaded(wqlab_guest)
 
 
+PLANES_OPEN = (CONTROL, DEVICE)
+
+
 def test_rmmod_is_refused_while_a_control_plane_is_open(wqlab: WqlabClient) -> None:
     a = wqlab.agent
-    for path in (CONTROL, DEVICE):
-        res = a.sh(f"exec 3<>{path}; rmmod wqlab; echo rc=$?", check=False)
-        assert "rc=0" not in res["stdout"], f"rmmod with {path} open: {res}"
-        assert is_loaded(a) and a.exists(path)
+    # one shell for both planes: each rmmod in a subshell that holds the plane open
+    res = a.sh("; ".join(f"(exec 3<>{p}; rmmod wqlab; echo {p} rc=$?)" for p in PLANES_OPEN))
+    for path in PLANES_OPEN:
+        out = res["stdout"]
+        assert f"{path} rc=" in out and f"{path} rc=0" not in out, f"rmmod with {path} open: {res}"
+    assert is_loaded(a) and all(a.exists(path) for path in PLANES_OPEN)
     assert wqlab.cmd("work_pending", id=0).ret == 0, "the module still works"
 
 
