@@ -139,17 +139,18 @@ class WqlabClient:
         fields = {} if "id" in args else {"id": str(out.id)}  # an id the module chose
         return Result(out.ret, fields)
 
-    def expect_errno(self, err: int, name: str, /, **args: Any) -> None:
-        """Assert that a command fails with ``err`` (e.g. ``errno.EINVAL``)."""
+    def expect_errno(self, err: int, name: str, /, **args: Any) -> WqlabCommandError:
+        """Assert that a command fails with ``err`` (e.g. ``errno.EINVAL``); the error (its
+        text holds the netlink plane's extack message)."""
         try:
             r = self.cmd(name, **args)
         except WqlabCommandError as e:
             if e.errno != err:
                 raise AssertionError(
                     f"{format_command(name, args)}: expected {errno_mod.errorcode[err]}, got "
-                    f"{errno_mod.errorcode.get(e.errno or 0, e.errno)}"
+                    f"{errno_mod.errorcode.get(e.errno or 0, e.errno)} ({e})"
                 ) from e
-            return
+            return e
         raise AssertionError(
             f"{format_command(name, args)}: expected {errno_mod.errorcode[err]}, got ret={r.ret}"
         )

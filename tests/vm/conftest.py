@@ -8,10 +8,10 @@ import pytest
 
 from wqlab.client import WqlabClient
 
-PLANES = ["wqlab", "wqlab_ioctl"]
+PLANES = ["wqlab", "wqlab_ioctl", "wqlab_netlink"]
 
 
 @pytest.fixture(params=PLANES)
 def plane(request: pytest.FixtureRequest) -> Iterator[WqlabClient]:
-    """The module loaded for the test, driven through the debugfs or the ioctl plane."""
+    """The module loaded for the test, driven through the debugfs, ioctl or netlink plane."""
     yield request.getfixturevalue(request.param)

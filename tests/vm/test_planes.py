@@ -1,5 +1,6 @@
-"""The two control planes (debugfs text, ioctl) drive the same handlers: the same scenario
-gives the same lifecycles, and bad input gets the same errno and changes nothing."""
+"""The three control planes (debugfs text, ioctl, generic netlink) drive the same handlers:
+the same scenario gives the same lifecycles, and bad input gets the same errno (the netlink
+policy's ERANGE for a number out of range) and changes nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import errno
 from typing import Any
 
 import pytest
-from wqtest import new_items, online_cpus, wait_blocked, wait_runs
+from wqtest import counted_refusals, new_items, online_cpus, range_errno, wait_blocked, wait_runs
 
 from wqlab import uapi
 from wqlab.client import CONTROL, DEVICE, WqlabClient, WqlabCommandError
@@ -16,7 +17,7 @@ from wqlab.tracefs import TraceInstance
 
 pytestmark = pytest.mark.vm
 
-PLANES = ["wqlab", "wqlab_ioctl"]
+PLANES = ["wqlab", "wqlab_ioctl", "wqlab_netlink"]
 
 
 def _client(request: pytest.FixtureRequest, plane: str) -> tuple[WqlabClient, TraceInstance]:
@@ -101,14 +102,18 @@ def test_scenario_gives_the_expected_lifecycles_on_each_plane(
     _cmp(scenario(c, t, "s"), online_cpus(c)[-1])
 
 
-def test_debugfs_and_ioctl_give_identical_lifecycles_in_one_module_load(
+def test_all_three_planes_give_identical_lifecycles_in_one_module_load(
     wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
     ioctl = WqlabClient(wqlab.agent, "ioctl")
+    netlink = WqlabClient(wqlab.agent, "netlink")
     text = scenario(wqlab, wqlab_trace, "t")
     binary = scenario(ioctl, wqlab_trace, "i")
-    t_table, i_table = text.pop("table"), binary.pop("table")
-    assert text == binary, f"\ndebugfs: {text}\nioctl:   {binary}\n{t_table}\n{i_table}"
+    typed = scenario(netlink, wqlab_trace, "n")
+    tables = [r.pop("table") for r in (text, binary, typed)]
+    assert text == binary == typed, (
+        f"\ndebugfs: {text}\nioctl:   {binary}\nnetlink: {typed}\n" + "\n".join(tables)
+    )
 
 
 # errnos -------------------------------------------------------------------------------
@@ -133,19 +138,18 @@ def test_bad_input_gets_its_errno_and_changes_nothing(
         (errno.ENOENT, "schedule_work", {"id": 60}),  # never allocated
         (errno.EEXIST, "alloc_workqueue", {"name": "dup"}),
         (errno.EEXIST, "create_singlethread_workqueue", {"name": "dup"}),
-        (errno.EINVAL, "schedule_work_on", {"id": item, "cpu": nr_cpu_ids}),
-        (errno.EINVAL, "schedule_work_on", {"id": item, "cpu": -1}),
+        (range_errno(c, errno.EINVAL), "schedule_work_on", {"id": item, "cpu": nr_cpu_ids}),
+        (range_errno(c, errno.EINVAL), "schedule_work_on", {"id": item, "cpu": -1}),
         (errno.EINVAL, "alloc_workqueue", {"name": "Bad-Name"}),
         (errno.EINVAL, "alloc_workqueue", {"name": "system_x"}),
         (errno.EINVAL, "schedule_delayed_work", {"id": item}),  # plain item
         (errno.EINVAL, "drain_workqueue", {"wq": "system"}),
-        (errno.E2BIG, "schedule_work", {"id": item, "sleep_ms": 60001}),
-        (errno.E2BIG, "alloc_workqueue", {"name": "big", "max_active": 513}),
+        (range_errno(c, errno.E2BIG), "schedule_work", {"id": item, "sleep_ms": 60001}),
+        (range_errno(c, errno.E2BIG), "alloc_workqueue", {"name": "big", "max_active": 513}),
     ]
-    for err, name, args in bad:
-        c.expect_errno(err, name, **args)
+    errors = [c.expect_errno(err, name, **args) for err, name, args in bad]
     assert _state(c) == before, "a rejected command changed works/workqueues"
-    assert int(c.stats()["cmds_failed"]) == failed0 + len(bad)
+    assert int(c.stats()["cmds_failed"]) == failed0 + counted_refusals(c, errors)
     assert c.cmd("work_busy", id=item).ret == 0
 
 

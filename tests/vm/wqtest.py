@@ -11,6 +11,7 @@ expected-vs-observed table of lifecycles.
 
 from __future__ import annotations
 
+import errno
 import re
 import statistics
 import time
@@ -386,3 +387,23 @@ def spin_for(c: WqlabClient, wqlab_trace: TraceInstance, cpu: int, ms_wanted: fl
         "the module's busy-wait is shorter than asked"
     )
     return max(1, min(int(ms_wanted * 1000), SPIN_US_MAX))
+
+
+# the netlink plane's policy ---------------------------------------------------------------
+
+
+def range_errno(c: WqlabClient, err: int) -> int:
+    """The errno of a number outside its range on ``c``'s plane: the netlink policy says
+    ERANGE where debugfs and ioctl say ``err`` (E2BIG, or EINVAL for cpu/block/delayed)."""
+    return errno.ERANGE if c.plane == "netlink" else err
+
+
+def counted_refusals(c: WqlabClient, errors: Sequence[Exception]) -> int:
+    """How many of these refusals the module counts in ``cmds_failed``: all of them, but on
+    the netlink plane only those it saw (its extack text starts with ``wqlab:``); the
+    kernel's policy refuses the others first, and each of those must carry its text."""
+    if c.plane != "netlink":
+        return len(errors)
+    for e in errors:
+        assert str(e).split("(", 1)[-1].strip(") "), f"netlink refusal without extack: {e}"
+    return sum("wqlab: " in str(e) for e in errors)

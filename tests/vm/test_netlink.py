@@ -1,0 +1,311 @@
+"""The generic netlink plane beyond what every plane shares (test_planes.py and the per-
+command tests run on it too): the event stream agrees with ftrace, malformed messages are
+refused with their errno and an extack text and change nothing, non-root is refused, the
+dumps list what the files list, and unloading with a listener subscribed is clean."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shlex
+import struct
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wqtest import new_items, online_cpus, poll, wait_runs
+
+import wqlab
+from wqlab import uapi
+from wqlab.client import WqlabClient, WqlabCommandError, guest_import_paths, insmod, rmmod
+from wqlab.tracefs import TraceInstance
+
+pytestmark = pytest.mark.vm
+
+EVENT_WAIT_S = 60.0
+
+
+def _runs_from_events(events: list[dict[str, Any]], item: int) -> list[tuple[int, int, int]]:
+    """(start cpu, end cpu, worker pid) of each run of ``item``, in run order; a run's
+    start and end pair up by their run ``seq``, and each must have both."""
+    starts: dict[int, dict[str, Any]] = {}
+    runs = []
+    for ev in events:
+        if ev.get("id") != item:
+            continue
+        if ev["event"] == "start":
+            assert ev["seq"] not in starts, f"two starts of run {ev['seq']}: {ev}"
+            starts[ev["seq"]] = ev
+        elif ev["event"] == "end":
+            st = starts.pop(ev["seq"], None)
+            assert st is not None, f"end without start: {ev}"
+            assert st["pid"] == ev["pid"], f"a run changed worker: {st} {ev}"
+            assert st["time_ns"] <= ev["time_ns"], (st, ev)
+            runs.append((st["cpu"], ev["cpu"], ev["pid"]))
+    assert not starts, f"runs that never ended: {starts}"
+    return runs
+
+
+def _ends(events: list[dict[str, Any]]) -> dict[int, int]:
+    n: dict[int, int] = defaultdict(int)
+    for ev in events:
+        if ev["event"] == "end":
+            n[ev["id"]] += 1
+    return n
+
+
+def test_event_stream_agrees_with_the_ftrace_lifecycles(
+    wqlab_netlink: WqlabClient, wqlab_trace: TraceInstance
+) -> None:
+    c = wqlab_netlink
+    cpu = online_cpus(c)[-1]
+    with c.events() as stream:
+        c.cmd("alloc_ordered_workqueue", name="evq")
+        a, b, d, e, g = new_items(c, 5)
+        c.cmd("queue_work", wq="evq", id=a, sleep_ms=5)
+        c.cmd("queue_work", wq="evq", id=b, sleep_ms=5)
+        c.cmd("queue_work", wq="system_unbound", id=d, requeue=3)  # 4 runs
+        c.cmd("schedule_work_on", id=e, cpu=cpu)
+        c.cmd("queue_work", wq="system", id=g, block=1)
+        events = stream.read_until(
+            lambda evs: any(v["event"] == "block" for v in evs), EVENT_WAIT_S
+        )
+        c.cmd("release", id=g)
+        want = {a: 1, b: 1, d: 4, e: 1, g: 1}
+        obs = wait_runs(c, wqlab_trace, want)
+        c.cmd("destroy_workqueue", wq="evq")
+        events += stream.read_until(
+            lambda evs: (
+                all(_ends(events + evs)[i] >= n for i, n in want.items())
+                and any(v["event"] == "wq_destroy" for v in evs)
+            ),
+            EVENT_WAIT_S,
+        )
+        events += stream.read(0.2)  # nothing may follow but what the items did
+        gaps, overruns = stream.gaps, stream.overruns
+    table = obs.explain("the event stream's runs")
+    assert gaps == 0 and overruns == 0, f"lost events: {gaps} gaps, {overruns} overruns"
+    seqs = [ev["event_seq"] for ev in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"event_seq not increasing: {seqs}"
+    assert all(ev["drops"] == 0 for ev in events), "the module counted drops"
+
+    for item, n in want.items():
+        from_events = _runs_from_events(events, item)
+        lcs = sorted(obs.ran(item), key=lambda lc: lc.started_ns or 0)
+        from_trace = [(lc.exec_cpu, lc.end_cpu, lc.worker_pid) for lc in lcs]
+        assert len(from_events) == n, f"id={item}: {len(from_events)} runs in events\n{table}"
+        assert from_events == from_trace, (
+            f"id={item}: events (cpu, end cpu, pid) {from_events}\n"
+            f"            ftrace                  {from_trace}\n{table}"
+        )
+    assert {ev["cpu"] for ev in events if ev.get("id") == e} == {cpu}
+    queues = {ev["id"]: ev.get("wq") for ev in events if ev["event"] == "start"}
+    assert queues == {a: "evq", b: "evq", d: "system_unbound", e: "system", g: "system"}
+    blocks = [ev for ev in events if ev["event"] == "block"]
+    assert [(ev["id"], ev["seq"]) for ev in blocks] == [
+        (g, next(ev["seq"] for ev in events if ev["event"] == "start" and ev["id"] == g))
+    ]
+    wq_events = [(ev["event"], ev["name"], ev["how"]) for ev in events if "name" in ev]
+    assert wq_events == [
+        ("wq_create", "evq", "alloc_ordered_workqueue"),
+        ("wq_destroy", "evq", "alloc_ordered_workqueue"),
+    ]
+    # an ordered queue: a's run ends before b's starts, as ftrace says
+    order = [(ev["event"], ev["id"]) for ev in events if ev.get("id") in (a, b)]
+    assert order == [("start", a), ("end", a), ("start", b), ("end", b)], order
+
+
+@pytest.mark.wqlab_feature("wq_bh")
+def test_bh_work_sends_its_events_from_softirq(
+    wqlab_netlink: WqlabClient, wqlab_trace: TraceInstance
+) -> None:
+    c = wqlab_netlink
+    (item,) = new_items(c, 1)
+    with c.events() as stream:
+        c.cmd("queue_work", wq="system_bh", id=item, requeue=20, spin_us=10)
+        events = stream.read_until(lambda evs: _ends(evs)[item] >= 21, EVENT_WAIT_S)
+    runs = _runs_from_events(events, item)
+    assert len(runs) == 21
+    obs = wait_runs(c, wqlab_trace, {item: 21})
+    lcs = sorted(obs.ran(item), key=lambda lc: lc.started_ns or 0)
+    assert runs == [(lc.exec_cpu, lc.end_cpu, lc.worker_pid) for lc in lcs], obs.explain("bh")
+
+
+# malformed messages ---------------------------------------------------------------------
+
+
+def _u32(v: int) -> bytes:
+    return struct.pack("<I", v)
+
+
+def test_malformed_messages_get_their_errno_with_extack_and_change_nothing(
+    wqlab_netlink: WqlabClient,
+) -> None:
+    c = wqlab_netlink
+    (item,) = new_items(c, 1)
+    c.cmd("alloc_workqueue", name="keep")
+    nr = uapi.COMMAND_NRS
+    a = uapi.Attr
+    sw, swo, cw = nr["schedule_work"], nr["schedule_work_on"], nr["create_workqueue"]
+    i = (a.ID, _u32(item))
+    inval, rng, proto = errno.EINVAL, errno.ERANGE, errno.EPROTO
+    cases: list[tuple[str, int, list[tuple[int, bytes]], int, int, str]] = [
+        # what, cmd, attrs, version, errno, a word the extack text must hold
+        ("u32 of 2 bytes", sw, [(a.ID, b"\2\0")], 1, inval, ""),
+        ("u32 of 8 bytes", sw, [(a.ID, b"abcdefg\0")], 1, inval, ""),
+        ("name without NUL", cw, [(a.NAME, b"abc")], 1, inval, ""),
+        ("name too long", cw, [(a.NAME, b"a" * 60 + b"\0")], 1, inval, ""),
+        ("unknown type", sw, [i, (35, _u32(0))], 1, inval, ""),
+        ("not taken", sw, [i, (a.WQ, b"system\0")], 1, inval, ""),
+        ("output only", sw, [i, (a.RET, bytes(8))], 1, inval, ""),
+        ("missing wq", nr["queue_work"], [i], 1, inval, "WQLAB_A_WQ"),
+        ("missing all", nr["queue_work"], [], 1, inval, "WQLAB_A_"),
+        ("sleep too long", sw, [i, (a.SLEEP_MS, _u32(60001))], 1, rng, ""),
+        ("block 2", sw, [i, (a.BLOCK, _u32(2))], 1, rng, ""),
+        ("cpu 4096", swo, [i, (a.CPU, _u32(4096))], 1, rng, ""),
+        ("cpu -1", swo, [i, (a.CPU, _u32(0xFFFFFFFF))], 1, rng, ""),
+        ("unknown flag", nr["alloc_workqueue"], [(a.NAME, b"q\0"), (a.FLAGS, _u32(1 << 20))], 1,
+         inval, ""),
+        ("version 2", sw, [i], 2, proto, "version"),
+        ("version 0", nr["alloc_workqueue"], [(a.NAME, b"v0\0")], 0, proto, "version"),
+        ("unknown command", 0x7F, [], 1, errno.EOPNOTSUPP, ""),
+        ("event as command", uapi.GENL_CMD_EVENT, [], 1, errno.EOPNOTSUPP, ""),
+    ]  # fmt: skip
+    before = (c.read("works"), c.read("workqueues"), c.stats()["cmds_ok"])
+    wrong = []
+    for what, cmd, attrs, version, err, word in cases:
+        try:
+            got = c.raw(cmd, attrs, version)
+        except WqlabCommandError as e:
+            text = str(e).split("] ", 1)[-1]
+            if e.errno != err or not text.strip() or word not in text:
+                wrong.append(f"{what}: errno {e.errno} ({e}), expected {err} with {word!r}")
+        else:
+            wrong.append(f"{what}: accepted: {got}")
+    assert not wrong, "\n".join(wrong)
+    after = (c.read("works"), c.read("workqueues"), c.stats()["cmds_ok"])
+    assert after == before, "a refused message changed the module's state"
+    # the same socket still works
+    assert c.cmd("schedule_work", id=item).ret == 1
+
+
+# permissions ----------------------------------------------------------------------------
+
+_PROBE = """
+import json, os, sys
+sys.path += {paths!r}
+sys.path.insert(0, {agent_dir!r})
+from guest_agent import _pyroute2_core
+_pyroute2_core(sys.path)
+from wqlab import genl
+out = {{}}
+def trial(name, fn):
+    try:
+        fn()
+        out[name] = "ok"
+    except OSError as e:
+        out[name] = [e.errno, str(e)]
+nl = genl.Genl()
+trial("command", lambda: nl.command("alloc_workqueue", {{"name": "intruder"}}))
+trial("dump", lambda: nl.dump("workqueues"))
+trial("events", lambda: genl.Listener().close())
+print(json.dumps(out))
+"""
+
+
+def _probe(c: WqlabClient, prefix: str = "", user: str | None = None) -> dict[str, Any]:
+    script = _PROBE.format(
+        paths=list(guest_import_paths()), agent_dir=str(Path(wqlab.__file__).parent)
+    )
+    r = c.agent.sh(
+        f"{prefix}/usr/bin/python3 -I -S -c {shlex.quote(script)}", timeout=180, user=user,
+        check=False,
+    )  # fmt: skip
+    assert r["rc"] == 0, r
+    return dict(json.loads(str(r["stdout"]).strip().splitlines()[-1]))
+
+
+def test_non_root_and_no_cap_sys_admin_are_refused(wqlab_netlink: WqlabClient) -> None:
+    c = wqlab_netlink
+    if c.agent.sh("command -v setpriv", check=False)["rc"] != 0:
+        pytest.skip("setpriv missing in the guest")
+    before = c.read("workqueues")
+    nobody = _probe(c, user="nobody")
+    assert {k: v[0] if isinstance(v, list) else v for k, v in nobody.items()} == {
+        "command": errno.EPERM,
+        "dump": errno.EPERM,
+        "events": errno.EPERM,
+    }, nobody
+    # CAP_NET_ADMIN (the core's GENL_ADMIN_PERM) but not CAP_SYS_ADMIN: the module refuses
+    drop = "setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin "
+    no_sys_admin = _probe(c, prefix=drop)
+    assert no_sys_admin["command"][0] == errno.EPERM, no_sys_admin
+    assert "CAP_SYS_ADMIN" in no_sys_admin["command"][1], no_sys_admin
+    assert no_sys_admin["dump"][0] == errno.EPERM, no_sys_admin
+    assert no_sys_admin["events"][0] == errno.EPERM, no_sys_admin
+    assert c.read("workqueues") == before, "a refused sender changed the queues"
+    assert _probe(c) == {"command": "ok", "dump": "ok", "events": "ok"}  # root: all work
+
+
+# dumps ----------------------------------------------------------------------------------
+
+
+def test_dumps_list_what_the_debugfs_files_list(wqlab_netlink: WqlabClient) -> None:
+    c = wqlab_netlink
+    c.cmd("alloc_workqueue", name="dq", flags="unbound,highpri", max_active=3)
+    c.cmd("alloc_ordered_workqueue", name="dord")
+    items = new_items(c, 3) + new_items(c, 1, delayed=True)
+    c.cmd("queue_work", wq="dq", id=items[0], sleep_ms=1)
+    c.cmd("flush_work", id=items[0])
+    works = {int(w["id"]): w for w in c.works()}
+    dumped = {w["id"]: w for w in c.dump("works")}
+    assert set(dumped) == set(works)
+    for i, w in works.items():
+        d = dumped[i]
+        assert d["state"] == w["state"] and d["delayed"] == (w["kind"] == "delayed"), (w, d)
+        for key in ("runs", "seq", "cpu", "pid", "queued_ns", "started_ns", "finished_ns"):
+            assert str(d[key]) == w[key], (key, w, d)
+        assert d.get("wq", "-") == w["wq"], (w, d)
+    wqs = {q["name"]: q for q in c.workqueues()}
+    dq = {q["name"]: q for q in c.dump("workqueues")}
+    assert set(dq) == set(wqs) == {"dq", "dord"}
+    for name, q in wqs.items():
+        assert dq[name]["how"] == q["how"]
+        assert uapi.format_flags(dq[name]["flags"]) == q["flags"]
+        assert str(dq[name]["max_active"]) == q["max_active"]
+        assert str(dq[name]["ordered"]) == q["ordered"]
+
+
+# unload ---------------------------------------------------------------------------------
+
+
+def test_unload_with_a_listener_subscribed_and_a_command_blocked_is_clean(
+    wqlab_netlink: WqlabClient, wqlab_ko: Path
+) -> None:
+    c = wqlab_netlink
+    (item,) = new_items(c, 1)
+    stream = c.events()
+    try:
+        c.cmd("schedule_work", id=item, block=1)
+        stream.read_until(lambda evs: any(v["event"] == "block" for v in evs), EVENT_WAIT_S)
+        flush = c.submit("flush_work", id=item)  # waits for the blocked run, over netlink
+        poll("the flush in the module", lambda: c.work(item)["users"] == "1")
+        t0 = time.monotonic()
+        rmmod(c.agent)  # stops the run, waits for the command, unregisters the family
+        took = time.monotonic() - t0
+        assert c.result(flush, 30).ret == 1, "flush_work waited for the cut-short run"
+        assert took < 20, f"rmmod took {took:.1f} s with a netlink command blocked"
+        tail = stream.read(0.5)
+        assert all(ev["event"] in ("end",) for ev in tail), tail
+    finally:
+        stream.close()
+    assert not c.agent.exists("/sys/module/wqlab")
+    insmod(c.agent, str(wqlab_ko))  # the fixture unloads it again
+    # a new registration, a new family id: the client's sockets follow
+    assert c.cmd("work_new").ret == 0
+    with c.events() as again:
+        c.cmd("schedule_work", id=0)
+        evs = again.read_until(lambda evs: _ends(evs)[0] >= 1, EVENT_WAIT_S)
+    assert [ev["event"] for ev in evs if ev.get("id") == 0] == ["start", "end"]
