@@ -5,7 +5,10 @@ Measured side by side in one run on the same kernel:
   * plain ``vng --run <kernel> --disable-kvm --exec true`` (wall time, the baseline)
   * the harness's boot-to-ready (fast init, agent answering)      goal ratio <= 0.5
   * the agent's request round trip, median of N echo requests     goal <= 10 ms
-  * a module command round trip (debugfs write+read), median
+  * a module command round trip on each plane: debugfs write+read, ioctl, generic netlink
+    (pyroute2 in the guest; its first use, the import, is shown apart), median
+  * the netlink event stream: the rate a listener in the guest (pyroute2 decoding) takes
+    in without a drop, for chains of runs throttled by spin_us    goal >= 10 000 events/s
   * the fixed cost of a test: the pytest plugin's own per-test set-up and teardown
     (``wqlab.session``: console and kernel-log marks, module load, the VM's trace
     instance re-armed; the kernel-log read of the splat scan, tracing off, module
@@ -13,6 +16,7 @@ Measured side by side in one run on the same kernel:
   * a module load + unload cycle, median                            goal <= 0.5 s
 
 Usage: bench/bench_boot.py [--kernel K] [--repeat N] [--requests N] [--tests N] [--cycles N]
+                           [--event-runs N]
 """
 
 from __future__ import annotations
@@ -93,6 +97,47 @@ def load_cycles(vm: Vm, ko: Path, n: int) -> list[float]:
     return out
 
 
+def round_trips(c: WqlabClient, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        c.cmd("work_pending", id=0)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+EVENT_SPINS_US = (0, 20, 50, 100, 200)
+
+
+def event_rates(c: WqlabClient, runs: int) -> list[tuple[int, float, int, int]]:
+    """For each spin_us of EVENT_SPINS_US: a chain of ``runs`` runs of one item on
+    system_unbound (2 events a run), read by a listener in the guest while it runs.
+    (spin_us, events/s over the chain by the kernel's times, events taken in, lost)."""
+    out = []
+    (item,) = [int(c.cmd("work_new")["id"])]
+    for spin in EVENT_SPINS_US:
+        with c.events() as stream:
+            c.cmd("queue_work", wq="system_unbound", id=item, requeue=runs - 1, spin_us=spin)
+            total = {"events": 0, "ends": 0, "first_ns": 0, "last_ns": 0, "drops": 0}
+            deadline = time.monotonic() + 300
+            while total["ends"] < runs and time.monotonic() < deadline:
+                got = stream.count(0.5)
+                if not got["events"] and c.cmd("work_busy", id=item).ret == 0:
+                    got = stream.count(0.5)  # the chain ended: the last ones, then stop
+                    if not got["events"]:
+                        break
+                total["events"] += got["events"]
+                total["ends"] += got["ends"]
+                total["first_ns"] = total["first_ns"] or got["first_ns"]
+                total["last_ns"] = max(total["last_ns"], got["last_ns"])
+                total["drops"] = max(total["drops"], got["drops"])
+            lost = 2 * runs - total["events"]
+        span = (total["last_ns"] - total["first_ns"]) / 1e9 or float("nan")
+        out.append((spin, 2 * runs / span, total["events"], lost))
+        c.cmd("flush_work", id=item)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,6 +147,9 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--tests", type=int, default=30, help="empty tests timed (default 30)")
     ap.add_argument("--cycles", type=int, default=10, help="load+unload cycles (default 10)")
+    ap.add_argument(
+        "--event-runs", type=int, default=3000, help="runs per event-rate chain (default 3000)"
+    )
     args = ap.parse_args()
     k = kernels.resolve(args.kernel)
     kvm = kvm_works(k.image)
@@ -111,6 +159,10 @@ def main() -> int:
     ours: list[float] = []
     echo: list[float] = []
     command: list[float] = []
+    ioctl: list[float] = []
+    netlink: list[float] = []
+    nl_first = 0.0
+    rates: list[tuple[int, float, int, int]] = []
     setup: list[float] = []
     teardown: list[float] = []
     cycles: list[float] = []
@@ -131,10 +183,14 @@ def main() -> int:
                 ensure_debugfs(agent)
                 load_module(agent, str(ko))
                 c = WqlabClient(agent)
-                for _ in range(args.requests):
-                    t = time.perf_counter()
-                    c.cmd("work_pending", id=0)
-                    command.append(time.perf_counter() - t)
+                command = round_trips(c, args.requests)
+                ioctl = round_trips(WqlabClient(agent, "ioctl"), args.requests)
+                nl = WqlabClient(agent, "netlink")
+                t = time.perf_counter()
+                nl.cmd("work_pending", id=0)  # imports pyroute2's netlink core in the guest
+                nl_first = time.perf_counter() - t
+                netlink = round_trips(nl, args.requests)
+                rates = event_rates(nl, args.event_runs)
                 unload_module(vm)
                 setup, teardown = fixed_cost(vm, ko, args.tests)
                 cycles = load_cycles(vm, ko, args.cycles)
@@ -149,6 +205,21 @@ def main() -> int:
     )
     print(
         f"module command round trip  median {c_ms:6.2f} ms (debugfs write+read), n={len(command)}"
+    )
+    print(f"  the same over ioctl      median {statistics.median(ioctl) * 1e3:6.2f} ms")
+    print(
+        f"  the same over netlink    median {statistics.median(netlink) * 1e3:6.2f} ms "
+        f"(first use, pyroute2 imported in the guest: {nl_first:.1f} s)"
+    )
+    best = max((r for r in rates if r[3] == 0), key=lambda r: r[1], default=None)
+    for spin, rate, got, lost in rates:
+        print(
+            f"netlink events, spin_us={spin:<4} {rate:8.0f} events/s produced, "
+            f"{got} taken in, {lost} lost"
+        )
+    print(
+        "event rate without drops   "
+        + (f"{best[1]:8.0f} events/s (goal >= 10 000)" if best else "none: every chain lost some")
     )
     fixed = [a + b for a, b in zip(setup, teardown, strict=True)]
     print(

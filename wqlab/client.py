@@ -234,6 +234,15 @@ class EventStream:
         self.overruns, self.gaps = value["overruns"], value["gaps"]
         return list(value["events"])
 
+    def count(self, timeout: float = 0.0) -> dict[str, int]:
+        """Take in what came so far in the guest and return only a summary (``events``,
+        ``ends``, ``first_ns``, ``last_ns``, ``drops``, ``gaps``, ``overruns``)."""
+        value = self.agent.request(
+            "genl_events", timeout + 30.0, action="count", handle=self.handle, wait=timeout
+        )
+        self.overruns, self.gaps = value["overruns"], value["gaps"]
+        return dict(value)
+
     def read_until(
         self, done: Any, timeout: float = 30.0, poll: float = 0.5
     ) -> list[dict[str, Any]]:

@@ -356,7 +356,8 @@ def op_genl_dump(req: dict) -> object:
 
 def op_genl_events(req: dict) -> object:
     """``action``: ``open`` (a listener subscribed to the events group; its handle),
-    ``read`` (what came in, waiting up to ``wait`` seconds for the first), ``close``."""
+    ``read`` (what came in, waiting up to ``wait`` seconds for the first), ``count`` (the
+    same, taken in and summed up in the guest: benchmarks), ``close``."""
     action = req["action"]
     if action == "open":
         listener = _genl(req).Listener(rcvbuf=req.get("rcvbuf", 4 << 20))
@@ -365,7 +366,7 @@ def op_genl_events(req: dict) -> object:
             _listeners[handle] = (threading.Lock(), listener)
         return handle
     with _listeners_lock:
-        entry = _listeners.get(req["handle"]) if action == "read" else None
+        entry = _listeners.get(req["handle"]) if action in ("read", "count") else None
         if action == "close":
             entry = _listeners.pop(req["handle"], None)
     if entry is None:
@@ -375,6 +376,9 @@ def op_genl_events(req: dict) -> object:
         if action == "close":
             listener.close()
             return None
+        if action == "count":
+            summary = listener.count(req.get("wait", 0.0))
+            return {**summary, "overruns": listener.overruns, "gaps": listener.gaps}
         events = listener.read(req.get("wait", 0.0), req.get("limit", 100000))
         return {"events": events, "overruns": listener.overruns, "gaps": listener.gaps}
 

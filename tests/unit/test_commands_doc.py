@@ -117,3 +117,20 @@ def test_every_documented_system_queue_name_fits_the_wq_field() -> None:
     assert "system_freezable_power_efficient" in names
     too_long = [n for n in names if len(n) >= uapi.NAME_LEN]
     assert not too_long, f"longer than {uapi.NAME_LEN - 1} bytes: {too_long}"
+
+
+def test_netlink_section_names_every_attribute_event_and_errno() -> None:
+    text = _section("Generic netlink")
+    for a in uapi.Attr:
+        assert f"| `WQLAB_A_{a.name}` | {int(a)} |" in text, a
+    for e in uapi.Event:
+        assert f"`WQLAB_EV_{e.name}` ({int(e)})" in text, e
+    for err in uapi.GENL_ERRNOS:
+        assert f"| `{errno.errorcode[err]}` |" in text, errno.errorcode[err]
+    for key, bit in uapi.ARG_KEYS.items():  # the policy column: the documented ranges
+        row = re.search(rf"^\| `WQLAB_A_{key.upper()}` \|.*$", text, re.M)
+        assert row and bit, key
+    for key, limit in (("DELAY_MS", uapi.DELAY_MS_MAX), ("SLEEP_MS", uapi.SLEEP_MS_MAX),
+                       ("SPIN_US", uapi.SPIN_US_MAX), ("REQUEUE", uapi.REQUEUE_MAX),
+                       ("MAX_ACTIVE", uapi.MAX_ACTIVE_MAX)):  # fmt: skip
+        assert re.search(rf"^\| `WQLAB_A_{key}` \|.*\| 0 \.\. {limit} \|$", text, re.M), key

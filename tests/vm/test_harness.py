@@ -15,11 +15,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from wqtest import new_item, wait_runs
 
+from wqlab.build import build_module
 from wqlab.channel import AgentChannel
 from wqlab.client import WqlabClient, insmod, is_loaded, rmmod
 from wqlab.errors import GuestCommandError, GuestTimeoutError
@@ -240,21 +242,27 @@ def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path
 ) -> None:
     pids = tmp_path / "pids.json"
+    splat, out_root = ROOT / "tests" / "splatmod", tmp_path / "build"
     pytester.makepyfile(
         test_inner=textwrap.dedent(
-            INNER.format(
-                splat=str(ROOT / "tests" / "splatmod"), out=str(tmp_path / "build"), pids=str(pids)
-            )
+            INNER.format(splat=str(splat), out=str(out_root), pids=str(pids))
         )
     )
-    res = pytester.runpytest_subprocess(
-        f"--wqlab-kernel={wqlab_kernel.version}",
-        f"--wqlab-artifacts={tmp_path / 'art'}",
-        "-p",
-        "no:cacheprovider",
-        "-v",
-        timeout=900,
-    )
+    # The inner test builds splatmod once its VM is up: it is built here while that VM
+    # boots, and the inner build (the same tree: a lock per tree) finds it done.
+    with ThreadPoolExecutor(1) as pool:
+        built = pool.submit(
+            build_module, wqlab_kernel, src=splat, name="splatmod", subdir=".", out_root=out_root
+        )
+        res = pytester.runpytest_subprocess(
+            f"--wqlab-kernel={wqlab_kernel.version}",
+            f"--wqlab-artifacts={tmp_path / 'art'}",
+            "-p",
+            "no:cacheprovider",
+            "-v",
+            timeout=900,
+        )
+    built.result()  # a build error is said as such
     out = res.stdout.str()
     res.assert_outcomes(passed=1, failed=1)
     assert "test_a_splat_fails_this_test FAILED" in out, out
