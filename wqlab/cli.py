@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from . import kernels
 from .client import PLANES, WqlabClient, WqlabCommandError, format_command
 from .errors import HarnessError
@@ -29,19 +31,11 @@ from .report import format_lifecycles, format_timeline
 from .session import Session, session
 from .trace import QueueWork, TraceEvent, parse
 
-try:
-    from rich.console import Console
-
-    _console: Console | None = Console(highlight=False)
-except ImportError:  # pragma: no cover - rich is a dependency; plain output still works
-    _console = None
+_console = Console(highlight=False)
 
 
 def say(text: str, style: str = "") -> None:
-    if _console is not None:
-        _console.print(text, style=style or None, markup=False, soft_wrap=True)
-    else:
-        print(text)
+    _console.print(text, style=style or None, markup=False, soft_wrap=True)
 
 
 def heading(text: str) -> None:

@@ -64,6 +64,7 @@ from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .kmsg import dmesg_since
 from .session import arm_trace, begin_test, disarm_trace, load_module, unload_module
 from .splat import Splat, find_splats
+from .targets import TargetHost, parse_target
 from .tracefs import TraceInstance, kallsyms
 from .vm import Vm, VmConfig, default_vng, free_port, host_boot_deadline, kvm_works
 
@@ -98,6 +99,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption("--wqlab-ktap", default=None, help="write KTAP results to this file")
     g.addoption(
+        "--wqlab-target",
+        default=os.environ.get("WQLAB_TARGET", "vm"),
+        help="where the tests run: vm (boot --wqlab-kernel in QEMU, the default), "
+        "ssh://user@host:port (key: $WQLAB_SSH_KEY) or serial:/dev/ttyUSB0|/dev/pts/N|"
+        "unix:/path|tcp:host:port (login: $WQLAB_SERIAL_USER, $WQLAB_SERIAL_PASSWORD); "
+        "a target wqlab did not boot must run --wqlab-kernel",
+    )
+    g.addoption(
         "--wqlab-require-vm",
         action="store_true",
         default=os.environ.get("CI") == "true",
@@ -115,6 +124,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "xdist_group(name): run on one xdist worker (--dist loadgroup)"
     )
     config.stash[_KTAP] = []
+    try:
+        parse_target(config.getoption("--wqlab-target"))
+    except SetupError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def artifacts_dir(config: pytest.Config) -> Path:
@@ -150,6 +163,7 @@ class VmManager:
         self.artifacts = artifacts_dir(config)
         self.suffix = worker_suffix(config)  # per xdist worker: its own files
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
+        self.target = parse_target(config.getoption("--wqlab-target"))
 
     def get(self) -> Vm:
         vm = self.vm
@@ -167,6 +181,8 @@ class VmManager:
         return self.vm
 
     def _boot(self) -> Vm:
+        if self.target.kind != "vm":
+            return self._connect()
         if shutil.which(default_vng()) is None or shutil.which("qemu-system-x86_64") is None:
             raise SetupError("vng or qemu-system-x86_64 missing: run `make setup`")
         kvm = kvm_works(self.kernel.image)
@@ -201,6 +217,25 @@ class VmManager:
                 log.warning("boot attempt %d failed: %s", attempt, e)
         assert last is not None
         raise last
+
+    def _connect(self) -> Vm:
+        """The machine of ``--wqlab-target`` (ssh, serial) in a VM's place."""
+        self.boots += 1
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.target.label)
+        host = TargetHost(self.target, self.artifacts / f"console-{safe}{self.suffix}.log")
+        host.start(boot_timeout=host_boot_deadline(False))
+        self.boot_seconds.append(host.boot_seconds or 0.0)
+        running = host.agent().succeed("uname -r").strip()
+        if running != self.kernel.version:
+            host.stop()
+            raise SetupError(
+                f"{self.target.label} runs {running}, but the module would be built against "
+                f"{self.kernel.version}: pass --wqlab-kernel={running} (its headers installed "
+                "here)"
+            )
+        ensure_debugfs(host.agent())
+        kmemleak.manual(host.agent())
+        return host
 
     def _scan_kmemleak(self, vm: Vm) -> None:
         """Before a VM goes: on a kernel with kmemleak, scan and keep wqlab's leaks."""
@@ -293,17 +328,40 @@ def wqlab_guest(wqlab_vm: Vm) -> AgentChannel:
     return wqlab_vm.agent()
 
 
+def guest_ssh(mgr: VmManager, vm: Vm) -> tuple[int, Path]:
+    """The session VM's sshd (started on first use): its host port and the key."""
+    from .ssh import make_key, start_guest_sshd
+
+    if vm.cfg.ssh_port is None:
+        pytest.skip("the session VM's sshd: needs --wqlab-target=vm")
+    key = make_key(mgr.artifacts / f"ssh{mgr.suffix}")
+    if not mgr.ssh_ready:
+        start_guest_sshd(vm.agent(), Path(str(key) + ".pub").read_text())
+        mgr.ssh_ready = True
+    return vm.cfg.ssh_port, key
+
+
+def guest_serial(mgr: VmManager, vm: Vm) -> tuple[str, str, str]:
+    """The session VM's ttyS1 with a getty and a login on it (started on first use):
+    ``(line, user, password)``, the line a unix socket on this host."""
+    from .serial_target import start_guest_getty
+
+    if vm.cfg.serial_socket is None:
+        pytest.skip("the session VM's serial console: needs --wqlab-target=vm")
+    user, password = "wqlab", mgr.serial_password
+    if not mgr.serial_ready:
+        start_guest_getty(vm.agent(), user, password)
+        mgr.serial_ready = True
+    return f"unix:{vm.cfg.serial_socket}", user, password
+
+
 @pytest.fixture
 def wqlab_ssh(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
     """The session VM reached over SSH through fabric (sshd started in it on first use)."""
-    from .ssh import SshTarget, make_key, start_guest_sshd  # noqa: PLC0415
+    from .ssh import SshTarget
 
-    key = make_key(wqlab_vm_manager.artifacts / f"ssh{wqlab_vm_manager.suffix}")
-    if not getattr(wqlab_vm_manager, "ssh_ready", False):
-        start_guest_sshd(wqlab_vm.agent(), Path(str(key) + ".pub").read_text())
-        wqlab_vm_manager.ssh_ready = True
-    assert wqlab_vm.cfg.ssh_port is not None
-    target = SshTarget("127.0.0.1", port=wqlab_vm.cfg.ssh_port, key_filename=str(key))
+    port, key = guest_ssh(wqlab_vm_manager, wqlab_vm)
+    target = SshTarget("127.0.0.1", port=port, key_filename=str(key))
     target.start()
     yield target
     target.stop()
@@ -314,14 +372,10 @@ def wqlab_serial(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
     """The session VM reached over its second serial port (ttyS1, a unix socket on the
     host) with pexpect: a getty and a login are started in it on first use; the target
     logs in at the prompt and runs the guest agent on the line."""
-    from .serial_target import SerialTarget, start_guest_getty
+    from .serial_target import SerialTarget
 
-    user, password = "wqlab", wqlab_vm_manager.serial_password
-    if not wqlab_vm_manager.serial_ready:
-        start_guest_getty(wqlab_vm.agent(), user, password)
-        wqlab_vm_manager.serial_ready = True
-    assert wqlab_vm.cfg.serial_socket is not None
-    target = SerialTarget(f"unix:{wqlab_vm.cfg.serial_socket}", user=user, password=password)
+    line, user, password = guest_serial(wqlab_vm_manager, wqlab_vm)
+    target = SerialTarget(line, user=user, password=password)
     target.start(ready_timeout=host_boot_deadline(wqlab_vm.cfg.kvm))
     yield target
     target.stop()
@@ -338,7 +392,7 @@ def _load(request: pytest.FixtureRequest, vm: Vm, ko: Path, plane: str) -> Itera
     marker = request.node.get_closest_marker("wqlab_module_params")
     if marker:
         params = {**params, **marker.kwargs}
-    load_module(agent, str(ko), params)
+    load_module(agent, vm.guest_path(ko), params)
     client = WqlabClient(agent, plane)
     needed = [name for m in request.node.iter_markers("wqlab_feature") for name in m.args]
     feats = client.features() if needed else {}  # read once per load

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from wqlab.lifecycle import Lifecycle
 
 __all__ = ["format_lifecycles", "format_timeline", "print_lifecycles"]
@@ -135,13 +138,7 @@ def format_timeline(lcs: Sequence[Lifecycle], width: int = 72, by: str = "cpu") 
 
 
 def print_lifecycles(lcs: Sequence[Lifecycle], console: Any = None) -> None:
-    """Print the table with ``rich`` if available, else as plain text."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(format_lifecycles(lcs))
-        return
+    """Print the table with ``rich`` (a terminal's colours and widths)."""
     table = Table(*_COLUMNS, title="workqueue lifecycles")
     for r in _rows(lcs):
         table.add_row(*r)

@@ -37,6 +37,7 @@ import socket
 import termios
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,10 +72,10 @@ class SerialTimeoutError(GuestTimeoutError):
 
 
 def _pexpect() -> Any:
-    try:
-        import pexpect  # noqa: F401
+    try:  # an extra: only serial-console users need pexpect
+        import pexpect
         import pexpect.fdpexpect
-    except ImportError as e:  # pragma: no cover - a declared dependency
+    except ImportError as e:
         raise SetupError("the serial target needs pexpect: pip install 'wqlab[serial]'") from e
     return pexpect
 
@@ -138,6 +139,8 @@ class SerialConsole:
         self.child: Any = None
         self.lines: list[str] = []  # what the line showed outside the frames
         self.splats: list[Splat] = []
+        # who else watches those lines (a TargetHost's console): then it finds the splats
+        self.on_line: Callable[[str], None] | None = None
 
     # connection ---------------------------------------------------------------------------
     def open(self, connect_timeout: float = 30.0) -> SerialConsole:
@@ -304,6 +307,9 @@ class SerialConsole:
             return
         idx = len(self.lines)
         self.lines.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
+            return
         kind = splat_kind(line)
         if kind is not None:
             self.splats.append(Splat(line, idx, [line], kind))

@@ -50,7 +50,10 @@ class SshTarget:
     def start(self, ready_timeout: float = 60.0) -> SshTarget:
         import time  # noqa: PLC0415
 
-        from fabric import Connection  # noqa: PLC0415 - only SSH users need fabric
+        try:  # an extra: only SSH users need fabric
+            from fabric import Connection
+        except ImportError as e:
+            raise SetupError("the SSH target needs fabric: pip install 'wqlab[ssh]'") from e
 
         kw: dict[str, Any] = {
             "look_for_keys": self.key_filename is None,

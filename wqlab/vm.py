@@ -518,6 +518,11 @@ class Vm:
             self._log.close()
         _LIVE.discard(self)
 
+    def guest_path(self, local: Path) -> str:
+        """Where the guest sees the host's file ``local`` (a module to insmod): the same
+        path, through the 9p root (a :class:`wqlab.targets.TargetHost` copies it)."""
+        return str(local)
+
     # console --------------------------------------------------------------------------
     def console_mark(self) -> int:
         """An index into the console; pair with ``console_since`` and ``splats_since``."""

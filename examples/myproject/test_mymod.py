@@ -16,18 +16,21 @@ from wqlab.lifecycle import Lifecycle, build_lifecycles
 from wqlab.report import format_lifecycles
 from wqlab.trace import parse
 from wqlab.tracefs import TraceInstance
+from wqlab.vm import Vm
 
 HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def mymod(wqlab_kernel: Kernel, wqlab_guest: AgentChannel) -> Iterator[Path]:
-    """mymod.ko built for the kernel under test; unloaded after the test."""
-    yield build_module(wqlab_kernel, src=HERE / "mymod", name="mymod", subdir=".")
+def mymod(wqlab_kernel: Kernel, wqlab_vm: Vm, wqlab_guest: AgentChannel) -> Iterator[str]:
+    """mymod.ko built for the kernel under test, where the machine under test sees it
+    (the VM: the same path; --wqlab-target ssh or serial: a copy); unloaded after."""
+    ko = build_module(wqlab_kernel, src=HERE / "mymod", name="mymod", subdir=".")
+    yield wqlab_vm.guest_path(ko)
     wqlab_guest.sh("rmmod mymod", check=False)
 
 
-def mymod_lifecycles(guest: AgentChannel, trace: TraceInstance, ko: Path) -> list[Lifecycle]:
+def mymod_lifecycles(guest: AgentChannel, trace: TraceInstance, ko: str) -> list[Lifecycle]:
     guest.succeed(f"insmod {ko}")
     # the item's execute_start and execute_end: two ": function mymod_fn" lines
     text = trace.wait_for(lambda t: t.count(": function mymod_fn") >= 2)
@@ -35,7 +38,7 @@ def mymod_lifecycles(guest: AgentChannel, trace: TraceInstance, ko: Path) -> lis
 
 
 def test_work_item_runs_once_on_its_own_queue(
-    mymod: Path, wqlab_guest: AgentChannel, wqlab_trace: TraceInstance
+    mymod: str, wqlab_guest: AgentChannel, wqlab_trace: TraceInstance
 ) -> None:
     lcs = mymod_lifecycles(wqlab_guest, wqlab_trace, mymod)
     table = format_lifecycles(lcs)
