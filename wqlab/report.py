@@ -92,14 +92,6 @@ def format_lifecycles(lcs: Sequence[Lifecycle], origin_ns: int | None = None) ->
     return "\n".join(out)
 
 
-def _label(lc: Lifecycle) -> str:
-    item = lc.item_id
-    if item is not None:
-        return str(item % 10)
-    name = lc.function.name if lc.function is not None and lc.function.name else "?"
-    return name[0]
-
-
 def format_timeline(lcs: Sequence[Lifecycle], width: int = 72, by: str = "cpu") -> str:
     """An ASCII picture of who executed when: one row per CPU (``by="cpu"``) or per
     worker (``by="worker"``); each item is drawn with its own letter, ``#`` where two

@@ -35,7 +35,7 @@ import uuid
 import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .bootimage import cache_dir, pvh_vmlinux
 from .channel import AgentChannel
@@ -577,14 +577,3 @@ class Vm:
                 log.error("%s: kernel splat (%s): %s", self.name, kind, line)
             if PANIC_RE.search(line):
                 self.panicked = True
-
-
-def describe(vm: Vm) -> dict[str, Any]:
-    """A summary for reports: kernel, boot time, splats."""
-    return {
-        "image": str(vm.cfg.image),
-        "cpus": vm.cfg.cpus,
-        "kvm": vm.cfg.kvm,
-        "boot_seconds": vm.boot_seconds,
-        "splats": [s.line for s in vm.splats],
-    }
