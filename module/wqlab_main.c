@@ -299,5 +299,5 @@ module_exit(wqlab_exit);
 MODULE_DESCRIPTION("wqlab: drive the workqueue API on command (debugfs, ioctl, generic netlink)");
 MODULE_AUTHOR("wqlab developers");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("1.0");
+MODULE_VERSION("0.1.0");	/* the wqlab package's version (wqlab/__init__.py) */
 MODULE_ALIAS_GENL_FAMILY(WQLAB_GENL_NAME);

@@ -134,3 +134,21 @@ def test_netlink_section_names_every_attribute_event_and_errno() -> None:
                        ("SPIN_US", uapi.SPIN_US_MAX), ("REQUEUE", uapi.REQUEUE_MAX),
                        ("MAX_ACTIVE", uapi.MAX_ACTIVE_MAX)):  # fmt: skip
         assert re.search(rf"^\| `WQLAB_A_{key}` \|.*\| 0 \.\. {limit} \|$", text, re.M), key
+
+
+def test_one_version_number_each() -> None:
+    """The package and the module give one version (MODULE_VERSION repeats
+    wqlab.__version__); docs, header and the Python mirror give one ABI version."""
+    import wqlab
+
+    main_c = (ROOT / "module" / "wqlab_main.c").read_text()
+    m = re.search(r'^MODULE_VERSION\("([^"]+)"\);', main_c, re.M)
+    assert m and m.group(1) == wqlab.__version__, (m and m.group(1), wqlab.__version__)
+    abi = re.search(r"^#define WQLAB_ABI_VERSION\s+(\d+)", UAPI_H, re.M)
+    assert abi, "no WQLAB_ABI_VERSION in the uapi header"
+    doc = re.search(r"returns the ABI version \(currently (\d+)", DOC)
+    assert doc and doc.group(1) == abi.group(1), "docs/commands.md's ABI version"
+    assert uapi.ABI_VERSION == int(abi.group(1))
+    genl = re.search(r"^#define WQLAB_GENL_VERSION\s+(\d+)", UAPI_H, re.M)
+    doc_genl = re.search(r"the family `wqlab` \(version (\d+)\)", DOC)
+    assert genl and doc_genl and genl.group(1) == doc_genl.group(1)
