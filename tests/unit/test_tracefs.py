@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from wqlab import session
 from wqlab.errors import GuestCommandError
 from wqlab.tracefs import PIN_INSTANCES, WQ_EVENTS, TraceInstance, pin_events
 
@@ -204,3 +205,41 @@ def test_a_rearm_makes_a_removed_instance_again_with_its_buffer(tmp_path: Path) 
     d = Path(inst.path)
     assert (d / "buffer_size_kb").read_text() == "128" and (d / "tracing_on").read_text() == "1"
     assert all(enabled(tmp_path, "t6", ev) == "1" for ev in WQ_EVENTS)
+
+
+class _FakeVm:
+    """What ``arm_trace``/``disarm_trace`` use of a Vm: its agent and its state."""
+
+    def __init__(self, agent: LocalAgent) -> None:
+        self._agent = agent
+        self.alive, self.tainted, self.unresponsive = True, False, False
+
+    def agent(self) -> LocalAgent:
+        return self._agent
+
+
+def test_the_plugin_arms_one_instance_per_vm_and_a_fresh_vm_gets_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[TraceInstance] = []
+
+    def instance(agent: LocalAgent, name: str) -> TraceInstance:
+        made.append(TraceInstance(agent, name, root=str(tmp_path)))
+        return made[-1]
+
+    monkeypatch.setattr(session, "TraceInstance", instance)
+    agent = fake_tracefs(tmp_path, WQ_EVENTS)
+    vm = _FakeVm(agent)
+    first = session.arm_trace(vm)  # type: ignore[arg-type]
+    d = Path(first.path)
+    (d / "trace").write_text("the first test's events\n")
+    session.disarm_trace(vm, first)  # type: ignore[arg-type]
+    assert (d / "tracing_on").read_text() == "0"
+    (d / "buffer_size_kb").write_text("sentinel")
+    calls = agent.calls
+    assert session.arm_trace(vm) is first  # type: ignore[arg-type]
+    assert agent.calls == calls + 1 and len(made) == 1
+    assert (d / "trace").read_text() == "" and (d / "tracing_on").read_text() == "1"
+    assert (d / "buffer_size_kb").read_text() == "sentinel"  # re-armed, not made anew
+    fresh = _FakeVm(agent)  # after a splat: a new VM, a new instance
+    assert session.arm_trace(fresh) is not first and len(made) == 2  # type: ignore[arg-type]
