@@ -226,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_pictures(lcs, args.png, args.perfetto, f"wqlab demo on {s.kernel.version}")
         stats = s.trace.stats()
         say(
-            f"\ntrace buffer: {stats.entries} entries, overrun={stats.overrun}; "
+            f"\ntrace buffer: {stats.entries} entries, {stats.lost} lost; "
             f"whole demo {time.monotonic() - t0:.0f} s"
         )
         return 0 if ok and shown == 4 else 1

@@ -223,20 +223,30 @@ WORK_EVENTS: tuple[type[TraceEvent], ...] = (QueueWork, ActivateWork, ExecuteSta
 
 @dataclass(frozen=True, slots=True)
 class BufferStats:
-    """``# entries-in-buffer/entries-written: 36/36   #P:2`` of a ``trace`` file."""
+    """A trace buffer's counts, from either place the kernel gives them:
+
+    * the header of a ``trace`` file, ``# entries-in-buffer/entries-written: 36/40
+      #P:2`` (:func:`parse_header`): ``entries``, ``written``, ``cpus``;
+    * an instance's ``per_cpu/cpuN/stats`` summed
+      (:meth:`wqlab.tracefs.TraceInstance.stats`): ``entries``, ``overruns``, ``dropped``.
+    """
 
     entries: int
-    written: int
+    written: int | None = None
     cpus: int | None = None
+    overruns: int = 0  # per_cpu stats "overrun": events overwritten before they were read
+    dropped: int = 0  # per_cpu stats "dropped events" (a buffer not in overwrite mode)
 
     @property
     def lost(self) -> int:
-        """Events overwritten in the ring buffer before they were read."""
-        return max(0, self.written - self.entries)
+        """Events the buffer lost: overwritten before they were read (``written -
+        entries`` of a header, ``overruns`` of the per-CPU stats) or dropped."""
+        unread = max(0, self.written - self.entries) if self.written is not None else 0
+        return unread + self.overruns + self.dropped
 
     @property
     def overrun(self) -> bool:
-        return self.written > self.entries
+        return self.lost > 0
 
 
 @dataclass(frozen=True, slots=True)

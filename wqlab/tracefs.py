@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from .channel import AgentChannel
 from .errors import GuestCommandError
+from .trace import BufferStats
 
 TRACEFS = "/sys/kernel/tracing"
 WQ_EVENTS = (
@@ -73,15 +73,6 @@ def pin_events(agent: AgentChannel, events: tuple[str, ...], root: str = TRACEFS
     left out. Later enables and disables in other instances then patch no kernel text.
     """
     agent.request("batch", steps=pin_steps(events, root))
-
-
-@dataclass(frozen=True)
-class BufferStats:
-    """The instance's ``per_cpu/cpuN/stats``, summed: ``overrun`` > 0 means lost events."""
-
-    entries: int
-    overrun: int
-    dropped: int
 
 
 class TraceInstance:
@@ -182,6 +173,8 @@ class TraceInstance:
         return self.agent.read(f"{self.path}/trace", timeout=120)
 
     def stats(self) -> BufferStats:
+        """The instance's ``per_cpu/cpuN/stats`` summed (``.lost``: overwritten or
+        dropped events)."""
         entries = overrun = dropped = 0
         cpus = self.agent.request("listdir", path=f"{self.path}/per_cpu")
         reads = [{"op": "read", "path": f"{self.path}/per_cpu/{c}/stats"} for c in cpus]
@@ -193,7 +186,7 @@ class TraceInstance:
                 overrun += int(val)
             else:
                 dropped += int(val)
-        return BufferStats(entries, overrun, dropped)
+        return BufferStats(entries, overruns=overrun, dropped=dropped)
 
     def wait_for(self, predicate: object, timeout: float = 30.0, poll: float = 0.05) -> str:
         """Read the buffer until ``predicate(text)`` is true; return that text."""

@@ -182,3 +182,11 @@ def test_events_are_frozen() -> None:
     with pytest.raises(AttributeError):
         ev.task = "x"  # type: ignore[misc]
     assert hash(ev) == hash(parse(read("6.1", "trace-refmod.txt"))[0])
+
+
+def test_buffer_stats_count_what_was_lost_from_a_header_or_the_per_cpu_stats() -> None:
+    header = parse_header("# entries-in-buffer/entries-written: 36/40   #P:2")
+    assert header == BufferStats(36, 40, 2) and header.lost == 4 and header.overrun
+    per_cpu = BufferStats(120, overruns=3, dropped=1)  # TraceInstance.stats()
+    assert per_cpu.lost == 4 and per_cpu.overrun
+    assert not BufferStats(36, 36, 2).overrun and BufferStats(7).lost == 0
