@@ -9,7 +9,8 @@ As a driver developer would, outside this repository:
    requirements.lock where it pins them);
 3. copy examples/myproject/ there (a module of its own, ``mymod``: one work item on its
    own workqueue, and its tests) plus one test whose expectation is wrong;
-4. with the plugin installed, run the test that uses no wqlab fixture: it passes, and
+4. the extras (ssh, serial) not installed: their targets name the extra to install;
+   with the plugin installed, run the test that uses no wqlab fixture: it passes, and
    nothing is booted (no VM command in the log, no console log, no artifacts);
 5. run the whole project: the lifecycle test passes, the wrong expectation fails with the
    lifecycle table in its message, and its artifacts land in the project's artifacts/;
@@ -137,6 +138,18 @@ def main(argv: list[str] | None = None) -> int:
         check(where["fast"] is True, "the wheel's C parser (_fastparse) is in use")
         p = run([str(venv / "bin" / "wqlab"), "--help"], "wqlab --help", env=env, cwd=tmp)
         check(p.returncode == 0 and "usage" in p.stdout.lower(), "the CLI runs", p.stderr)
+        # the extras are not installed: their targets say which one to install
+        for spec, extra in (("ssh://root@127.0.0.1:1", "ssh"), ("serial:/dev/null", "serial")):
+            code = (
+                "from wqlab.targets import make_target, parse_target\n"
+                f"make_target(parse_target({spec!r})).start()"
+            )
+            p = run([py, "-c", code], f"{extra} target without wqlab[{extra}]", env=env, cwd=tmp)
+            check(
+                p.returncode != 0 and f"pip install 'wqlab[{extra}]'" in p.stderr,
+                f"a missing {extra} extra is named",
+                p.stderr,
+            )
 
         # 3. the user's project
         proj = tmp / "myproject"
@@ -146,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # 4. the plugin installed, no wqlab fixture used: nothing boots
         p = run([*pytest, "--help"], "pytest --help", env=env, cwd=proj)
-        check("--wqlab-kernel" in p.stdout, "the plugin's options are there", p.stdout)
+        check(
+            all(o in p.stdout for o in ("--wqlab-kernel", "--wqlab-target")),
+            "the plugin's options are there",
+            p.stdout,
+        )
         t0 = time.monotonic()
         log = tmp / "plain.log"
         p = run(
