@@ -189,7 +189,7 @@ def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print
     time.sleep(0.5)  # the console is asynchronous: let the last lines arrive
     out.splats = [s.line for s in vm.splats_since(mark)]
     if out.splats or out.hung:
-        vm.tainted = True
+        vm.retire("the fuzz run " + ("hung it" if out.hung else "made the kernel report"), out.hung)
     out.seconds = time.monotonic() - t0
     return out
 

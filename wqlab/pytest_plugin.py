@@ -172,8 +172,7 @@ class VmManager:
                 vm.agent().request("echo", timeout=60, data="health")
                 return vm
             except HarnessError as e:
-                log.warning("%s does not answer (%s); booting a fresh VM", vm.name, e)
-                vm.tainted = vm.unresponsive = True
+                vm.retire(f"it does not answer: {e}", hung=True)
         if vm is not None:
             self._scan_kmemleak(vm)
             vm.stop(timeout=20)
@@ -469,14 +468,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         return
     vm, mark, _ = watch
     if call.excinfo is not None and call.excinfo.errisinstance((GuestTimeoutError, VmLostError)):
-        vm.tainted = vm.unresponsive = True  # a hung guest is replaced, not reused
+        vm.retire(f"{item.nodeid}: the guest stopped answering", hung=True)
     splats = vm.splats_since(mark)
     reported = getattr(item, "wqlab_splats_reported", 0)
     if rep.when == "call":
         splats += _dmesg_splats(item)
     if len(splats) > reported:
         item.wqlab_splats_reported = len(splats)  # type: ignore[attr-defined]
-        vm.tainted = True  # the next test gets a fresh VM
+        vm.retire(f"a kernel splat during {item.nodeid}")  # the next test: a fresh VM
         text = "\n\n".join("\n".join(getattr(s, "text", [str(s)])) for s in splats[reported:])
         rep.outcome = "failed"
         rep.longrepr = f"kernel splat during {item.nodeid}:\n{text}\n\n{rep.longrepr or ''}"

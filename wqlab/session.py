@@ -77,7 +77,7 @@ def unload_module(vm: Vm, name: str = "wqlab") -> None:
     try:
         rmmod(vm.agent(), name)
     except HarnessError:
-        vm.tainted = vm.unresponsive = True
+        vm.retire(f"rmmod {name} failed or hung", hung=True)
         raise
 
 
@@ -91,7 +91,7 @@ def stop_trace(vm: Vm, inst: TraceInstance) -> None:
         try:
             inst.remove()
         except HarnessError:
-            vm.tainted = vm.unresponsive = True
+            vm.retire("its trace instance could not be removed", hung=True)
             raise
 
 
@@ -117,7 +117,7 @@ def disarm_trace(vm: Vm, inst: TraceInstance) -> None:
         try:
             inst.stop()
         except HarnessError:
-            vm.tainted = vm.unresponsive = True
+            vm.retire("its trace instance did not stop", hung=True)
             raise
 
 

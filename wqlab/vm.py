@@ -410,8 +410,8 @@ class Vm:
         self.splats: list[Splat] = []
         self.boot_seconds: float | None = None
         self.panicked = False
-        self.tainted = False  # set after a splat: callers should not reuse this VM
-        self.unresponsive = False  # set when the guest stopped answering
+        self.tainted = False  # retire(): callers should not reuse this VM
+        self.unresponsive = False  # retire(hung=True): the guest stopped answering
         self._console_lock = threading.Lock()
         self._log: IO[str] | None = None
         self._family: str | None = None  # WQLAB_FAMILY=... of the processes it started
@@ -517,6 +517,15 @@ class Vm:
             self._log.flush()
             self._log.close()
         _LIVE.discard(self)
+
+    def retire(self, why: str, hung: bool = False) -> None:
+        """Mark this VM not to be reused (a splat, a failed unload): whoever keeps VMs
+        boots a fresh one next. ``hung``: the guest stopped answering, so nothing more
+        is asked of it (no kmemleak scan, no artifacts read from it)."""
+        if not self.tainted:
+            log.warning("%s: not reused (%s)", self.name, why)
+        self.tainted = True
+        self.unresponsive = self.unresponsive or hung
 
     def guest_path(self, local: Path) -> str:
         """Where the guest sees the host's file ``local`` (a module to insmod): the same
