@@ -62,7 +62,7 @@ from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, is_loaded
 from .errors import GuestTimeoutError, HarnessError, SetupError, VmLostError
 from .kmsg import dmesg_since
-from .session import arm_trace, begin_test, disarm_trace, load_module, unload_module
+from .session import Watch, arm_trace, begin_test, disarm_trace, load_module, unload_module
 from .splat import Splat, find_splats
 from .targets import TargetHost, parse_target
 from .tracefs import TraceInstance, kallsyms
@@ -145,7 +145,12 @@ def worker_suffix(config: pytest.Config) -> str:
 
 
 _KTAP = pytest.StashKey[list[tuple[str, str, str]]]()
-_VMS = pytest.StashKey[dict[str, Vm]]()
+# what a test's fixtures leave on its item for the report hooks (item.stash)
+_WATCH = pytest.StashKey[Watch]()  # where the test began: VM, console and dmesg marks
+_CLIENT = pytest.StashKey[WqlabClient]()  # the module's client: its state in artifacts
+_TRACE = pytest.StashKey[TraceInstance]()  # the test's trace: its text in artifacts
+_DMESG = pytest.StashKey[str]()  # the kernel log since the test began, read once
+_SPLATS_REPORTED = pytest.StashKey[int]()  # splats already put in a report
 
 
 class VmManager:
@@ -318,7 +323,7 @@ def wqlab_vm(request: pytest.FixtureRequest, wqlab_vm_manager: VmManager) -> Ite
     except SetupError as e:
         _missing(request.config, str(e))
         raise
-    request.node.wqlab_watch = begin_test(vm)
+    request.node.stash[_WATCH] = begin_test(vm)
     yield vm
 
 
@@ -398,7 +403,7 @@ def _load(request: pytest.FixtureRequest, vm: Vm, ko: Path, plane: str) -> Itera
     for name in needed:
         if feats.get(name) not in ("1", "y", "yes", "true"):
             pytest.skip(f"this kernel has no {name} ({feats.get('kernel')})")
-    request.node.wqlab_client = client
+    request.node.stash[_CLIENT] = client
     yield client
     unload_module(vm)  # a hung or failed rmmod taints the VM: the next test boots afresh
 
@@ -428,7 +433,7 @@ def wqlab_trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceI
     events are in it (every event off, filters cleared, then its events on and the
     buffer emptied, with tracing off). Request it after ``wqlab`` to get ``wqlab:*`` too."""
     inst = arm_trace(wqlab_vm)
-    request.node.wqlab_trace = inst
+    request.node.stash[_TRACE] = inst
     yield inst
     disarm_trace(wqlab_vm, inst)
 
@@ -461,7 +466,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome: Any = yield
     rep: pytest.TestReport = outcome.get_result()
-    watch = getattr(item, "wqlab_watch", None)
+    watch = item.stash.get(_WATCH, None)
     if watch is None or rep.when not in ("call", "teardown"):
         if rep.failed and rep.when == "setup":
             _save_artifacts(item, rep)
@@ -470,11 +475,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if call.excinfo is not None and call.excinfo.errisinstance((GuestTimeoutError, VmLostError)):
         vm.retire(f"{item.nodeid}: the guest stopped answering", hung=True)
     splats = vm.splats_since(mark)
-    reported = getattr(item, "wqlab_splats_reported", 0)
+    reported = item.stash.get(_SPLATS_REPORTED, 0)
     if rep.when == "call":
         splats += _dmesg_splats(item)
     if len(splats) > reported:
-        item.wqlab_splats_reported = len(splats)  # type: ignore[attr-defined]
+        item.stash[_SPLATS_REPORTED] = len(splats)
         vm.retire(f"a kernel splat during {item.nodeid}")  # the next test: a fresh VM
         text = "\n\n".join("\n".join(getattr(s, "text", [str(s)])) for s in splats[reported:])
         rep.outcome = "failed"
@@ -484,14 +489,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def _dmesg_splats(item: pytest.Item) -> list[Splat]:
-    vm, mark, dmesg_mark = getattr(item, "wqlab_watch")  # noqa: B009
+    vm, mark, dmesg_mark = item.stash[_WATCH]
     if not vm.alive or vm.unresponsive:
         return []
     try:
         out = dmesg_since(vm.agent(), dmesg_mark)
     except HarnessError:
         return []
-    item.wqlab_dmesg = out  # type: ignore[attr-defined]
+    item.stash[_DMESG] = out
     found = find_splats(out.splitlines(), context=40)
     # the console watcher may have seen the same splat: count each splat once
     seen = {s.line.split("] ", 1)[-1] for s in vm.splats_since(mark)}
@@ -503,7 +508,7 @@ def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
     d = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"report-{rep.when}.txt").write_text(str(rep.longrepr))
-    watch = getattr(item, "wqlab_watch", None)
+    watch = item.stash.get(_WATCH, None)
     if watch is None:
         return
     vm, mark, dmesg_mark = watch
@@ -512,12 +517,12 @@ def _save_artifacts(item: pytest.Item, rep: pytest.TestReport) -> None:
         return
     agent = vm.agent()
     try:
-        dmesg = getattr(item, "wqlab_dmesg", None) or dmesg_since(agent, dmesg_mark)
+        dmesg = item.stash.get(_DMESG, None) or dmesg_since(agent, dmesg_mark)
         (d / "dmesg.txt").write_text(dmesg)
-        inst = getattr(item, "wqlab_trace", None)
+        inst = item.stash.get(_TRACE, None)
         if inst is not None:
             (d / "trace.txt").write_text(inst.read())
-        client = getattr(item, "wqlab_client", None)
+        client = item.stash.get(_CLIENT, None)
         if client is not None and is_loaded(agent):
             state = [
                 f"## {n}\n{client.read(n)}" for n in ("works", "workqueues", "stats", "features")
@@ -549,7 +554,6 @@ _CONFIG: dict[str, pytest.Config] = {}
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
-    session.config.wqlab_t0 = time.monotonic()  # type: ignore[attr-defined]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
