@@ -397,17 +397,19 @@ class Grader:
         if warnings:
             g.report = warnings
         runs: dict[str, Run] = {}
-        for sc in lab.scenarios:
-            vm = self.get_vm()
-            run = Run(lab, sc, self.info)
-            runs[sc.name] = run
-            why = sc.skip(self.info) if sc.skip else None
-            if why:
-                run.skipped = why
-                continue
-            if not self._scenario(vm, run, ko, g):
-                break
-        g.checks = [self._score(c, runs) for c in lab.checks]
+        try:
+            for sc in lab.scenarios:
+                vm = self.get_vm()
+                run = Run(lab, sc, self.info)
+                runs[sc.name] = run
+                why = sc.skip(self.info) if sc.skip else None
+                if why:
+                    run.skipped = why
+                    continue
+                if not self._scenario(vm, run, ko, g):
+                    break
+        finally:  # the table shows every check, even when the VM went away mid-way
+            g.checks = [self._score(c, runs) for c in lab.checks]
 
     def _scenario(self, vm: Vm, run: Run, ko: Path, g: Grade) -> bool:
         """Load, wait, unload, observe. False when the student's grade is settled (0)."""
@@ -541,6 +543,14 @@ class Grader:
         """Collect the kernel reports of the scenario; expected ones go to the checks, any
         other zeroes the student. False when it did."""
         found = list(vm.splats_since(console0))
+        if found:  # a report takes a while to print under TCG: let its call trace come
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and vm.alive:
+                tail = vm.console_since(found[0].index)
+                if "---[ end trace" in tail or "Kernel panic" in tail:
+                    break
+                time.sleep(0.2)
+            found = list(vm.splats_since(console0))
         if dmesg0 is not None and vm.alive:
             try:
                 lines = dmesg_since(vm.agent(), dmesg0).splitlines()
@@ -567,6 +577,12 @@ class Grader:
         more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
         g.reason = f"kernel report ({first.kind}){more}: {first.line.split('] ', 1)[-1]}"
         g.report = "\n".join(first.text)
+        if first.index < len(vm.console) and vm.console[first.index] == first.line:
+            # from the console: the whole report up to its end (a BUG() and the Oops that
+            # follows it are one report; so are a WARNING and its call trace)
+            lines = vm.console_since(max(0, first.index - 2)).splitlines()[:90]
+            end = next((i for i, ln in enumerate(lines) if "---[ end trace" in ln), None)
+            g.report = "\n".join(lines[: end + 1] if end is not None else lines)
         return False
 
     def _score(self, c: Check, runs: dict[str, Run]) -> CheckResult:
@@ -576,7 +592,7 @@ class Grader:
         if run.skipped:
             return CheckResult(c.name, 0, c.points, "skip", run.skipped)
         if not run.loaded:
-            return CheckResult(c.name, 0, c.points, "fail", "the module was not loaded")
+            return CheckResult(c.name, 0, c.points, "fail", "the load did not complete (see above)")
         try:
             hint = c.fn(run)
         except Exception as e:  # noqa: BLE001 - a check that trips on odd data fails
