@@ -25,12 +25,13 @@ are one round trip each.
 from __future__ import annotations
 
 import re
-import time
+from collections.abc import Callable
 from typing import Any
 
 from .channel import AgentChannel
 from .errors import GuestCommandError
 from .trace import BufferStats
+from .wait import INTERVAL, wait_for
 
 TRACEFS = "/sys/kernel/tracing"
 WQ_EVENTS = (
@@ -188,17 +189,23 @@ class TraceInstance:
                 dropped += int(val)
         return BufferStats(entries, overruns=overrun, dropped=dropped)
 
-    def wait_for(self, predicate: object, timeout: float = 30.0, poll: float = 0.05) -> str:
-        """Read the buffer until ``predicate(text)`` is true; return that text."""
-        assert callable(predicate)
-        deadline = time.monotonic() + timeout
+    def wait_for(
+        self, predicate: Callable[[str], object], timeout: float = 30.0, poll: float = INTERVAL
+    ) -> str:
+        """Read the buffer until ``predicate(text)`` is true; return that text
+        (:func:`wqlab.wait.wait_for`: a :class:`~wqlab.wait.WaitTimeout` at the deadline)."""
         text = ""
-        while time.monotonic() < deadline:
+
+        def met() -> bool:
+            nonlocal text
             text = self.read()
-            if predicate(text):
-                return text
-            time.sleep(poll)
-        raise TimeoutError(f"trace condition not met within {timeout:.0f} s")
+            return bool(predicate(text))
+
+        def lines() -> str:
+            return f" (the trace has {text.count(chr(10))} lines)"
+
+        wait_for(f"a trace condition in {self.name}", met, timeout, poll, explain=lines)
+        return text
 
     def remove(self) -> None:
         """Tracing off, then the instance's directory; a failure of either is ignored

@@ -43,6 +43,7 @@ from .errors import SetupError, VmBootError, VmLostError
 from .reaper import kill_family
 from .resources import guest_agent
 from .splat import PANIC_RE, Splat, splat_kind
+from .wait import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -549,16 +550,15 @@ class Vm:
     def wait_console(self, pattern: str, timeout: float, since: int = 0) -> str:
         """Wait until a console line after ``since`` matches ``pattern``; return it."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def seen() -> str | None:
             with self._console_lock:
-                for line in self.console[since:]:
-                    if rx.search(line):
-                        return line
-            if self.proc is not None and self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise TimeoutError(f"no console line matching {pattern!r} within {timeout:.0f} s")
+                line = next((ln for ln in self.console[since:] if rx.search(ln)), None)
+            if line is None and self.proc is not None and self.proc.poll() is not None:
+                raise VmLostError(f"{self.name} exited before a console line matched {pattern!r}")
+            return line
+
+        return wait_for(f"a console line matching {pattern!r}", seen, timeout)
 
     def _on_console_bytes(self, raw: bytes) -> None:
         self._add_console_line(raw.decode(errors="replace").rstrip("\r\n"))

@@ -10,8 +10,7 @@ import struct
 from typing import Any
 
 import pytest
-from wqtest import counted_refusals, new_item, range_errno
-from wqtest import poll as wait_until
+from wqtest import counted_refusals, new_item, poll, range_errno
 
 from wqlab import uapi
 from wqlab.client import CONTROL, DEBUGFS, DEVICE, WqlabClient
@@ -410,7 +409,7 @@ def test_busy_items_and_queues_are_ebusy(plane: WqlabClient) -> None:
     blocked, pending, other = new_item(c), new_item(c, delayed=True), new_item(c)
     assert c.cmd("queue_work", wq="bq", id=blocked, block=1).ret == 1
     assert c.cmd("queue_delayed_work", wq="bq", id=pending, delay_ms=60000).ret == 1
-    wait_until("blocked", lambda: c.work(blocked)["state"] == "blocked")
+    poll("blocked", lambda: c.work(blocked)["state"] == "blocked")
     before = snapshot(c)
     c.expect_errno(errno.EBUSY, "work_free", id=blocked)  # running
     c.expect_errno(errno.EBUSY, "reset", id=blocked)
@@ -421,13 +420,13 @@ def test_busy_items_and_queues_are_ebusy(plane: WqlabClient) -> None:
 
     # in use by a blocking command: flush_work waits for the blocked run
     flush = c.submit("flush_work", id=blocked)
-    wait_until("flush_work waiting", lambda: c.work(blocked)["users"] == "1")
+    poll("flush_work waiting", lambda: c.work(blocked)["users"] == "1")
     c.expect_errno(errno.EBUSY, "work_free", id=blocked)
     c.expect_errno(errno.EBUSY, "reset", id=blocked)
     # drain_workqueue in progress: queueing onto the queue and destroying it are EBUSY
     assert c.cmd("cancel_delayed_work", id=pending).ret == 1
     drain = c.submit("drain_workqueue", wq="bq")
-    wait_until("draining", lambda: c.workqueues()[0]["draining"] == "1")
+    poll("draining", lambda: c.workqueues()[0]["draining"] == "1")
     before = snapshot(c)
     c.expect_errno(errno.EBUSY, "queue_work", wq="bq", id=other)
     c.expect_errno(errno.EBUSY, "queue_delayed_work", wq="bq", id=pending)
@@ -452,7 +451,7 @@ def test_destroy_of_a_queue_whose_blocked_run_was_queued_again_is_ebusy(
     c.cmd("alloc_workqueue", name="rq")
     item = new_item(c)
     c.cmd("queue_work", wq="rq", id=item, block=1)
-    wait_until("blocked", lambda: c.work(item)["state"] == "blocked")
+    poll("blocked", lambda: c.work(item)["state"] == "blocked")
     assert c.cmd("queue_work", wq="rq", id=item).ret == 1
     before = snapshot(c)
     c.expect_errno(errno.EBUSY, "destroy_workqueue", wq="rq")
@@ -468,9 +467,9 @@ def test_destroy_while_flush_workqueue_waits_is_ebusy(plane: WqlabClient) -> Non
     c.cmd("alloc_workqueue", name="fq")
     item = new_item(c)
     c.cmd("queue_work", wq="fq", id=item, sleep_ms=4000)  # sleeping, not blocked
-    wait_until("running", lambda: c.work(item)["state"] == "running")
+    poll("running", lambda: c.work(item)["state"] == "running")
     fut = c.submit("flush_workqueue", wq="fq")
-    wait_until("flushing", lambda: c.workqueues()[0]["users"] == "1")
+    poll("flushing", lambda: c.workqueues()[0]["users"] == "1")
     before = snapshot(c)
     c.expect_errno(errno.EBUSY, "destroy_workqueue", wq="fq")
     assert_rejected_cleanly(c, before, 1, "destroy while flushed")

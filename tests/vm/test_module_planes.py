@@ -12,8 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from wqtest import new_item
-from wqtest import poll as wait_until
+from wqtest import new_item, poll
 
 from wqlab import uapi
 from wqlab.client import DEVICE, WqlabClient, WqlabCommandError, format_command
@@ -28,9 +27,7 @@ def state(c: WqlabClient, item: int) -> str:
 
 
 def wait_state(c: WqlabClient, item: int, want: str) -> dict[str, str]:
-    return wait_until(
-        f"item {item} in state {want}", lambda: (w := c.work(item))["state"] == want and w
-    )
+    return poll(f"item {item} in state {want}", lambda: (w := c.work(item))["state"] == want and w)
 
 
 def busy(c: WqlabClient, item: int) -> int:
@@ -217,7 +214,7 @@ def test_blocked_item_is_running_until_released(plane: WqlabClient) -> None:
     assert c.cmd("queue_work", wq="system_unbound", id=item).ret == 0
     assert c.cmd("release", id=item).ret == 1
     assert c.cmd("flush_work", id=item).ret in (0, 1)
-    w = wait_until("two runs", lambda: (w := c.work(item))["runs"] == "2" and w)
+    w = poll("two runs", lambda: (w := c.work(item))["runs"] == "2" and w)
     assert w["state"] == "done" and busy(c, item) == 0
     assert c.cmd("release", id=item).ret == 0, "nothing blocked any more"
     assert c.cmd("work_free", id=item).ret == 0
@@ -229,14 +226,14 @@ def test_release_is_latched_and_a_requeueing_item_blocks_once(plane: WqlabClient
     assert c.cmd("schedule_work", id=item, block=1, requeue=2).ret == 1
     wait_state(c, item, "blocked")
     assert c.cmd("release", id=item).ret == 1
-    w = wait_until("3 runs", lambda: (w := c.work(item))["runs"] == "3" and w)
+    w = poll("3 runs", lambda: (w := c.work(item))["runs"] == "3" and w)
     assert (w["state"], w["requeue_left"]) == ("done", "0"), w
     # a release before the queueing is forgotten: the next run blocks again
     assert c.cmd("release", id=item).ret == 0
     assert c.cmd("schedule_work", id=item, block=1).ret == 1
     wait_state(c, item, "blocked")
     assert c.cmd("release", id=item).ret == 1
-    wait_until("4 runs", lambda: c.work(item)["runs"] == "4")
+    poll("4 runs", lambda: c.work(item)["runs"] == "4")
 
 
 def test_queueing_commands_on_a_pending_plain_item_return_zero(plane: WqlabClient) -> None:
@@ -280,7 +277,7 @@ def test_schedule_and_queue_on_a_cpu_record_the_cpu(plane: WqlabClient) -> None:
     assert c.cmd("schedule_delayed_work_on", id=d1, cpu=cpu, delay_ms=LONG_MS).ret == 1
     assert c.cmd("queue_delayed_work_on", wq="system", cpu=cpu, id=d2, delay_ms=1).ret == 1
     for i in (a, b, d2):
-        w = wait_until(f"item {i} ran", lambda i=i: (w := c.work(i))["runs"] == "1" and w)
+        w = poll(f"item {i} ran", lambda i=i: (w := c.work(i))["runs"] == "1" and w)
         assert (w["req_cpu"], w["cpu"]) == (str(cpu), str(cpu)), w
     assert c.work(d1)["req_cpu"] == str(cpu) and c.work(d1)["pending"] == "1"
     # flush fires the timer at once and waits; ret=0 if the run ended before it looked
@@ -372,7 +369,7 @@ def test_system_queues_listed_in_features_accept_work(plane: WqlabClient) -> Non
     for q in names:
         assert c.cmd("queue_work", wq=q, id=item).ret == 1, q
         assert c.cmd("flush_work", id=item).ret in (0, 1)
-        wait_until(f"run on {q}", lambda: c.work(item)["state"] == "done")
+        poll(f"run on {q}", lambda: c.work(item)["state"] == "done")
         assert c.work(item)["wq"] == q
     for q in ("system_bh", "system_bh_highpri", "system_percpu", "system_dfl"):
         if q not in names:
@@ -443,7 +440,7 @@ def test_disable_and_enable_count_and_block_queueing(plane: WqlabClient) -> None
     assert c.cmd("queue_work", wq="system", id=item, block=1).ret == 1
     wait_state(c, item, "blocked")
     fut = c.submit("disable_work_sync", id=item)
-    wait_until("disable_work_sync waiting", lambda: c.work(item)["users"] == "1")
+    poll("disable_work_sync waiting", lambda: c.work(item)["users"] == "1")
     assert not fut.done()
     c.cmd("release", id=item)
     assert c.result(fut).ret == 0, "it was running, not pending"
@@ -468,7 +465,7 @@ def test_enable_and_queue_work_enables_then_queues(plane: WqlabClient) -> None:
     item = new_item(c)
     assert c.cmd("disable_work", id=item).ret == 0
     assert c.cmd("enable_and_queue_work", wq="system", id=item, sleep_ms=1).ret == 1
-    wait_until("the run", lambda: c.work(item)["runs"] == "1")
+    poll("the run", lambda: c.work(item)["runs"] == "1")
     assert c.cmd("disable_work", id=item).ret == 0
     assert c.cmd("disable_work", id=item).ret == 0
     assert c.cmd("enable_and_queue_work", wq="system", id=item).ret == 0, "still disabled"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import re
 import statistics
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,6 +33,7 @@ from wqlab.trace import (
 )
 from wqlab.tracefs import TraceInstance
 from wqlab.uapi import COMMAND_NRS
+from wqlab.wait import wait_for
 
 # Timeouts are generous: TCG on 2 shared host cores is slow and noisy.
 WAIT_S = 30.0
@@ -62,13 +62,9 @@ def new_item(c: WqlabClient, delayed: bool = False) -> int:
 
 
 def poll(what: str, pred: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    """Call ``pred`` until it returns something true; return that, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-    return value
+    """:func:`wqlab.wait.wait_for` with the tests' default deadline (``WAIT_S``): call
+    ``pred`` until it returns something true; return that, or fail at the deadline."""
+    return wait_for(what, pred, timeout)
 
 
 def features(c: WqlabClient) -> dict[str, str]:
@@ -184,16 +180,14 @@ def wait_until(
 ) -> Observed:
     """Poll the trace until ``done(observed)``; fail with the table on the deadline."""
     id_ptr = ptrs(c, ids)
-    deadline = time.monotonic() + timeout
-    obs = None
-    while True:
+    seen: list[Observed] = []
+
+    def observed() -> Observed | None:
         text = wqlab_trace.read()
-        obs = Observed(text, parse(text), id_ptr)
-        if done(obs):
-            return obs
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s" + obs.explain(expected))
-        time.sleep(0.05)
+        seen[:] = [Observed(text, parse(text), id_ptr)]
+        return seen[0] if done(seen[0]) else None
+
+    return wait_for(expected, observed, timeout, explain=lambda: seen[0].explain(expected))
 
 
 def wait_runs(
