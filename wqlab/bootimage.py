@@ -126,7 +126,7 @@ def pvh_vmlinux(image: Path, cache: Path | None = None) -> Path | None:
             log.info("%s: booting the bzImage as it is (no PVH note: CONFIG_PVH is off)", image)
             bad.touch()
             return None
-        f = tempfile.NamedTemporaryFile(dir=cache, delete=False, prefix=".tmp-")  # noqa: SIM115
+        f = tempfile.NamedTemporaryFile(dir=cache, delete=False, prefix=".tmp-")
         try:
             with f:
                 f.write(elf)

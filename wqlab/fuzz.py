@@ -156,7 +156,7 @@ class Fuzzer:
         self.cfg = cfg
         self.t0 = time.monotonic()
         self.out_lock = threading.Lock()
-        self.logf = open(cfg.log, "a", buffering=1) if cfg.log else None  # noqa: SIM115
+        self.logf = open(cfg.log, "a", buffering=1) if cfg.log else None
         self.violations: list[dict[str, Any]] = []
         self.stuck = False  # a command never returned: the run stopped
         self.stats: list[ThreadStats] = []
@@ -277,7 +277,7 @@ class Fuzzer:
                     for op in gen.episode():
                         self.run_op(conn, op, st, concurrent=True)
                         n += op.kind != "pause"
-            except BaseException as e:  # noqa: BLE001 - reported, the run goes on
+            except BaseException as e:  # reported, the run goes on
                 errors.append(e)
                 self.violation(st.name, f"worker crashed: {type(e).__name__}: {e}")
             finally:
@@ -689,7 +689,7 @@ def _diff(a: str, b: str) -> str:
 
 def _splat_search() -> Callable[[str], object]:
     """The harness's one splat detector (``wqlab.splat``; ``wqlab.vm`` before it)."""
-    import importlib  # noqa: PLC0415
+    import importlib
 
     for mod in ("wqlab.splat", "wqlab.vm"):
         try:

@@ -922,7 +922,7 @@ def _ioctl(b: Op, name: str, expect: frozenset[int], raw: bytes, request: int | 
 
 
 def _poke(data: bytes, offset: int, fmt: str, value: int) -> bytes:
-    import struct  # noqa: PLC0415 - only here
+    import struct  # only here
 
     buf = bytearray(data)
     struct.pack_into(fmt, buf, offset, value)
@@ -941,7 +941,7 @@ def m_reserved(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | Non
 
 def m_args_bits(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
     data = pack_args(b.args)
-    import struct  # noqa: PLC0415
+    import struct
 
     args = struct.unpack_from("<I", data, _OFFSETS["args"])[0]
     raw = _poke(data, _OFFSETS["args"], "<I", args | (1 << r.randint(12, 31)))

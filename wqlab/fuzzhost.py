@@ -207,9 +207,9 @@ def export_commit(rev: str, dest: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import kernels  # noqa: PLC0415 - the CLI's own stack
-    from .build import build_module  # noqa: PLC0415
-    from .session import boot  # noqa: PLC0415
+    from . import kernels  # the CLI's own stack
+    from .build import build_module
+    from .session import boot
 
     ap = argparse.ArgumentParser(prog="python -m wqlab.fuzzhost", description=__doc__)
     ap.add_argument("--kernel", default="default")

@@ -181,7 +181,7 @@ def _with_headers(kernels: list[Kernel], spec: str) -> list[Kernel]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m wqlab.kernels [--version|--kdir|--image] [SELECTOR]`` for make."""
-    import argparse  # noqa: PLC0415
+    import argparse
 
     ap = argparse.ArgumentParser(prog="python -m wqlab.kernels", description=main.__doc__)
     ap.add_argument(

@@ -380,7 +380,7 @@ class SerialTarget:
         except HarnessError:
             self.stop()
             raise
-        except Exception as e:  # noqa: BLE001 - pexpect and the OS raise many kinds
+        except Exception as e:  # pexpect and the OS raise many kinds
             self.stop()
             raise VmBootError(f"{self.name}: the agent did not start: {e}") from e
         log.info("%s: agent ready in %.1f s", self.name, time.monotonic() - t0)

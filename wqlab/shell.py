@@ -448,7 +448,7 @@ class Shell:
         try:
             before = rl.get_line_buffer()[: rl.get_endidx()]
             opts = candidates(before, self.table, lambda: State.read(self.client))
-        except Exception:  # noqa: BLE001 - a completion must never kill the prompt
+        except Exception:  # a completion must never kill the prompt
             return None
         if len(opts) == 1 and not opts[0].endswith("=") and not opts[0].startswith("flags="):
             opts = [opts[0] + " "]  # a finished word: the cursor moves on to the next one

@@ -48,7 +48,7 @@ class SshTarget:
         self.channel: AgentChannel | None = None
 
     def start(self, ready_timeout: float = 60.0) -> SshTarget:
-        import time  # noqa: PLC0415
+        import time
 
         try:  # an extra: only SSH users need fabric
             from fabric import Connection
@@ -75,7 +75,7 @@ class SshTarget:
             try:
                 self.conn.open()
                 break
-            except Exception as e:  # noqa: BLE001 - paramiko raises many kinds
+            except Exception as e:  # paramiko raises many kinds
                 if type(e).__name__ == "AuthenticationException" or time.monotonic() > deadline:
                     raise VmBootError(
                         f"cannot ssh to {self.user}@{self.host}:{self.port}: {e}"

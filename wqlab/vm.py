@@ -142,7 +142,7 @@ def open_console_log(path: Path) -> tuple[Path, IO[str]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     for n in itertools.count(1):
         p = path if n == 1 else path.with_name(f"{path.stem}.{n}{path.suffix}")
-        f = open(p, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - kept open
+        f = open(p, "a", encoding="utf-8", errors="replace")  # kept open
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -221,7 +221,7 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (for the guest's SSH forward)."""
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -343,7 +343,7 @@ def remember_kvm_verdict(path: Path, key: str, kvm: bool, keep: int = 16) -> Non
     known = dict(list(known.items())[-keep:])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed below
+        f = tempfile.NamedTemporaryFile(  # renamed below
             "w", dir=path.parent, delete=False, prefix=".tmp-"
         )
         try:

@@ -46,7 +46,7 @@ def shell(wqlab_kernel: kernels.Kernel, tmp_path: Path) -> Iterator[pexpect.spaw
         timeout=STEP,
         dimensions=(50, 200),
     )
-    child.logfile_read = open(tmp_path / "shell.log", "w")  # noqa: SIM115 - closed below
+    child.logfile_read = open(tmp_path / "shell.log", "w")  # closed below
     try:
         child.expect_exact(PROMPT, timeout=_boot_deadline())
         yield child

@@ -249,7 +249,7 @@ def still_running(fut: Future[Any], seconds: float = 0.3) -> bool:
         fut.result(timeout=seconds)
     except FutureTimeout:
         return False if fut.done() else True
-    except Exception:  # noqa: BLE001 - it returned (with an error): not running
+    except Exception:  # it returned (with an error): not running
         return False
     return False
 
@@ -291,7 +291,7 @@ __all__ = [
 SCHED_PREEMPT = "/sys/kernel/debug/sched/preempt"
 
 
-class preempt_full:  # noqa: N801 - used as a context manager, reads like a statement
+class preempt_full:  # used as a context manager, reads like a statement
     """Switch a PREEMPT_DYNAMIC kernel to ``full`` preemption for a block, then back.
 
     Debian's kernels boot ``voluntary``: a kworker busy-waiting (``spin_us``) is never
@@ -306,7 +306,7 @@ class preempt_full:  # noqa: N801 - used as a context manager, reads like a stat
         self.old: str | None = None
 
     def __enter__(self) -> preempt_full:
-        import pytest  # noqa: PLC0415
+        import pytest
 
         if not self.agent.exists(SCHED_PREEMPT):
             # PREEMPT_RT (and a PREEMPT build) is fully preemptible already: nothing to do
@@ -328,7 +328,7 @@ class preempt_full:  # noqa: N801 - used as a context manager, reads like a stat
 WQ_CPU_INTENSIVE_THRESH = "/sys/module/workqueue/parameters/cpu_intensive_thresh_us"
 
 
-class hog_detection_off:  # noqa: N801 - a context manager, reads like a statement
+class hog_detection_off:  # a context manager, reads like a statement
     """Raise ``workqueue.cpu_intensive_thresh_us`` (6.5+, default 10 ms) for a block so that
     a busy-waiting item keeps its pool's concurrency, as on every kernel before 6.5; a
     no-op where the knob does not exist. Tests about something else than hog detection
