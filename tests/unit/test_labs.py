@@ -136,3 +136,27 @@ def test_bug_lab_expectations_match_the_reports_6_1_gave() -> None:
         sc = next(s for s in lab.scenarios if s.name == name)
         hits = [j for j, s in enumerate(splats) if any(e.matches(s) for e in sc.expect)]
         assert hits == [i], (name, hits)
+
+
+def test_bug_lab_expectations_match_the_reports_the_debug_line_gave() -> None:
+    """The console of a real grading of lab 07's solution on 6.12.117-wqlab-debug: the
+    flush dependency, the draining (both WARNINGs), ODEBUG's free active (its report and
+    the WARNING it ends with) and lockdep's recursive locking, each matched by its own
+    scenario's expectations and by no other scenario's."""
+    from wqlab.grade import own_text
+    from wqlab.splat import find_splats
+
+    lab, _ = load_lab("07")
+    lines = DATA.joinpath("bugs-debug.txt").read_text().splitlines()
+    splats = own_text(find_splats(lines, context=80))
+    assert [s.kind for s in splats] == ["WARNING", "WARNING", "ODEBUG", "WARNING", "lockdep"]
+    owner = {
+        "flush_dependency": [0],
+        "queue_draining": [1],
+        "free_active": [2, 3],
+        "self_flush": [4],
+        "destroy_busy": [],
+    }
+    for sc in lab.scenarios:
+        hits = [j for j, s in enumerate(splats) if any(e.matches(s) for e in sc.expect)]
+        assert hits == owner[sc.name], (sc.name, hits)
