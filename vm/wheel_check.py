@@ -14,8 +14,9 @@ As a driver developer would, outside this repository:
    nothing is booted (no VM command in the log, no console log, no artifacts);
 5. run the whole project: the lifecycle test passes, the wrong expectation fails with the
    lifecycle table in its message, and its artifacts land in the project's artifacts/;
-6. ``wqlab --help`` from the venv's CLI, and the package, agent and module sources come
-   from the venv, never from this checkout.
+6. ``wqlab --help`` and ``wqlab run`` (a VM of its own, the wheel's module sources) from
+   the venv's CLI; the package, agent and module sources come from the venv, never from
+   this checkout.
 
 Exit status 0 when every check held; each phase's time is printed. ``--keep`` keeps the
 temporary directory; ``--kernel`` picks the kernel line (default ``default``).
@@ -202,6 +203,15 @@ def main(argv: list[str] | None = None) -> int:
             f"the failure's artifacts are in the project: {failed}",
         )
         check(not list(venv.rglob("artifacts")), "nothing was written into the venv")
+
+        # 6. the CLI's own VM: the wheel's copy of the wqlab module built, loaded, driven
+        t0 = time.monotonic()
+        cli = [str(venv / "bin" / "wqlab"), "run", f"--kernel={args.kernel}", "--wait=1"]
+        p = run([*cli, "schedule_work id=0", "flush_work id=0"], "wqlab run", env=env, cwd=tmp)
+        times["cli_run_s"] = time.monotonic() - t0
+        out = p.stdout + p.stderr
+        check(p.returncode == 0 and "wqlab_" in p.stdout, "wqlab run drives the module", out)
+        check((tmp / "artifacts").is_dir(), "the CLI's console log is in its working directory")
     except CheckFailed as e:
         print(f"\nwheel check FAILED: {e}", flush=True)
         return 1
