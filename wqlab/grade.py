@@ -379,7 +379,7 @@ class Grader:
 
     def _spoil(self) -> None:
         if self.vm is not None:
-            self.vm.tainted = True
+            self.vm.retire("a grading run spoiled it")
 
     def _grade(self, lab: Lab, src: Path, g: Grade) -> None:
         if not src.is_dir():
@@ -416,7 +416,7 @@ class Grader:
         lab, sc = run.lab, run.scenario
         agent = vm.agent()
         if is_loaded(agent, lab.module):  # left by an earlier scenario that wedged it
-            vm.tainted = True
+            vm.retire(f"{lab.module} is still loaded")
             vm = self.get_vm()
             agent = vm.agent()
         console0, dmesg0 = vm.console_mark(), dmesg_mark(agent)
@@ -428,7 +428,7 @@ class Grader:
             how = self._wait(vm, fut, console0, 60.0)
             if how == "timeout":
                 g.status, g.reason = "hang", "insmod did not return in 60 s (the init hangs)"
-                vm.tainted = True
+                vm.retire(f"insmod {lab.module} hangs")
                 self._reports(vm, run, console0, None, g)
                 return False
             if how == "report":
@@ -459,7 +459,7 @@ class Grader:
                 if how == "timeout":
                     g.status = "hang"
                     g.reason = "rmmod did not return in 60 s (the exit function hangs)"
-                    vm.tainted = True
+                    vm.retire(f"rmmod {lab.module} hangs")
                     self._reports(vm, run, console0, None, g)
                     return False
                 if how == "report":
@@ -468,14 +468,14 @@ class Grader:
                     g.status = "unload-failed"
                     why = module_error(f"rmmod {lab.module}", how.errno, RMMOD_ERRORS)
                     g.reason = f"the module cannot be unloaded: {why}"
-                    vm.tainted = True
+                    vm.retire(f"{lab.module} cannot be unloaded")
                     return False
                 run.unloaded = True
                 trace.mark(MARK_UNLOADED)
                 if sc.after_unload:
                     time.sleep(sc.after_unload)
             else:
-                vm.tainted = True  # the scenario wedges the module: a fresh VM next
+                vm.retire(f"a scenario of {lab.module} wedges it")  # a fresh VM next
             self._observe(run, trace.read(), SymbolMap.from_kallsyms(syms))
         finally:
             if vm.alive:
@@ -571,7 +571,7 @@ class Grader:
             # WARN_ONCE site); the next student gets a fresh one
             self._spoiled = True
             return True
-        vm.tainted = True  # the next student gets a fresh VM
+        vm.retire(f"a kernel report not expected: {other[0].kind}")  # a fresh VM next
         g.status = "kernel-report"
         first = other[0]
         more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
