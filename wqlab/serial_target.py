@@ -17,8 +17,9 @@ How:
     the deadline are errors that say what to check.
   * framed commands: echo off, empty prompts, then each command between two markers that
     its echo cannot contain (``printf '%s%s' @@WQB tag``), the end marker carrying ``$?``:
-    the output between them and the exit status, whatever else the line prints (kernel
-    messages on a board's console).
+    the output between them and the exit status. What the line prints outside a frame
+    (kernel messages on a board's console) is kept apart and watched for splats; a
+    message printed while a command runs lands in that command's output.
   * the guest agent: uploaded in base64 chunks (a canonical tty takes at most 4095
     bytes a line), checked by sha256, run with the line raw and silent (``stty raw
     -echo``); its JSON lines then share the line with whatever the kernel prints there,
