@@ -16,6 +16,7 @@ import importlib.util
 import os
 import re
 import shlex
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class WqlabClient:
             raise ValueError(f"plane must be one of {PLANES}, not {plane!r}")
         self.agent = agent
         self.plane = plane
+        if plane == "netlink":
+            netlink_ready(agent)
 
     # commands -------------------------------------------------------------------------
     def cmd(self, name: str, /, timeout: float = 60.0, **args: Any) -> Result:
@@ -266,6 +269,21 @@ class EventStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+GENL_IMPORT_TIMEOUT = 300.0
+_GENL_READY: weakref.WeakSet[AgentChannel] = weakref.WeakSet()
+
+
+def netlink_ready(agent: AgentChannel) -> float:
+    """Have the guest import the netlink client (pyroute2's netlink core) once per agent,
+    with a deadline for a slow machine: 10-35 s under TCG on a loaded host. Return the
+    seconds it took (0.0 when it was done already)."""
+    if agent in _GENL_READY:
+        return 0.0
+    took = float(agent.request("genl_import", GENL_IMPORT_TIMEOUT, paths=guest_import_paths()))
+    _GENL_READY.add(agent)
+    return took
 
 
 @cache

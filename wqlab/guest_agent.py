@@ -340,6 +340,14 @@ def _genl_socket(req: dict):  # noqa: ANN202 - wqlab.genl.Genl
     return nl
 
 
+def op_genl_import(req: dict) -> object:
+    """Import the netlink client now (the first use costs seconds to tens of seconds
+    under TCG); the host asks once per agent, with a long deadline."""
+    t0 = time.monotonic()
+    _genl(req)
+    return time.monotonic() - t0
+
+
 def op_genl(req: dict) -> object:
     """One command over generic netlink: ``name`` and ``args``, or a ``raw`` message
     (``cmd``, ``version``, ``attrs`` as [type, base64]); the answer's attributes."""
@@ -401,6 +409,7 @@ OPS = {
     "rmmod": op_rmmod,
     "kmsg": op_kmsg,
     "genl": op_genl,
+    "genl_import": op_genl_import,
     "genl_dump": op_genl_dump,
     "genl_events": op_genl_events,
 }

@@ -24,7 +24,8 @@ def ran_runs_times(run: Run) -> str | None:
         )
     if n < RUNS:
         return (
-            f"{FN} ran {n} times, not {RUNS}: schedule_work() on an item that is still pending "
+            f"{FN} ran {'once' if n == 1 else f'{n} times'}, not {RUNS} times: schedule_work() "
+            "on an item that is still pending "
             "returns false and queues nothing. TODO 3: flush_work() waits for the run "
             "before the loop queues it again"
         )
@@ -64,7 +65,7 @@ def bound_worker_of_queuing_cpu(run: Run) -> str | None:
     for lc in lcs:
         if lc.worker_kind is not WorkerKind.BOUND:
             return (
-                f"{FN} ran in {lc.worker} ({lc.worker_kind}), not a per-CPU kworker/N:M: "
+                f"{FN} ran in {lc.worker}, not in a per-CPU kworker/N:M (bound); "
                 "system_wq is a bound (per-CPU) queue; use schedule_work(), not "
                 "queue_work(system_unbound_wq, ...) or system_highpri_wq"
             )

@@ -4,6 +4,7 @@ tests/vm/test_netlink.py)."""
 
 from __future__ import annotations
 
+import errno
 import struct
 
 import pytest
@@ -72,3 +73,44 @@ def test_event_line_says_what_ran_where() -> None:
     assert format_event(ev, 500) == "    0.000002 end        id=2 seq=4 cpu=1 pid=17 wq=system"
     wq = {"event": "wq_create", "name": "ord", "how": "alloc_ordered_workqueue", "flags": 0}
     assert "name=ord how=alloc_ordered_workqueue" in format_event({**wq, "time_ns": 0}, 0)
+
+
+def test_a_value_its_attribute_cannot_carry_is_einval_before_sending() -> None:
+    for args in ({"id": 1 << 40}, {"id": "x"}, {"bogus": 1}, {"flags": "nosuch"}):
+        with pytest.raises(OSError) as e:
+            genl.Genl._encodable("schedule_work", args)
+        assert e.value.errno == errno.EINVAL, args
+    assert genl.Genl._encodable("q", {"cpu": -1}) == [("WQLAB_A_CPU", -1)]
+
+
+def _event_bytes(attrs: list[tuple[str, object]], family: int = 30) -> bytes:
+    msg = genl.wqlabmsg()
+    msg["header"]["type"] = family
+    msg["cmd"] = uapi.GENL_CMD_EVENT
+    msg["version"] = uapi.GENL_VERSION
+    msg["attrs"] = attrs
+    msg.encode()
+    return bytes(msg.data)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        [("WQLAB_A_EVENT", 1), ("WQLAB_A_EVENT_SEQ", 5), ("WQLAB_A_DROPS", 0),
+         ("WQLAB_A_ID", 2), ("WQLAB_A_SEQ", 3), ("WQLAB_A_CPU", 1), ("WQLAB_A_PID", 17),
+         ("WQLAB_A_TIME_NS", 123456789012), ("WQLAB_A_WQ", "system_unbound")],
+        [("WQLAB_A_EVENT", 4), ("WQLAB_A_EVENT_SEQ", 1 << 40), ("WQLAB_A_DROPS", 7),
+         ("WQLAB_A_NAME", "evq"), ("WQLAB_A_HOW", "alloc_ordered_workqueue"),
+         ("WQLAB_A_FLAGS", 3), ("WQLAB_A_TIME_NS", 1), ("WQLAB_A_PAD", None)],
+        [("WQLAB_A_EVENT", 9), ("WQLAB_A_CPU", -1), ("WQLAB_A_RET", -22)],
+    ],
+)  # fmt: skip
+def test_fast_event_decoder_agrees_with_pyroute2(attrs: list[tuple[str, object]]) -> None:
+    data = _event_bytes(attrs)
+    msg = genl.wqlabmsg(data)
+    msg.decode()
+    want = genl.decode_event(genl._decode(msg))
+    assert genl.decode_events(data, 30) == [want]
+    # two messages in one buffer, one of another family, and a torn tail
+    other = _event_bytes(attrs, family=31)
+    assert genl.decode_events(data + other + data[:30], 30) == [want]
