@@ -237,6 +237,9 @@ class SerialConsole:
         self._setup_shell()
 
     def _probe(self, timeout: float) -> bool:
+        # a newline first ends the line our wake-up "\r" began where nothing turns CR
+        # into NL (a shell on a pty's master or a socket): "\rprintf" is no command
+        self.child.send("\n")
         try:
             self.run("true", timeout=timeout, check=False, raw_errors=True)
             return True
@@ -246,7 +249,7 @@ class SerialConsole:
     def _setup_shell(self, timeout: float = 120.0) -> None:
         """Echo off, no prompts; done when a framed command answers (a login shell may
         take a while to read its profile under TCG: the probe is sent again)."""
-        self.child.sendline("stty -echo -onlcr 2>/dev/null; PS1=; PS2=; export PS1 PS2")
+        self.child.sendline("\nstty -echo -onlcr 2>/dev/null; PS1=; PS2=; export PS1 PS2")
         deadline = time.monotonic() + timeout
         while True:
             try:
