@@ -88,7 +88,7 @@ def parse_table(text: str) -> list[dict[str, str]]:
 class WqlabClient:
     """Module commands and state over one control plane."""
 
-    def __init__(self, agent: AgentChannel, plane: str = "debugfs") -> None:  # noqa: D107
+    def __init__(self, agent: AgentChannel, plane: str = "debugfs") -> None:
         if plane not in PLANES:
             raise ValueError(f"plane must be one of {PLANES}, not {plane!r}")
         self.agent = agent
@@ -218,7 +218,7 @@ class EventStream:
     the last read (dicts: ``event`` start/end/block/wq_create/wq_destroy, ``id``, ``seq``,
     ``cpu``, ``pid``, ``wq``, ``time_ns``, ``event_seq``, ``drops``...)."""
 
-    def __init__(self, agent: AgentChannel, handle: int) -> None:  # noqa: D107
+    def __init__(self, agent: AgentChannel, handle: int) -> None:
         self.agent = agent
         self.handle = handle
         self.overruns = 0
@@ -250,7 +250,7 @@ class EventStream:
         self, done: Any, timeout: float = 30.0, poll: float = 0.5
     ) -> list[dict[str, Any]]:
         """Read until ``done(events so far)`` is true; the deadline raises TimeoutError."""
-        import time  # noqa: PLC0415
+        import time
 
         events: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
@@ -310,13 +310,13 @@ def _jsonable(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _b64(data: bytes) -> str:
-    import base64  # noqa: PLC0415
+    import base64
 
     return base64.b64encode(data).decode()
 
 
 def _unb64(text: str) -> bytes:
-    import base64  # noqa: PLC0415
+    import base64
 
     return base64.b64decode(text)
 

@@ -40,7 +40,7 @@ _NLA_TYPES = {
 }
 
 
-class wqlabmsg(genlmsg):  # type: ignore[misc]  # noqa: N801 - pyroute2 naming
+class wqlabmsg(genlmsg):  # type: ignore[misc]  # pyroute2 naming
     """A message of the family: every ``WQLAB_A_*`` with its wire type."""
 
     prefix = "WQLAB_A_"
@@ -49,7 +49,7 @@ class wqlabmsg(genlmsg):  # type: ignore[misc]  # noqa: N801 - pyroute2 naming
     )
 
 
-class wqlabrawmsg(genlmsg):  # type: ignore[misc]  # noqa: N801
+class wqlabrawmsg(genlmsg):  # type: ignore[misc]
     """The same attributes as raw bytes: to send what the policy must refuse (a wrong
     length, a string without its NUL, an attribute type the family does not have)."""
 
@@ -99,7 +99,7 @@ class Genl:
     """One generic netlink socket bound to the family (one per thread: pyroute2 sockets
     are not shared between threads)."""
 
-    def __init__(self) -> None:  # noqa: D107
+    def __init__(self) -> None:
         self.sock = GenericNetlinkSocket(ext_ack=True)
         try:
             self.sock.bind(uapi.GENL_NAME, wqlabmsg)
@@ -226,7 +226,7 @@ class Listener:
     listener that could not keep up sees ``overruns`` (ENOBUFS from the kernel) and gaps in
     ``event_seq``, and the module counts every lost event in ``drops``."""
 
-    def __init__(self, rcvbuf: int = 4 << 20) -> None:  # noqa: D107
+    def __init__(self, rcvbuf: int = 4 << 20) -> None:
         self.nl = Genl()
         groups = self.nl.sock.mcast_groups
         if uapi.GENL_MCGRP_EVENTS not in groups:

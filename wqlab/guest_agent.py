@@ -169,7 +169,7 @@ def op_ioctl(req: dict) -> object:
 
 
 def op_sh(req: dict) -> object:
-    import subprocess  # noqa: PLC0415 - a second of start-up under TCG, only for sh
+    import subprocess  # a second of start-up under TCG, only for sh
 
     try:
         p = subprocess.run(
@@ -198,7 +198,7 @@ def _module_syscall(index: int, *args: object) -> None:
     nrs = SYSCALLS.get(os.uname().machine)
     if nrs is None:
         raise OSError(errno.ENOSYS, f"no module system call numbers for {os.uname().machine}")
-    import ctypes  # noqa: PLC0415 - already imported by PID 1 in a fast boot
+    import ctypes  # already imported by PID 1 in a fast boot
 
     libc = _libc()
     if libc.syscall(ctypes.c_long(nrs[index]), *args) != 0:
@@ -295,7 +295,7 @@ def _pyroute2_core(paths: list) -> None:
     for path in paths:
         pkg = os.path.join(path, "pyroute2")
         if os.path.isfile(os.path.join(pkg, "__init__.py")):
-            import types  # noqa: PLC0415
+            import types
 
             mod = types.ModuleType("pyroute2")
             mod.__path__ = [pkg]
@@ -304,14 +304,14 @@ def _pyroute2_core(paths: list) -> None:
             return
 
 
-def _genl(req: dict):  # noqa: ANN202 - the wqlab.genl module
+def _genl(req: dict):  # the wqlab.genl module
     paths = [*req.get("paths", ()), DIST_PACKAGES]
     for path in paths:
         if path not in sys.path:
             sys.path.append(path)  # after the standard library: it keeps precedence
     _pyroute2_core(paths)
     try:
-        from wqlab import genl  # noqa: PLC0415
+        from wqlab import genl
     except ImportError as e:
         raise OSError(
             errno.ENOPKG,
@@ -322,7 +322,7 @@ def _genl(req: dict):  # noqa: ANN202 - the wqlab.genl module
     return genl
 
 
-def _genl_socket(req: dict):  # noqa: ANN202 - wqlab.genl.Genl
+def _genl_socket(req: dict):  # wqlab.genl.Genl
     """This thread's socket to the family; a new one after the module was reloaded (the
     family gets a new id at each registration)."""
     genl = _genl(req)
@@ -428,7 +428,7 @@ def _handle(req: dict) -> None:
         _reply({"id": rid, "ok": True, "value": value})
     except OSError as e:
         _reply({"id": rid, "ok": False, "errno": e.errno, "error": str(e)})
-    except Exception as e:  # noqa: BLE001 - every failure goes back to the host
+    except Exception as e:  # every failure goes back to the host
         _reply({"id": rid, "ok": False, "errno": None, "error": f"{type(e).__name__}: {e}"})
 
 
@@ -528,17 +528,17 @@ ENV = {
 _LIBC: list = []
 
 
-def _libc():  # noqa: ANN202 - ctypes.CDLL
+def _libc():  # ctypes.CDLL
     """The C library through ctypes (imported on first use: PID 1, module system calls)."""
     if not _LIBC:
-        import ctypes  # noqa: PLC0415
+        import ctypes
 
         _LIBC.append(ctypes.CDLL(None, use_errno=True))
     return _LIBC[0]
 
 
-def _mount(libc, source: str, target: str, fstype: str, flags: int, data: str) -> None:  # noqa: ANN001
-    import ctypes  # noqa: PLC0415 - PID 1 only (imported once by _libc)
+def _mount(libc, source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    import ctypes  # PID 1 only (imported once by _libc)
 
     os.makedirs(target, exist_ok=True)
     if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()):
@@ -613,7 +613,7 @@ def init_guest(chdir: str) -> None:
     _power_off(libc, code, _virtio_ports(("virtme.ret",), timeout=0).get("virtme.ret"))
 
 
-def _power_off(libc, code: int, ret_port: str | None) -> None:  # noqa: ANN001
+def _power_off(libc, code: int, ret_port: str | None) -> None:
     """Tell vng the exit status (its ``virtme.ret`` port), sync and power off: PID 1 must
     not exit, or the kernel panics."""
     if ret_port:
@@ -634,8 +634,8 @@ def _as_init(argv: list[str]) -> None:
     chdir = argv[argv.index("--chdir") + 1] if "--chdir" in argv else "/"
     try:
         init_guest(chdir)
-    except BaseException:  # noqa: BLE001 - PID 1 must not exit: say why, power off
-        import traceback  # noqa: PLC0415
+    except BaseException:  # PID 1 must not exit: say why, power off
+        import traceback
 
         traceback.print_exc()
         print("wqlab init: guest set-up failed; powering off", file=sys.stderr, flush=True)
