@@ -440,6 +440,15 @@ def wqlab_trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceI
 
 # parallel VMs --------------------------------------------------------------------------
 WHOLE_VM = "whole_vm"
+_IN_USE = pytest.StashKey[bool]()  # some collected test uses wqlab (a fixture, whole_vm)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_IN_USE] = any(
+        any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ()))
+        or any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
+        for item in items
+    )
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -447,14 +456,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """In an xdist worker: a ``whole_vm`` test runs alone on the host (an exclusive lock),
     every other test beside the others (the same lock, shared). A turnstile lock in front
     keeps a waiting ``whole_vm`` test from being starved by the others' shared locks.
-    Outermost (tryfirst), so that the wait is not part of a test's timeout. A test that
-    uses no wqlab fixture and is not ``whole_vm`` (a project's other tests) takes no lock
-    and writes nothing."""
-    whole = any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
-    mine = any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ()))
-    if not hasattr(item.config, "workerinput") or not (whole or mine):
+    Outermost (tryfirst), so that the wait is not part of a test's timeout. A session
+    none of whose tests uses a wqlab fixture or is ``whole_vm`` (a project that does not
+    use wqlab) takes no lock and writes nothing."""
+    if not hasattr(item.config, "workerinput") or not item.config.stash.get(_IN_USE, False):
         yield
         return
+    whole = any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
     root = artifacts_dir(item.config)
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".whole_vm.turn").open("a") as turn, (root / ".whole_vm.lock").open("a") as lk:
