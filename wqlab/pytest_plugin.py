@@ -181,6 +181,7 @@ class VmManager:
         if vm is not None:
             self._scan_kmemleak(vm)
             vm.stop(timeout=20)
+            _remove_serial_socket(vm)
         self.vm = self._boot()
         return self.vm
 
@@ -273,6 +274,7 @@ class VmManager:
         if self.vm is not None:
             self._scan_kmemleak(self.vm)
             self.vm.stop()
+            _remove_serial_socket(self.vm)
             self.vm = None
         if self.boot_seconds:
             info = {
@@ -284,6 +286,12 @@ class VmManager:
             (self.artifacts / f"session-{self.kernel.version}{self.suffix}.json").write_text(
                 json.dumps(info, indent=1)
             )
+
+
+def _remove_serial_socket(vm: Vm) -> None:
+    """The stopped VM's ttyS1 socket and its temporary directory go with it."""
+    if vm.cfg.serial_socket is not None:
+        shutil.rmtree(vm.cfg.serial_socket.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
