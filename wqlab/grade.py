@@ -148,6 +148,7 @@ class Run:
     loaded: bool = False
     unloaded: bool = False
     skipped: str | None = None
+    text: str = ""  # the raw trace, as last read while the module was loaded
 
     @property
     def lcs(self) -> list[Lifecycle]:
@@ -218,6 +219,7 @@ class Grade:
     report: str = ""  # the kernel report / compiler output shown with the reason
     checks: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
+    runs: list[Run] = field(default_factory=list, repr=False)  # what each load did
 
     @property
     def max_points(self) -> int:
@@ -410,6 +412,7 @@ class Grader:
                     break
         finally:  # the table shows every check, even when the VM went away mid-way
             g.checks = [self._score(c, runs) for c in lab.checks]
+            g.runs = list(runs.values())
 
     def _scenario(self, vm: Vm, run: Run, ko: Path, g: Grade) -> bool:
         """Load, wait, unload, observe. False when the student's grade is settled (0)."""
@@ -515,6 +518,8 @@ class Grader:
         return "timeout"
 
     def _observe(self, run: Run, text: str, syms: SymbolMap | None) -> None:
+        if syms is None:  # read while loaded: the module's functions have their names
+            run.text = text
         events = parse(text, symbols=syms) if syms is not None and syms.usable else parse(text)
         run.events = events
         run.all_lcs = build_lifecycles(events)
@@ -712,6 +717,24 @@ def format_grade(g: Grade) -> str:
     return "\n".join(lines)
 
 
+def format_runs(g: Grade, out: Path) -> str:
+    """What each load of the module ran (its lifecycles, ms from the insmod), and where
+    its raw trace went (``wqlab plot`` draws it): the predict-then-observe answers."""
+    parts = []
+    for run in g.runs:
+        if not run.loaded or not run.text:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        who = re.sub(r"[^\w.-]+", "_", g.student)
+        trace = out / f"{g.lab}-{who}-{run.scenario.name}.trace"
+        trace.write_text(run.text)
+        parts.append(
+            f"what ran ({run.scenario.name}; ms from the insmod; the trace until the rmmod: "
+            f"{trace}):\n" + format_lifecycles(run.lcs, run.marks.get(MARK_LOAD))
+        )
+    return "\n\n".join(parts)
+
+
 def grade_cli(
     lab_name: str,
     src: Path | None,
@@ -740,6 +763,8 @@ def grade_cli(
             g = gr.grade(lab, path.resolve(), student)
             grades.append(g)
             say(format_grade(g) + f"\n  ({g.seconds:.0f} s)\n")
+            if batch is None:
+                say(format_runs(g, out))
         boots = gr.boots
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{lab.name}-{kernel.version}"
