@@ -38,7 +38,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,7 @@ class Lab:
     title: str
     scenarios: tuple[Scenario, ...]
     checks: tuple[Check, ...]
+    folder: Path | None = None  # set by load_lab: its solution's Kbuild builds the students'
 
     @property
     def max_points(self) -> int:
@@ -258,7 +259,30 @@ def load_lab(name: str, labs_dir: Path = LABS) -> tuple[Lab, Path]:
     lab = getattr(mod, "LAB", None)
     if not isinstance(lab, Lab):
         raise HarnessError(f"{folder / 'check.py'} defines no LAB = Lab(...)")
-    return lab, folder
+    return replace(lab, folder=folder), folder
+
+
+SOURCE_SUFFIXES = (".c", ".h")
+
+
+def stage_sources(lab: Lab, src: Path, dest: Path) -> list[str]:
+    """Copy a submission's C sources (``*.c``, ``*.h`` at its top) into ``dest`` with the
+    lab's own ``Kbuild``: a student's Kbuild or Makefile is code that make would run on
+    the grading host, and the lab never asks for one. Returns the files copied."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    kbuild = lab.folder / "solution" / "Kbuild" if lab.folder else None
+    if kbuild is not None and kbuild.is_file():
+        shutil.copy2(kbuild, dest / "Kbuild")
+    elif (src / "Kbuild").is_file():  # a lab without a folder (tests): the submission's
+        shutil.copy2(src / "Kbuild", dest / "Kbuild")
+    copied = []
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.suffix in SOURCE_SUFFIXES:
+            shutil.copy2(f, dest / f.name)
+            copied.append(f.name)
+    return copied
 
 
 # --------------------------------------------------------------------------- the VM
@@ -350,8 +374,13 @@ class Grader:
         out_root = self.out / "build" / re.sub(r"[^\w.-]+", "_", student)
         if (out_root / self.kernel.version).exists():
             shutil.rmtree(out_root / self.kernel.version)  # no object of an earlier build
+        staged = out_root / "src"
+        if f"{lab.module}.c" not in stage_sources(lab, src, staged):
+            raise BuildError(f"{src} has no {lab.module}.c (copy the lab's skeleton/ folder)")
         try:
-            ko = build_module(self.kernel, src=src, name=lab.module, subdir=".", out_root=out_root)
+            ko = build_module(
+                self.kernel, src=staged, name=lab.module, subdir=".", out_root=out_root
+            )
             return ko, ""
         except BuildError as e:
             built = sorted((out_root / self.kernel.version).glob(f"*/{lab.module}.ko"))

@@ -160,3 +160,25 @@ def test_bug_lab_expectations_match_the_reports_the_debug_line_gave() -> None:
     for sc in lab.scenarios:
         hits = [j for j, s in enumerate(splats) if any(e.matches(s) for e in sc.expect)]
         assert hits == owner[sc.name], (sc.name, hits)
+
+
+def test_a_submission_is_built_with_the_labs_kbuild_not_its_own(tmp_path: Path) -> None:
+    """make runs a Kbuild or Makefile on the grading host: only the student's C sources are
+    taken, with the lab's own Kbuild."""
+    from wqlab.grade import stage_sources
+
+    lab, folder = load_lab("01")
+    sub = tmp_path / "mallory"
+    sub.mkdir()
+    (sub / "Kbuild").write_text("$(shell touch /tmp/pwned)\nobj-m += global_lab.o\n")
+    (sub / "Makefile").write_text("all:\n\trm -rf ~\n")
+    (sub / "global_lab.c").write_text("/* mine */\n")
+    (sub / "util.h").write_text("/* mine too */\n")
+    (sub / "notes.txt").write_text("hi\n")
+    copied = stage_sources(lab, sub, tmp_path / "staged")
+    assert copied == ["global_lab.c", "util.h"]
+    staged = sorted(p.name for p in (tmp_path / "staged").iterdir())
+    assert staged == ["Kbuild", "global_lab.c", "util.h"]
+    assert (tmp_path / "staged" / "Kbuild").read_text() == (
+        folder / "solution" / "Kbuild"
+    ).read_text()
