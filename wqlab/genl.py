@@ -30,6 +30,9 @@ from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from . import uapi
 
+SOL_NETLINK = 270
+NETLINK_BROADCAST_ERROR = 4
+
 _NLA_TYPES = {
     "u32": "uint32",
     "s32": "int32",
@@ -237,6 +240,9 @@ class Listener:
             self.sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE
         except OSError:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        # an event this socket cannot take makes the module's send fail (ENOBUFS), so the
+        # module counts it in ``drops``; without it, the kernel drops it silently there
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_BROADCAST_ERROR, 1)
         try:
             self.nl.sock.add_membership(uapi.GENL_MCGRP_EVENTS)
         except OSError:

@@ -117,6 +117,26 @@ def test_event_stream_agrees_with_the_ftrace_lifecycles(
     assert order == [("start", a), ("end", a), ("start", b), ("end", b)], order
 
 
+def test_a_listener_that_falls_behind_sees_its_losses_counted(
+    wqlab_netlink: WqlabClient,
+) -> None:
+    c = wqlab_netlink
+    (item,) = new_items(c, 1)
+    with c.events(rcvbuf=4096) as stream:  # room for a few events; nobody reads meanwhile
+        c.cmd("queue_work", wq="system_unbound", id=item, requeue=199)
+        c.cmd("flush_work", id=item)
+        poll("the chain's end", lambda: c.cmd("work_busy", id=item).ret == 0)
+        events = stream.read(0.5)
+        c.cmd("schedule_work", id=item)  # one more, after the losses: it carries the count
+        events += stream.read_until(lambda evs: _ends(evs)[item] >= 1, EVENT_WAIT_S)
+        gaps, overruns = stream.gaps, stream.overruns
+    lost = 400 + 2 - len(events)
+    assert lost > 0, f"a 4 KiB buffer took all 402 events: {len(events)}"
+    assert overruns >= 1, "the listener was not told (ENOBUFS) that it lost events"
+    assert gaps == lost, f"event_seq gaps {gaps}, events lost {lost}"
+    assert events[-1]["drops"] == lost, f"module drops {events[-1]['drops']}, lost {lost}"
+
+
 @pytest.mark.wqlab_feature("wq_bh")
 def test_bh_work_sends_its_events_from_softirq(
     wqlab_netlink: WqlabClient, wqlab_trace: TraceInstance

@@ -215,7 +215,7 @@ struct wqlab_version {
 #define WQLAB_A_TIME_NS		17	/* u64: ktime_get_ns() of the event */
 #define WQLAB_A_EVENT		18	/* u32: WQLAB_EV_* */
 #define WQLAB_A_EVENT_SEQ	19	/* u64: event number, +1 per event sent */
-#define WQLAB_A_DROPS		20	/* u64: events lost so far (a listener was full) */
+#define WQLAB_A_DROPS		20	/* u64: events lost so far (see docs/commands.md) */
 #define WQLAB_A_STATE		21	/* string: item state as in the works file */
 #define WQLAB_A_RUNS		22	/* u64 */
 #define WQLAB_A_QUEUED_NS	23	/* u64 */
