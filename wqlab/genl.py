@@ -77,7 +77,7 @@ def _decode(msg: Any) -> dict[str, Any]:
 
 def encode_args(args: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Command arguments as attributes (pure): flags may be names, booleans become 0/1,
-    None is left out."""
+    numbers may be text (a command line's), None is left out."""
     attrs: list[tuple[str, Any]] = []
     for key, value in args.items():
         if value is None:
@@ -88,6 +88,8 @@ def encode_args(args: Mapping[str, Any]) -> list[tuple[str, Any]]:
             value = int(uapi.parse_flags(value))
         elif isinstance(value, bool):
             value = int(value)
+        elif isinstance(value, str) and key not in ("wq", "name"):
+            value = int(value, 0)  # typed on a command line: "2", "0x10"
         attrs.append((f"WQLAB_A_{uapi.arg_attr(key).name}", value))
     return attrs
 

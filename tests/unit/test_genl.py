@@ -23,6 +23,15 @@ def test_arguments_become_their_attributes() -> None:
     ]
 
 
+def test_numbers_typed_as_text_become_numbers() -> None:
+    assert genl.encode_args({"id": "2", "cpu": "-1", "delay_ms": "0x10", "wq": "7"}) == [
+        ("WQLAB_A_ID", 2),
+        ("WQLAB_A_CPU", -1),
+        ("WQLAB_A_DELAY_MS", 16),
+        ("WQLAB_A_WQ", "7"),
+    ]
+
+
 def test_unknown_argument_is_refused_before_sending() -> None:
     with pytest.raises(ValueError, match="bogus"):
         genl.encode_args({"bogus": 1})
