@@ -89,7 +89,7 @@ AUTO_INTENSIVE_NS = 10_000_000
 
 
 def spinners_took_turns(run: Run) -> str | None:
-    lcs, why = _pair(run, "pool_lab_spin_fn", "pool_lab_bound", "TODO 7")
+    lcs, why = _pair(run, "pool_lab_spin_fn", "pool_lab_bound", "TODO 7 and 8")
     if why:
         return why
     a, b = sorted(lcs[:2], key=lambda lc: lc.started_ns or 0)
@@ -107,7 +107,7 @@ def spinners_took_turns(run: Run) -> str | None:
 
 
 def hogs_overlapped(run: Run) -> str | None:
-    lcs, why = _pair(run, "pool_lab_hog_fn", "pool_lab_cpu", "TODO 4 and 8")
+    lcs, why = _pair(run, "pool_lab_hog_fn", "pool_lab_cpu", "TODO 4, 9 and 10")
     if why:
         return why
     if not overlaps(lcs[0], lcs[1]):

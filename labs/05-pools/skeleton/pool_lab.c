@@ -5,10 +5,11 @@
  *
  * At load, pool_lab_init() makes four queues and queues on them:
  *   pool_lab_bound (per-CPU):        pool_lab_bound_fn on CPU `cpu`, then two
- *                                    pool_lab_spin_fn items on CPU 0
+ *                                    pool_lab_spin_fn items on CPU 0, the second
+ *                                    queued once the first runs
  *   pool_lab_unbound (WQ_UNBOUND):   pool_lab_unbound_fn
  *   pool_lab_highpri (WQ_HIGHPRI):   pool_lab_highpri_fn
- *   pool_lab_cpu (WQ_CPU_INTENSIVE): two pool_lab_hog_fn items on CPU 0
+ *   pool_lab_cpu (WQ_CPU_INTENSIVE): two pool_lab_hog_fn items on CPU 0, the same way
  * A spinning item keeps its CPU busy for 4 ms, giving it up only at cond_resched().
  * Grade: wqlab grade 05 --src DIR
  */
@@ -28,11 +29,15 @@ static struct workqueue_struct *pool_lab_highpri, *pool_lab_cpu;
 static struct work_struct pool_lab_bound_work, pool_lab_unbound_work, pool_lab_highpri_work;
 static struct work_struct pool_lab_spin_works[2], pool_lab_hog_works[2];
 
+/* signalled by each spinning item as it starts: the next one is queued only then */
+static DECLARE_COMPLETION(pool_lab_spinning);
+
 /* 4 ms of CPU time, short of the 10 ms after which 6.5+ marks an item CPU-intensive */
 static void pool_lab_busy(void)
 {
 	int i;
 
+	complete(&pool_lab_spinning);
 	for (i = 0; i < 40; i++) {
 		udelay(100);
 		cond_resched();
@@ -96,8 +101,16 @@ static int __init pool_lab_init(void)
 	}
 	/* TODO 5: pool_lab_bound_work on pool_lab_bound, on CPU `cpu` */
 	/* TODO 6: pool_lab_unbound_work and pool_lab_highpri_work on their queues */
-	/* TODO 7: both pool_lab_spin_works on pool_lab_bound, on CPU 0; wait for them */
-	/* TODO 8: both pool_lab_hog_works on pool_lab_cpu, on CPU 0 */
+	/* TODO 7: pool_lab_spin_works[0] on pool_lab_bound, on CPU 0 */
+
+	wait_for_completion_timeout(&pool_lab_spinning, 2 * HZ);	/* it is running */
+	/* TODO 8: pool_lab_spin_works[1] on the same queue and CPU; wait for both */
+
+	reinit_completion(&pool_lab_spinning);
+	/* TODO 9: pool_lab_hog_works[0] on pool_lab_cpu, on CPU 0 */
+
+	wait_for_completion_timeout(&pool_lab_spinning, 2 * HZ);	/* it is running */
+	/* TODO 10: pool_lab_hog_works[1] on the same queue and CPU */
 
 	return 0;
 }
