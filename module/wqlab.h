@@ -194,6 +194,7 @@ struct wqlab_item {
 	unsigned int users;
 	unsigned int disabled;
 	unsigned int sync_inflight;
+	bool bh_class;		/* [R] lockdep class: a BH queue's (see wqlab_item_class()) */
 	struct wqlab_record rec;
 	union {
 		struct work_struct work;

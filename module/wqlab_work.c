@@ -223,7 +223,16 @@ static void wqlab_run(struct wqlab_item *item)
 	u64 started_ns, finished_ns;
 	bool requeued;
 
-	get_task_comm(comm, current);
+	/*
+	 * A BH item runs in softirq on top of whatever task it interrupted,
+	 * which may hold its own task_lock: get_task_comm() there is a
+	 * deadlock (lockdep: inconsistent alloc_lock usage). Copy the name the
+	 * way tracing does instead.
+	 */
+	if (sleepable)
+		get_task_comm(comm, current);
+	else
+		strscpy_pad(comm, current->comm, sizeof(comm));
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	beh = item->rec.beh;
 	run_wq = item->rec.target;
@@ -659,6 +668,39 @@ void wqlab_item_canceled(struct wqlab_item *item, bool canceled)
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 }
 
+#ifdef CONFIG_LOCKDEP
+static struct lock_class_key wqlab_thread_key, wqlab_bh_key;
+#endif
+
+/*
+ * lockdep keys a work item's (work_completion) map by the INIT_WORK call
+ * site: every dynamic item shares one class. A class seen both in softirq
+ * (a BH queue runs the function there) and in a worker thread is a lockdep
+ * "inconsistent lock state" report, although the items differ. An item takes
+ * the class of the kind of queue it goes to, and may change kind only while
+ * nothing uses it: pending, running, or a flush/cancel in flight would see
+ * the map change under it.
+ *
+ * Return: 0, or -EBUSY if the item is in use by the other kind of queue.
+ */
+static int wqlab_item_class(struct wqlab_item *item, const struct wqlab_wq *wq)
+{
+	if (item->bh_class == wq->bh)
+		return 0;
+	if (wqlab_item_in_use(item))
+		return -EBUSY;
+#ifdef CONFIG_LOCKDEP
+	if (wq->bh)
+		lockdep_init_map(&item->work->lockdep_map,
+				 "(work_completion)(wqlab bh item)", &wqlab_bh_key, 0);
+	else
+		lockdep_init_map(&item->work->lockdep_map,
+				 "(work_completion)(wqlab item)", &wqlab_thread_key, 0);
+#endif
+	item->bh_class = wq->bh;
+	return 0;
+}
+
 /**
  * wqlab_item_queue() - queue an item with the API named by @op
  * @item: the item (its kind checked by the caller)
@@ -678,8 +720,9 @@ void wqlab_item_canceled(struct wqlab_item *item, bool canceled)
  * queue while a run is in flight is refused.
  *
  * Context: wqlab_lock held.
- * Return: 0, or -EBUSY if @wq is being drained or a run of the item on
- * another queue is in flight.
+ * Return: 0, or -EBUSY if @wq is being drained, a run of the item on
+ * another queue is in flight, or the item is in use (pending, running, a
+ * flush or cancel in flight) and @wq is of the other kind (BH or not).
  */
 int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 		     enum wqlab_qop op, int cpu, unsigned long delay,
@@ -693,6 +736,8 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 
 	lockdep_assert_held(&wqlab_lock);
 	if (wq->drainers)
+		return -EBUSY;
+	if (wqlab_item_class(item, wq))
 		return -EBUSY;
 
 	switch (op) {

@@ -162,6 +162,37 @@ def test_a_blocked_item_is_not_freed_or_moved_while_it_runs(
     assert c.cmd("work_free", id=item).ret == 0
 
 
+@pytest.mark.wqlab_feature("wq_bh")
+def test_an_item_changes_between_bh_and_thread_queues_only_when_idle(
+    plane: WqlabClient, wqlab_trace: TraceInstance
+) -> None:
+    """One lockdep class per INIT_WORK site: an item that ran in a worker and then in softirq
+    is lockdep's "inconsistent lock state" on the debug line (found there by
+    test_system_queues_listed_in_features_accept_work). The item takes the class of its
+    queue's kind, and changes kind only while idle."""
+    c = plane
+    item = new_item(c, delayed=True)
+    assert c.cmd("queue_delayed_work", wq="system", id=item, delay_ms=5000).ret == 1
+    # pending on a thread queue: neither queued nor moved onto a BH queue
+    c.expect_errno(errno.EBUSY, "queue_delayed_work", wq="system_bh", id=item, delay_ms=0)
+    c.expect_errno(errno.EBUSY, "mod_delayed_work", wq="system_bh", id=item, delay_ms=0)
+    assert work(c, item)["state"] == "queued"
+    # the same kind of queue is the kernel's business (mod_delayed_work moves it)
+    assert c.cmd("mod_delayed_work", wq="system_highpri", id=item, delay_ms=0).ret == 1
+    c.cmd("flush_delayed_work", id=item)
+    # idle: it may go to a BH queue, and back to a thread queue once idle again
+    assert c.cmd("queue_delayed_work", wq="system_bh", id=item, delay_ms=0).ret == 1
+    c.cmd("flush_delayed_work", id=item)
+    assert c.cmd("queue_delayed_work", wq="system", id=item, delay_ms=0).ret == 1
+    c.cmd("flush_delayed_work", id=item)
+    obs = observe(c, wqlab_trace, [item])
+    queues = [lc.workqueue for lc in obs.ran(item)]
+    assert queues == ["events_highpri", "events_bh", "events"], obs.explain(
+        "three runs: system_highpri, system_bh, system, in that order"
+    )
+    assert c.cmd("work_free", id=item).ret == 0
+
+
 # 4. a release followed at once by a queueing is not lost ---------------------------------
 
 
