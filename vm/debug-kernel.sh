@@ -72,21 +72,6 @@ if [ -e "$dir/.built" ]; then
 fi
 
 t0=$(date +%s)
-# A finished build of the same source with another config seeds this one: Kbuild then
-# recompiles only the objects that use a changed option (minutes, not the hour a
-# build from scratch takes on 2 cores).
-seed=
-for prev in "$cache/${srcver//[~:]/_}"-*/; do
-	prev=${prev%/}
-	[ "$prev" != "$dir" ] && [ -e "$prev/.built" ] && seed=$prev
-done
-if [ ! -e "$dir/.unpacked" ] && [ -n "$seed" ]; then
-	say "seeding $dir from the build in $seed (incremental rebuild)"
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	cp -a --reflink=auto "$seed/linux" "$tree"
-	touch "$dir/.unpacked"
-fi
 if [ ! -e "$dir/.unpacked" ]; then
 	say "unpacking $tarball into $dir"
 	rm -rf "$dir"
