@@ -100,7 +100,7 @@ shell: setup
 	$(PY) -m wqlab.cli shell --kernel=$(KERNEL)
 
 labs-check: setup
-	$(PY) -m pytest tests/vm/test_labs.py tests/unit/test_labs.py -v --wqlab-kernel=$(KERNEL) \
+	$(PY) -m pytest tests/vm/test_labs.py tests/unit/test_lab_folders.py -v --wqlab-kernel=$(KERNEL) \
 		$(PYTEST_ARGS)
 
 fuzz: setup

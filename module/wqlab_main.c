@@ -300,4 +300,7 @@ MODULE_DESCRIPTION("wqlab: drive the workqueue API on command (debugfs, ioctl, g
 MODULE_AUTHOR("wqlab developers");
 MODULE_LICENSE("GPL");
 MODULE_VERSION("0.1.0");	/* the wqlab package's version (wqlab/__init__.py) */
-MODULE_ALIAS_GENL_FAMILY(WQLAB_GENL_NAME);
+/*
+ * No MODULE_ALIAS_GENL_FAMILY: resolving the family name needs no privilege and
+ * would let any user autoload a teaching module installed under /lib/modules.
+ */

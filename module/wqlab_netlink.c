@@ -25,6 +25,14 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <net/genetlink.h>
+
+/*
+ * The events group is for CAP_SYS_ADMIN only; genetlink lets anyone join a group
+ * without this flag (mainline 6.7, stable 6.1.70): no open fallback.
+ */
+#ifndef GENL_MCAST_CAP_SYS_ADMIN
+#error "wqlab needs GENL_MCAST_CAP_SYS_ADMIN (Linux 6.7+, or 6.1.70+)"
+#endif
 #include <net/netlink.h>
 
 #include "wqlab.h"

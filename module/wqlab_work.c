@@ -496,6 +496,8 @@ struct wqlab_item *wqlab_item_next(u32 *pos)
 	return NULL;
 }
 
+static void wqlab_item_set_class(struct wqlab_item *item, bool bh);
+
 /**
  * wqlab_item_new() - allocate a dynamic item (INIT_WORK/INIT_DELAYED_WORK)
  * @delayed: a delayed_work item
@@ -527,6 +529,8 @@ int wqlab_item_new(bool delayed, u32 *id)
 		INIT_WORK(&item->u.work, wqlab_work_fn);
 		item->work = &item->u.work;
 	}
+	/* one lockdep class for every dynamic item on a thread queue */
+	wqlab_item_set_class(item, false);
 	wqlab_pool[i] = item;
 	*id = item->id;
 	return 0;
@@ -683,21 +687,26 @@ static struct lock_class_key wqlab_thread_key, wqlab_bh_key;
  *
  * Return: 0, or -EBUSY if the item is in use by the other kind of queue.
  */
-static int wqlab_item_class(struct wqlab_item *item, const struct wqlab_wq *wq)
+static void wqlab_item_set_class(struct wqlab_item *item, bool bh)
 {
-	if (item->bh_class == wq->bh)
-		return 0;
-	if (wqlab_item_in_use(item))
-		return -EBUSY;
 #ifdef CONFIG_LOCKDEP
-	if (wq->bh)
+	if (bh)
 		lockdep_init_map(&item->work->lockdep_map,
 				 "(work_completion)(wqlab bh item)", &wqlab_bh_key, 0);
 	else
 		lockdep_init_map(&item->work->lockdep_map,
 				 "(work_completion)(wqlab item)", &wqlab_thread_key, 0);
 #endif
-	item->bh_class = wq->bh;
+	item->bh_class = bh;
+}
+
+static int wqlab_item_class(struct wqlab_item *item, const struct wqlab_wq *wq)
+{
+	if (item->bh_class == wq->bh)
+		return 0;
+	if (wqlab_item_in_use(item))
+		return -EBUSY;
+	wqlab_item_set_class(item, wq->bh);
 	return 0;
 }
 
