@@ -27,12 +27,13 @@ import os
 import re
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import uapi
-from .client import WqlabClient, WqlabCommandError
+from .client import WqlabClient, WqlabCommandError, may_block
 from .errors import HarnessError, VmLostError
 
 __all__ = [
@@ -391,6 +392,8 @@ def history_path() -> Path:
 
 
 HISTORY_LENGTH = 1000
+# a command that may wait (flush, drain, *_sync) still running after this long says so
+WAIT_NOTE_S = 1.0
 
 
 # --------------------------------------------------------------------------- the shell
@@ -517,7 +520,10 @@ class Shell:
             sent = {k: v if k in ("wq", "name", "flags") else _number(v) for k, v in args.items()}
         try:
             # submit/result, not cmd(): a student's 'timeout=' is an argument, not cmd()'s
-            r = self.client.result(self.client.submit(name, **sent))
+            fut = self.client.submit(name, **sent)
+            if may_block(name) and not futures.wait([fut], timeout=WAIT_NOTE_S).done:
+                self.say(f"waiting for {name} (Ctrl-C gives the prompt back)", "yellow")
+            r = self.client.result(fut)
         except (TypeError, ValueError, struct.error):  # the ioctl struct cannot carry it
             why = _why(self.table, name, args, errno_mod.EINVAL, self._state())
             self.say(f"refused before sending ({self.client.plane} plane): {why}", "red")
