@@ -1,28 +1,36 @@
-"""The wqlab fuzzer's guest side: runs in the VM, drives both control planes from several
-threads at once, and checks every answer against docs/commands.md.
+"""The wqlab fuzzer's guest side: runs in the VM, drives the three control planes from
+several threads at once, and checks every answer against docs/commands.md.
 
     cd <repo> && python3 -E -s -S -u -m wqlab.fuzz --seed 7 -n 20000 --threads 4
 
 (the guest sees the host's file system read-only, so it imports this from the repository;
 ``wqlab.fuzzhost`` starts it through the guest agent and reads ``--log``/``--result``).
 Standard library, ``wqlab.uapi``, ``wqlab.fuzzgen`` and ``wqlab.client``'s parsers
-only: it runs on the guest's system Python.
+only: it runs on the guest's system Python. The netlink plane (``--netlink-share``, a share
+of the commands: a netlink round trip costs about eight text or ioctl ones under TCG) needs
+``wqlab.genl`` and pyroute2, imported the guest agent's way from the host's copies
+(``--genl-path``, given by ``wqlab.fuzzhost``).
 
 A run is rounds of two phases:
 
-* concurrent: ``--threads`` workers, each with its own text descriptor and ``/dev/wqlab``
-  descriptor and its own seeded stream (``fuzzgen.Generator``, stream ``t<i>``), plus a
-  releaser thread that releases every blocked item every few milliseconds. Every answer
-  must be success or an errno the docs allow for that command; malformed input rejected
-  before the module looks at any state must get exactly its documented errno.
+* concurrent: ``--threads`` workers, each with its own text descriptor, ``/dev/wqlab``
+  descriptor and netlink socket and its own seeded stream (``fuzzgen.Generator``, stream
+  ``t<i>``), plus a releaser thread that releases every blocked item every few
+  milliseconds. Every answer must be success or an errno the docs allow for that command;
+  malformed input rejected before the module looks at any state must get exactly its
+  documented errno.
 * single-threaded, at a quiescent point (every item idle, the state normalised): mutated
   and random input one at a time; each must get exactly its documented errno, the same on
-  the text and the ioctl plane, and change nothing (``works`` and ``workqueues`` equal
-  before and after, ``cmds_failed`` one up).
+  the text and the ioctl plane and on the netlink plane but for its documented exceptions
+  (a number out of range is ERANGE there), and change nothing (``works`` and
+  ``workqueues`` equal before and after, ``cmds_failed`` one up, or unchanged for a
+  refusal of the kernel's netlink policy or core, which the module never sees: the docs
+  say so, and the extack text tells them apart, ``wqlab: `` for the module's own).
 
 At each quiescent point ``stats`` must add up exactly: ``cmds_ok + cmds_failed`` is what
 this process sent (the ioctls the dispatcher turns away with ENOTTY are not counted by the
-module, nor here), ``items`` the lines of ``works``, ``workqueues`` the lines of
+module, nor here, nor netlink messages the kernel refused before the module saw them),
+``items`` the lines of ``works``, ``workqueues`` the lines of
 ``workqueues``. A command that does not return within ``--hang-s``, an item still pending
 ``--settle-s`` after the last command and a kernel splat in ``/dev/kmsg`` are violations
 too. Every violation is printed with the seed and the command.
@@ -62,15 +70,30 @@ class Answer:
     err: int | None
     ret: int = 0
     id: int | None = None
+    text: str = ""  # netlink: the extack text of a refusal
+
+
+def load_genl(paths: tuple[str, ...]) -> Any:
+    """``wqlab.genl`` with pyroute2's netlink core, imported as the guest agent does (from
+    the host's copies in ``paths``, appended after the standard library, without
+    pyroute2's ``__init__``)."""
+    import importlib
+
+    # by name: the agent is a stand-alone script mypy does not check (pyproject.toml)
+    agent = importlib.import_module("wqlab.guest_agent")
+    return agent._genl({"paths": list(paths)})
 
 
 class Conn:
-    """One thread's descriptors: the control file (write then read on one descriptor)
-    and ``/dev/wqlab``."""
+    """One thread's descriptors: the control file (write then read on one descriptor),
+    ``/dev/wqlab`` and, when ``genl`` is given, a netlink socket (opened at first use:
+    pyroute2's sockets are not shared between threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, genl: Any = None) -> None:
         self.text_fd: Fd = os.open(CONTROL, os.O_RDWR)
         self.dev_fd: Fd = os.open(DEVICE, os.O_RDWR)
+        self.genl = genl
+        self.nl: Any = None
 
     def close(self) -> None:
         for fd in (self.text_fd, self.dev_fd):
@@ -78,6 +101,21 @@ class Conn:
                 os.close(fd)
             except OSError:
                 pass
+        if self.nl is not None:
+            self.nl.close()
+            self.nl = None
+
+    def netlink(self, msg: fg.NlMessage) -> Answer:
+        if self.genl is None:
+            raise RuntimeError("a netlink command, but the netlink plane is off")
+        if self.nl is None:
+            self.nl = self.genl.Genl()
+        cmd, version, attrs = msg
+        try:
+            got = self.nl.raw(cmd, list(attrs), version)
+        except OSError as e:
+            return Answer(e.errno, text=str(e.strerror or ""))
+        return Answer(None, int(got.get("ret", -999)), got.get("id"))
 
     def text(self, data: bytes) -> Answer:
         try:
@@ -99,6 +137,8 @@ class Conn:
     def send(self, op: fg.Op) -> Answer:
         if op.plane == fg.TEXT:
             return self.text(op.text_bytes())
+        if op.plane == fg.NETLINK:
+            return self.netlink(op.netlink_message())
         return self.ioctl(op.ioctl_request(), op.ioctl_bytes())
 
 
@@ -126,6 +166,7 @@ class ThreadStats:
     ok: int = 0
     failed: int = 0
     errnos: Counter[str] = field(default_factory=Counter)
+    planes: Counter[str] = field(default_factory=Counter)
     last: deque[str] = field(default_factory=lambda: deque(maxlen=6))
     inflight: tuple[fg.Op, float] | None = None
     hang_reported: bool = False
@@ -146,6 +187,8 @@ class Config:
     release_ms: int = 20
     storm: bool = False
     skip: tuple[str, ...] = ()  # scenarios left out (fuzzgen.SCENARIOS)
+    netlink_share: float = 0.0  # of the well-formed commands (0: no netlink plane)
+    genl_paths: tuple[str, ...] = ()  # where the host's pyroute2 and wqlab are
     leftovers: bool = True
     log: str | None = None
     result: str | None = None
@@ -169,7 +212,13 @@ class Fuzzer:
         self.features = parse_kv(read_file("features"))
         self.uni = fg.Universe.from_features(self.features)
         self.main_stats = self._new_stats("main")
-        self.main = Conn()
+        self.genl: Any = None
+        self.genl_import_s = 0.0
+        if cfg.netlink_share:
+            t = time.monotonic()
+            self.genl = load_genl(cfg.genl_paths)
+            self.genl_import_s = time.monotonic() - t
+        self.main = Conn(self.genl)
         self.queue_sig: dict[str, tuple[str, ...]] = {}
         base = parse_kv(read_file("stats"))
         self.base_ok = int(base["cmds_ok"])
@@ -218,7 +267,8 @@ class Fuzzer:
             st.hang_reported = False
         st.inflight = None
         st.sent += 1
-        if fg.counted(ans.err, op.plane):
+        st.planes[op.plane] += 1
+        if fg.counted(ans.err, op.plane, ans.text):
             st.counted += 1
             if ans.err is None:
                 st.ok += 1
@@ -233,9 +283,20 @@ class Fuzzer:
         """The errno oracle (see the module docstring)."""
         spec = self.table.get(op.cmd)
         err = ans.err
-        if err is not None and err not in fg.GLOBAL_ERRNOS:
+        if err is not None and not fg.documented(err, op.plane):
             self.violation(thread, f"errno {errname(err)} is not in docs/commands.md", op)
             return
+        if op.plane == fg.NETLINK and err is not None and op.kind == "mutated":
+            # who refused: the kernel's policy or core (not counted), or the module
+            module = ans.text.startswith(fg.MODULE_EXTACK)
+            if module == (op.stage == "policy"):
+                who = "the module" if module else "the kernel"
+                self.violation(
+                    thread,
+                    f"refused by {who} ({errname(err)}: {ans.text!r}), docs/commands.md says "
+                    + ("the policy" if op.stage == "policy" else "the module"),
+                    op,
+                )
         if op.kind == "valid" and spec is not None:
             if err is None:
                 if not fg.ret_ok(spec, ans.ret):
@@ -245,7 +306,7 @@ class Fuzzer:
             return
         allowed = fg.allowed_errnos(spec, op.plane, self.uni)
         if op.kind == "mutated" and op.expect is not None:
-            exact = not concurrent or op.stage in ("parse", "validate", "dispatch")
+            exact = not concurrent or op.stage in ("parse", "validate", "dispatch", "policy")
             state_free = op.mutation != "wrong_kind"  # the other kinds never become valid
             if exact or (err is None and state_free):
                 if err not in op.expect:
@@ -270,7 +331,7 @@ class Fuzzer:
         errors: list[BaseException] = []
 
         def worker(i: int, gen: fg.Generator, st: ThreadStats) -> None:
-            conn = Conn()
+            conn = Conn(self.genl)
             try:
                 n = 0
                 while n < quota:
@@ -458,16 +519,21 @@ class Fuzzer:
         before = self.snapshot()
         n = 0
         while n < count:
-            base = self.main_gen.any_valid()
+            # a fault of every plane is built on the text plane, then sent on each (on
+            # netlink with what the docs promise there: fuzzgen.on_netlink)
+            base = replace(self.main_gen.any_valid(), plane=fg.TEXT)
+            netlink = self.genl is not None
             if rng.random() < 0.2:
-                op = fg.random_input(rng, self.table, self.uni)
+                op = fg.random_input(rng, self.table, self.uni, netlink)
             else:
-                op = fg.mutate(rng, self.table, self.uni, base) or base
+                op = fg.mutate(rng, self.table, self.uni, base, self.main_gen.mutators) or base
                 if op.kind == "valid":
                     continue
             sends = [op]
             if op.pair:
                 sends = [replace(op, plane=fg.TEXT), replace(op, plane=fg.IOCTL)]
+                if netlink:
+                    sends.append(fg.on_netlink(op))
             got: list[int | None] = []
             for o in sends:
                 failed0 = self.main_stats.failed
@@ -503,12 +569,20 @@ class Fuzzer:
                         o,
                     )
                     self.base_failed += int(st["cmds_failed"]) - want
-            if len(got) == 2 and got[0] != got[1]:
+            if len(got) >= 2 and got[0] != got[1]:
                 self.violation(
                     "main",
                     f"planes disagree on the same fault: text {errname(got[0])}, "
                     f"ioctl {errname(got[1])}",
                     op,
+                )
+            if len(got) == 3 and got[2] != fg.netlink_errno(got[0], op):
+                self.violation(
+                    "main",
+                    f"netlink disagrees with the other planes on the same fault: text "
+                    f"{errname(got[0])}, netlink {errname(got[2])} (docs/commands.md: "
+                    f"{errname(fg.netlink_errno(got[0], op))})",
+                    sends[2],
                 )
 
     def quiesce(self, where: str) -> bool:
@@ -527,14 +601,25 @@ class Fuzzer:
         self.say(
             f"wqlab fuzz: seed={cfg.seed} n={cfg.n} threads={cfg.threads} "
             f"kernel={self.features.get('kernel')} commands={len(self.table)} "
-            f"max_items={self.uni.max_items} storm={int(cfg.storm)}"
+            f"max_items={self.uni.max_items} storm={int(cfg.storm)} "
+            f"netlink={cfg.netlink_share:g}"
+            + (f" (client imported in {self.genl_import_s:.1f} s)" if self.genl else "")
         )
+        share = cfg.netlink_share if self.genl else 0.0
         self.gens = [
-            fg.Generator(self.table, self.uni, cfg.seed, f"t{i}", storm=cfg.storm, skip=cfg.skip)
+            fg.Generator(
+                self.table,
+                self.uni,
+                cfg.seed,
+                f"t{i}",
+                storm=cfg.storm,
+                skip=cfg.skip,
+                netlink_p=share,
+            )
             for i in range(cfg.threads)
         ]
         self.wstats = [self._new_stats(f"t{i}") for i in range(cfg.threads)]
-        self.main_gen = fg.Generator(self.table, self.uni, cfg.seed, "main")
+        self.main_gen = fg.Generator(self.table, self.uni, cfg.seed, "main", netlink_p=share)
         rng = random.Random(f"wqlab-fuzz:{cfg.seed}:single")
         rel = threading.Thread(target=self.releaser, daemon=True)
         watch = threading.Thread(target=self.watch, daemon=True)
@@ -653,8 +738,10 @@ class Fuzzer:
         sent, counted, ok, failed = self.totals()
         dt = time.monotonic() - self.t0
         errs: Counter[str] = Counter()
+        planes: Counter[str] = Counter()
         for s in self.stats:
             errs.update(s.errnos)
+            planes.update(s.planes)
         res = {
             "seed": self.cfg.seed,
             "commands": sent,
@@ -664,6 +751,8 @@ class Fuzzer:
             "seconds": round(dt, 2),
             "rate": round(sent / max(dt, 1e-9), 1),
             "errnos": dict(errs),
+            "planes": dict(planes),
+            "genl_import_s": round(self.genl_import_s, 2),
             "per_thread": {s.name: s.sent for s in self.stats},
             "hung": self.stuck,
             "violations": self.violations,
@@ -735,6 +824,9 @@ class _KmsgWatch:
                 )
 
 
+NETLINK_SHARE = 0.1
+
+
 def add_run_options(ap: argparse.ArgumentParser) -> None:
     """The options of a fuzz run that the guest side and ``wqlab.fuzzhost`` share."""
     ap.add_argument("--seed", type=int, default=None, help="default: from the clock (printed)")
@@ -743,6 +835,13 @@ def add_run_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--storm", action="store_true", help="add disable_work storms (6.10+)")
     ap.add_argument("--hang-s", type=float, default=20.0)
     ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
+    ap.add_argument(
+        "--netlink-share",
+        type=float,
+        default=NETLINK_SHARE,
+        help=f"share of the commands sent over generic netlink (default {NETLINK_SHARE}; 0: "
+        "debugfs and ioctl only)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -755,6 +854,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
     ap.add_argument("--no-leftovers", action="store_true", help="leave the module idle")
     ap.add_argument("--log", default=None)
     ap.add_argument("--result", default=None)
+    ap.add_argument(
+        "--genl-path",
+        action="append",
+        default=[],
+        help="where pyroute2 and wqlab are (the host's; wqlab.client.guest_import_paths)",
+    )
     a = ap.parse_args(argv)
     seed = a.seed if a.seed is not None else int(time.time() * 1000) % 1_000_000_007
     return Config(
@@ -768,6 +873,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         progress_s=a.progress_s,
         storm=a.storm,
         skip=tuple(a.skip),
+        netlink_share=a.netlink_share,
+        genl_paths=tuple(a.genl_path),
         leftovers=not a.no_leftovers,
         log=a.log,
         result=a.result,
@@ -776,7 +883,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    fz = Fuzzer(cfg)
+    try:
+        fz = Fuzzer(cfg)
+    except OSError as e:
+        print(f"wqlab fuzz: cannot start: {e}", file=sys.stderr)
+        if cfg.netlink_share and e.errno == errno_mod.ENOPKG:
+            print("wqlab fuzz: or leave the netlink plane out: --netlink-share 0", file=sys.stderr)
+        return 2
     code = fz.run()
     if fz.stuck:
         sys.stdout.flush()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import random
 import re
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -230,6 +231,11 @@ class Universe:
 
 TEXT: Final = "text"
 IOCTL: Final = "ioctl"
+NETLINK: Final = "netlink"
+
+NlMessage = tuple[int, int, tuple[tuple[int, bytes], ...]]
+"""A generic netlink request as ``wqlab.genl.Genl.raw`` sends it: (command number,
+version, attributes as (type, payload))."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,9 @@ class Op:
     (both before any state is looked at, so exact under concurrency too) or ``handler``
     (exact only when nothing else runs). ``raw``: the exact bytes (text) or struct
     (ioctl) when they cannot be built from ``cmd`` and ``args``; ``request`` overrides the
-    ioctl number. ``pair``: the same fault can be sent on both planes.
+    ioctl number; ``nl``: the exact netlink message (:data:`NlMessage`). ``pair``: the same
+    fault can be sent on every plane (see :func:`on_netlink` for what the docs promise on
+    the netlink plane).
     """
 
     cmd: str
@@ -256,6 +264,7 @@ class Op:
     request: int | None = None
     pair: bool = False
     pause_ms: int = 0
+    nl: NlMessage | None = None
 
     @property
     def argd(self) -> dict[str, str]:
@@ -282,10 +291,19 @@ class Op:
             return self.raw
         return pack_args(self.args)
 
+    def netlink_message(self) -> NlMessage:
+        if self.nl is not None:
+            return self.nl
+        return (uapi.COMMAND_NRS[self.cmd], uapi.GENL_VERSION, nl_attrs(self.args))
+
     def describe(self) -> str:
         what = self.line() if self.plane == TEXT or self.raw is None else self.cmd
         if self.plane == IOCTL and self.raw is not None:
             what = f"{self.cmd} <struct {self.raw[:64].hex()}...> req={self.ioctl_request():#x}"
+        if self.plane == NETLINK and self.nl is not None:
+            cmd, version, attrs = self.nl
+            shown = " ".join(f"{t}:{d[:32].hex()}" for t, d in attrs)
+            what = f"{self.cmd or '?'} <cmd {cmd:#x} version {version} attrs {shown or '-'}>"
         extra = f" [{self.kind}{':' + self.mutation if self.mutation else ''}]"
         return f"{self.plane}: {what}{extra}"
 
@@ -310,10 +328,40 @@ def pack_args(args: Iterable[tuple[str, str]]) -> bytes:
     return replace(cmd, args=bits, **fields).pack()  # type: ignore[arg-type]
 
 
+_NLA_PACK: Final = {"u32": "<I", "s32": "<i", "u64": "<Q", "s64": "<q"}
+
+
+def nl_value(key: str, value: str) -> bytes:
+    """One argument as its attribute's payload (``uapi.ATTR_TYPES``): a string with its
+    NUL, a number little-endian in its width (masked to it, as ``pack_args`` does)."""
+    t = uapi.ATTR_TYPES[uapi.arg_attr(key)]
+    if t == "string":
+        return value.encode() + b"\0"
+    n = int(uapi.parse_flags(value)) if key == "flags" else int(value, 0)
+    bits = 64 if t in ("u64", "s64") else 32
+    n &= (1 << bits) - 1
+    if t.startswith("s") and n >= 1 << (bits - 1):
+        n -= 1 << bits
+    return struct.pack(_NLA_PACK[t], n)
+
+
+def nl_attrs(args: Iterable[tuple[str, str]]) -> tuple[tuple[int, bytes], ...]:
+    """Text-plane ``key=value`` pairs as netlink attributes (the attribute of ``WQLAB_ARG_*``
+    bit *n* is *n* + 1; ``tests/unit/test_fuzzgen.py`` checks this against pyroute2)."""
+    return tuple((int(uapi.arg_attr(k)), nl_value(k, v)) for k, v in args)
+
+
 # the oracle's errno tables ----------------------------------------------------------------
 
 GLOBAL_ERRNOS: Final[frozenset[int]] = frozenset(uapi.ERRNOS) | {errno.ENOMEM}
 """Every errno docs/commands.md lists (the ``DOC: errors`` block, and ENOMEM)."""
+
+NETLINK_ERRNOS: Final[frozenset[int]] = GLOBAL_ERRNOS | frozenset(uapi.GENL_ERRNOS)
+"""And on the netlink plane, "Generic netlink"'s own (EPROTO, ERANGE...)."""
+
+
+def documented(err: int, plane: str) -> bool:
+    return err in (NETLINK_ERRNOS if plane == NETLINK else GLOBAL_ERRNOS)
 
 
 def busy_possible(spec: CommandSpec) -> bool:
@@ -338,6 +386,10 @@ def allowed_errnos(spec: CommandSpec | None, plane: str, uni: Universe) -> froze
     base = {errno.EINVAL, errno.E2BIG, errno.ENOMEM, errno.ESHUTDOWN}
     if plane == IOCTL:
         base |= {errno.ENOTTY, errno.EFAULT, errno.EPERM}
+    elif plane == NETLINK:
+        # the policy (a number out of range, an attribute the command does not take, a
+        # wrong length), the version check, an operation the family lacks, permissions
+        base |= {errno.ERANGE, errno.EPROTO, errno.EOPNOTSUPP, errno.EPERM}
     else:
         # unknown command name in the line; a writer without CAP_SYS_ADMIN
         base |= {errno.ENOENT, errno.EFAULT, errno.EPERM}
@@ -376,9 +428,18 @@ def valid_errnos(spec: CommandSpec, plane: str, uni: Universe) -> frozenset[int]
     return frozenset(out)
 
 
-def counted(err: int | None, plane: str) -> bool:
+MODULE_EXTACK: Final = "wqlab: "
+"""How the module's own netlink refusals start their extack text (docs/commands.md,
+Generic netlink): the others are the kernel's (policy, unknown operation, permissions)."""
+
+
+def counted(err: int | None, plane: str, text: str = "") -> bool:
     """Does the module count this answer in ``stats`` (cmds_ok + cmds_failed)? Every text
-    write is; an ioctl the dispatcher turns away (ENOTTY, EPERM) before copying is not."""
+    write is; an ioctl the dispatcher turns away (ENOTTY, EPERM) before copying is not; a
+    netlink refusal is when the module made it (``text``, its extack, starts with
+    :data:`MODULE_EXTACK`), not when the kernel's policy or core did."""
+    if plane == NETLINK:
+        return err is None or text.startswith(MODULE_EXTACK)
     return not (plane == IOCTL and err in (errno.ENOTTY, errno.EPERM))
 
 
@@ -444,6 +505,7 @@ class Generator:
         random_p: float = 0.03,
         storm: bool = False,
         skip: tuple[str, ...] = (),
+        netlink_p: float = 0.0,
     ) -> None:
         self.table = dict(table)
         self.uni = uni
@@ -452,6 +514,8 @@ class Generator:
         self.mutate_p = mutate_p
         self.random_p = random_p
         self.storm = storm
+        self.netlink_p = netlink_p  # share of commands sent as netlink messages
+        self.mutators = ALL_MUTATORS if netlink_p else MUTATORS
         self.scenarios = [(n, w) for n, w in SCENARIOS if n not in skip]
         if storm:
             self.scenarios.append(("disable_storm", 0.5))
@@ -460,6 +524,8 @@ class Generator:
 
     # building blocks ----------------------------------------------------------------------
     def plane(self) -> str:
+        if self.netlink_p and self.rng.random() < self.netlink_p:
+            return NETLINK
         return self.rng.choice((TEXT, IOCTL))
 
     def pick_id(self, kind: str) -> int:
@@ -548,10 +614,10 @@ class Generator:
         races docs/commands.md promises to survive."""
         r = self.rng.random()
         if r < self.random_p:
-            return [random_input(self.rng, self.table, self.uni)]
+            return [random_input(self.rng, self.table, self.uni, bool(self.netlink_p))]
         if r < self.random_p + self.mutate_p:
             base = self.any_valid()
-            mut = mutate(self.rng, self.table, self.uni, base)
+            mut = mutate(self.rng, self.table, self.uni, base, self.mutators)
             return [mut or base]
         names = [s for s, _ in self.scenarios]
         w = [w for _, w in self.scenarios]
@@ -1005,6 +1071,118 @@ def m_bad_request(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | 
     return _ioctl(b, "bad_request_" + how, ENOTTY, pack_args(b.args), request)
 
 
+# netlink plane only: what the kernel's policy, the version check or the core refuse
+
+ERANGE: Final = frozenset({errno.ERANGE})
+_NL_RANGE_MUTATIONS: Final = ("over_max", "bool_over", "bad_cpu")
+
+
+def on_netlink(op: Op) -> Op:
+    """A fault of ``BOTH_PLANES`` as a netlink message, with what docs/commands.md promises
+    there (Generic netlink, Errors): a number out of range is ERANGE from the policy (the
+    other planes: E2BIG, or EINVAL for cpu, block, delayed), an argument the command does
+    not take EINVAL from the policy (neither counted by the module: ``stage`` "policy");
+    the rest the same errno from the module."""
+    out = replace(op, plane=NETLINK)
+    if op.kind != "mutated" or op.expect is None:
+        return out
+    if op.mutation in _NL_RANGE_MUTATIONS:
+        return replace(out, expect=ERANGE, stage="policy")
+    if op.mutation.startswith("extra_"):
+        return replace(out, stage="policy")
+    return out
+
+
+def netlink_errno(err: int | None, op: Op) -> int | None:
+    """What the netlink plane must answer where debugfs and ioctl answered ``err`` for the
+    same fault ``op`` (pure; :func:`on_netlink`'s rule)."""
+    if op.mutation in _NL_RANGE_MUTATIONS and err in (errno.E2BIG, errno.EINVAL):
+        return errno.ERANGE
+    return err
+
+
+def _nl(b: Op, name: str, expect: frozenset[int], stage: str, msg: NlMessage) -> Op:
+    return _mut(b, name, expect, stage, plane=NETLINK, nl=msg, pair=False)
+
+
+def m_nl_version(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    cmd, _, attrs = b.netlink_message()
+    version = r.choice((0, uapi.GENL_VERSION + 1, 255))
+    return _nl(b, "nl_version", frozenset({errno.EPROTO}), "validate", (cmd, version, attrs))
+
+
+def m_nl_length(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    cmd, version, attrs = b.netlink_message()
+    nums = [i for i, (t, _) in enumerate(attrs) if uapi.ATTR_TYPES[uapi.Attr(t)] != "string"]
+    if not nums:
+        return None
+    i = r.choice(nums)
+    t, data = attrs[i]
+    bad = r.choice((data[:2], data[:1], data + bytes(4), b""))
+    msg = (cmd, version, (*attrs[:i], (t, bad), *attrs[i + 1 :]))
+    return _nl(b, "nl_length", EINVAL, "policy", msg)
+
+
+def m_nl_unterminated(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    cmd, version, attrs = b.netlink_message()
+    strs = [i for i, (t, _) in enumerate(attrs) if uapi.ATTR_TYPES[uapi.Attr(t)] == "string"]
+    if not strs:
+        return None
+    i = r.choice(strs)
+    t, data = attrs[i]
+    bad = r.choice((data.rstrip(b"\0"), b"x" * uapi.NAME_LEN))
+    msg = (cmd, version, (*attrs[:i], (t, bad), *attrs[i + 1 :]))
+    return _nl(b, "nl_unterminated", EINVAL, "policy", msg)
+
+
+def m_nl_unknown_attr(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    cmd, version, attrs = b.netlink_message()
+    extra = (r.randint(uapi.ATTR_MAX + 1, 39), r.choice((b"", bytes(4), b"zz\0")))
+    return _nl(b, "nl_unknown_attr", EINVAL, "policy", (cmd, version, (*attrs, extra)))
+
+
+def m_nl_output_attr(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    """An attribute only answers carry (``RET`` .. ``BH``): no command takes it."""
+    cmd, version, attrs = b.netlink_message()
+    taken = {int(uapi.arg_attr(k)) for k in ARG_TYPES}
+    outs = [a for a in uapi.Attr if int(a) not in taken and a != uapi.Attr.PAD]
+    a = r.choice(outs)
+    width = {"u32": 4, "s32": 4, "u64": 8, "s64": 8}.get(uapi.ATTR_TYPES[a])
+    extra = (int(a), bytes(width) if width else b"x\0")
+    return _nl(b, "nl_output_attr", EINVAL, "policy", (cmd, version, (*attrs, extra)))
+
+
+def m_nl_flag_bits(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    if not s.takes("flags"):
+        return None
+    cmd, version, attrs = b.netlink_message()
+    fa = int(uapi.Attr.FLAGS)
+    outside = U32_MAX & ~uapi.WQ_ALL
+    bit = r.choice([1 << i for i in range(32) if outside >> i & 1])
+    kept = tuple(a for a in attrs if a[0] != fa)
+    msg = (cmd, version, (*kept, (fa, struct.pack("<I", bit))))
+    return _nl(b, "nl_flag_bits", EINVAL, "policy", msg)
+
+
+def m_nl_unknown_op(r: random.Random, s: CommandSpec, b: Op, u: Universe) -> Op | None:
+    """A command number the family has no operation for (the event's among them)."""
+    have = set(uapi.COMMAND_NRS.values()) | {uapi.GENL_CMD_WORKS, uapi.GENL_CMD_WORKQUEUES}
+    cmd = r.choice([n for n in range(256) if n not in have])
+    _, version, attrs = b.netlink_message()
+    return _nl(b, "nl_unknown_op", frozenset({errno.EOPNOTSUPP}), "policy", (cmd, version, attrs))
+
+
+NETLINK_ONLY: Final[tuple[Mutator, ...]] = (
+    m_nl_version,
+    m_nl_length,
+    m_nl_unterminated,
+    m_nl_unknown_attr,
+    m_nl_output_attr,
+    m_nl_flag_bits,
+    m_nl_unknown_op,
+)
+
+
 BOTH_PLANES: Final[tuple[Mutator, ...]] = (
     m_over_max,
     m_bool_over,
@@ -1040,6 +1218,7 @@ IOCTL_ONLY: Final[tuple[Mutator, ...]] = (
     m_bad_request,
 )
 MUTATORS: Final = BOTH_PLANES + TEXT_ONLY + IOCTL_ONLY
+ALL_MUTATORS: Final = MUTATORS + NETLINK_ONLY
 
 
 def mutate(
@@ -1056,7 +1235,7 @@ def mutate(
     for m in order[:6]:
         op = m(r, spec, base, uni)
         if op is not None:
-            return op
+            return on_netlink(op) if op.plane == NETLINK and op.pair else op
     return None
 
 
@@ -1082,8 +1261,37 @@ _ODD_VALUES: Final = (
 )
 
 
-def random_input(r: random.Random, table: Mapping[str, CommandSpec], uni: Universe) -> Op:
-    """Random bytes, a random line of table tokens, or a random ioctl struct."""
+def random_netlink(r: random.Random, table: Mapping[str, CommandSpec]) -> Op:
+    """A message of random attributes (any type up to 39, payloads of odd lengths or the
+    right width with odd values) under a command of the table (or any number), mostly
+    with the right version."""
+    names = list(table)
+    name = r.choice(names) if r.random() < 0.9 else ""
+    cmd = uapi.COMMAND_NRS[name] if name else r.randrange(256)
+    version = uapi.GENL_VERSION if r.random() < 0.9 else r.randrange(256)
+    attrs: list[tuple[int, bytes]] = []
+    for _ in range(r.randint(0, 5)):
+        t = r.randint(0, 39)
+        how = r.random()
+        if how < 0.3:
+            data = bytes(r.randrange(256) for _ in range(r.choice((0, 1, 2, 3, 5, 8, 16))))
+        elif how < 0.6:
+            data = r.choice(("z0", "q1", "system", "", "nx", "x" * 47, "x" * 60)).encode() + b"\0"
+        else:
+            v = r.choice((0, 1, 2, 3, 20, 60001, U32_MAX, 2**31, r.randrange(2**32)))
+            data = struct.pack("<I", v)
+        attrs.append((t, data))
+    nl = (cmd, version, tuple(attrs))
+    return Op(name, kind="random", mutation="netlink", plane=NETLINK, nl=nl)
+
+
+def random_input(
+    r: random.Random, table: Mapping[str, CommandSpec], uni: Universe, netlink: bool = False
+) -> Op:
+    """Random bytes, a random line of table tokens, or a random ioctl struct (or, with
+    ``netlink``, a random netlink message a quarter of the time)."""
+    if netlink and r.random() < 0.25:
+        return random_netlink(r, table)
     how = r.random()
     if how < 0.35:
         n = r.choice((r.randint(1, 40), r.randint(1, 300)))

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import insmod, is_loaded, rmmod
+from .client import GENL_IMPORT_TIMEOUT, guest_import_paths, insmod, is_loaded, rmmod
 from .errors import GuestCommandError, HarnessError
-from .fuzz import add_run_options
+from .fuzz import NETLINK_SHARE, add_run_options
 from .resources import build_dir, module_sources, package_parent
 from .vm import Vm
 
@@ -47,6 +47,7 @@ class FuzzParams:
     storm: bool = False
     hang_s: float = 20.0
     rmmod_deadline: float = 120.0
+    netlink_share: float = NETLINK_SHARE
     extra: tuple[str, ...] = ()
 
 
@@ -77,6 +78,7 @@ class FuzzOutcome:
             f"{r.get('seconds', '?')} s in the guest ({r.get('rate', '?')}/s), "
             f"{self.seconds:.0f} s in all; rmmod "
             + (f"{self.rmmod_seconds:.1f} s" if self.rmmod_seconds is not None else "not done"),
+            "planes: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("planes", {}).items())),
             "errnos: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("errnos", {}).items())),
         ]
         for v in self.violations:
@@ -94,13 +96,17 @@ def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_P
 
     ``-E -s -S``: no environment, no site: the guest's system Python with ``root`` (cwd:
     the directory that holds the wqlab package, a checkout or site-packages, read-only in
-    the guest) as the only extra import path."""
+    the guest) as the only extra import path; with the netlink plane, pyroute2 and wqlab
+    from the host's paths too (``--genl-path``, imported the guest agent's way)."""
     argv = [python, "-E", "-s", "-S", "-u", "-m", "wqlab.fuzz"]
     argv += ["--seed", str(p.seed), "-n", str(p.n), "--threads", str(p.threads)]
     argv += ["--hang-s", str(p.hang_s), "--log", f"{GUEST_DIR}/log", "--result"]
     argv += [f"{GUEST_DIR}/result.json"]
     if p.storm:
         argv.append("--storm")
+    argv += ["--netlink-share", str(p.netlink_share)]
+    if p.netlink_share:
+        argv += [f"--genl-path={path}" for path in guest_import_paths()]
     argv += list(p.extra)
     root = root or package_parent()
     return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
@@ -108,8 +114,8 @@ def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_P
 
 def guest_time_limit(p: FuzzParams) -> float:
     """Seconds the guest run may take: 20 ms a command (TCG runs at 1-3 ms), plus
-    the set-up, the hang detector and the settle waits."""
-    return 300.0 + p.n * 0.02 + 4 * p.hang_s
+    the set-up, the hang detector and the settle waits (and the netlink client's import)."""
+    return 300.0 + p.n * 0.02 + 4 * p.hang_s + (GENL_IMPORT_TIMEOUT if p.netlink_share else 0)
 
 
 def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print) -> FuzzOutcome:
@@ -232,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         max_items=args.max_items,
         storm=args.storm,
         hang_s=args.hang_s,
+        netlink_share=args.netlink_share,
         extra=tuple(f"--skip={s}" for s in args.skip),
     )
     print(f"wqlab fuzz: seed={seed} n={p.n} threads={p.threads} kernel={args.kernel}", flush=True)

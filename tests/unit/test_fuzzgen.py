@@ -148,7 +148,7 @@ def mutations(
     return out
 
 
-@pytest.mark.parametrize("mutator", fg.MUTATORS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("mutator", fg.ALL_MUTATORS, ids=lambda m: m.__name__)
 def test_every_mutator_promises_a_documented_errno(
     table: dict[str, fg.CommandSpec], uni: fg.Universe, mutator: fg.Mutator
 ) -> None:
@@ -156,8 +156,11 @@ def test_every_mutator_promises_a_documented_errno(
     assert ops, f"{mutator.__name__} never applies"
     for op in ops:
         assert op.kind == "mutated" and op.expect, op.describe()
-        assert op.expect <= fg.GLOBAL_ERRNOS
-        assert op.stage in ("parse", "validate", "handler", "dispatch")
+        assert op.expect <= (fg.NETLINK_ERRNOS if op.plane == fg.NETLINK else fg.GLOBAL_ERRNOS)
+        assert op.stage in ("parse", "validate", "handler", "dispatch", "policy")
+        if mutator in fg.NETLINK_ONLY:
+            assert op.plane == fg.NETLINK and op.nl is not None and not op.pair
+            assert op.netlink_message() != fg.Op(op.cmd, op.args).netlink_message()
         if mutator in fg.TEXT_ONLY:
             assert op.plane == fg.TEXT and op.raw is not None and not op.pair
         if mutator in fg.IOCTL_ONLY:
@@ -247,6 +250,139 @@ def test_stats_count_what_the_dispatcher_sees() -> None:
     assert fg.counted(None, fg.IOCTL) and fg.counted(errno.EINVAL, fg.TEXT)
     assert fg.counted(errno.E2BIG, fg.TEXT)  # a long line is counted before parsing
     assert not fg.counted(errno.ENOTTY, fg.IOCTL) and not fg.counted(errno.EPERM, fg.IOCTL)
+    # netlink: the module's refusals (its extack text) are counted, the policy's are not
+    assert fg.counted(None, fg.NETLINK)
+    assert fg.counted(errno.ENOENT, fg.NETLINK, "wqlab: no such work item")
+    assert fg.counted(errno.EPROTO, fg.NETLINK, "wqlab: unsupported family version (...)")
+    assert not fg.counted(errno.ERANGE, fg.NETLINK, "integer out of range")
+    assert not fg.counted(errno.EOPNOTSUPP, fg.NETLINK, "Operation not supported")
+
+
+# the netlink plane ----------------------------------------------------------------------------
+
+
+def doc_netlink_errnos() -> set[int]:
+    part = DOC.read_text().split("## Generic netlink", 1)[1].split("| errno | when |", 1)[1]
+    table = part.split("\n\n", 1)[0]
+    return {getattr(errno, m) for m in re.findall(r"^\| `(E[A-Z0-9]+)` \|", table, re.M)}
+
+
+def test_netlink_errnos_are_the_docs() -> None:
+    assert {errno.EPROTO, errno.ERANGE, errno.EOPNOTSUPP} <= doc_netlink_errnos()
+    assert fg.NETLINK_ERRNOS == fg.GLOBAL_ERRNOS | doc_netlink_errnos()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (("wq", "q1"), ("cpu", "1"), ("id", "2"), ("sleep_ms", "5"), ("block", "1")),
+        (("name", "q0"), ("flags", "unbound,sysfs"), ("max_active", "4")),
+        (("cpu", "-1"), ("id", "4294967295"), ("name", "x" * 24)),
+    ],
+)
+def test_netlink_attributes_encode_as_pyroute2_does(args: tuple[tuple[str, str], ...]) -> None:
+    genl = pytest.importorskip("wqlab.genl")
+    typed = genl.wqlabmsg()
+    typed["cmd"], typed["version"] = 1, 1
+    typed["attrs"] = genl.encode_args(dict(args))
+    typed.encode()
+    raw = genl.wqlabrawmsg()
+    raw["cmd"], raw["version"] = 1, 1
+    raw["attrs"] = [(genl.wqlabrawmsg.nla_map[t][0], d) for t, d in fg.nl_attrs(args)]
+    raw.encode()
+    assert raw.data == typed.data
+
+
+def test_a_fault_on_netlink_gets_the_documented_exception(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe
+) -> None:
+    """docs/commands.md, Generic netlink: out of range is ERANGE from the policy, an
+    argument not taken EINVAL from the policy; the rest as on the other planes."""
+    seen = set()
+    for mutator in fg.BOTH_PLANES:
+        for op in mutations(table, uni, mutator, 100):
+            nl = fg.on_netlink(op)
+            assert nl.plane == fg.NETLINK and nl.netlink_message()[2] == fg.nl_attrs(op.args)
+            seen.add(op.mutation.split("_")[0])
+            if op.mutation in ("over_max", "bool_over", "bad_cpu"):
+                assert nl.expect == {errno.ERANGE} and nl.stage == "policy"
+                for e in op.expect or ():
+                    assert fg.netlink_errno(e, op) == errno.ERANGE
+            elif op.mutation.startswith("extra_"):
+                assert nl.expect == {errno.EINVAL} and nl.stage == "policy"
+            else:
+                assert nl.expect == op.expect and nl.stage == op.stage != "policy"
+                assert all(fg.netlink_errno(e, op) == e for e in op.expect or ())
+    assert {"over", "bool", "bad", "extra", "missing", "unknown"} <= seen
+
+
+def test_netlink_mutators_break_what_the_policy_checks(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe
+) -> None:
+    for op in mutations(table, uni, fg.m_nl_version):
+        assert op.nl is not None and op.nl[1] != uapi.GENL_VERSION and op.stage == "validate"
+    for op in mutations(table, uni, fg.m_nl_length):
+        assert op.nl is not None
+        # every argument's number is 32 bits wide (u32, s32): one is not
+        assert any(uapi.ATTR_TYPES[uapi.Attr(t)] != "string" and len(d) != 4 for t, d in op.nl[2])
+    for op in mutations(table, uni, fg.m_nl_unterminated):
+        assert op.nl is not None and any(
+            uapi.ATTR_TYPES[uapi.Attr(t)] == "string" and b"\0" not in d for t, d in op.nl[2]
+        )
+    for op in mutations(table, uni, fg.m_nl_unknown_attr):
+        assert op.nl is not None and op.nl[2][-1][0] > uapi.ATTR_MAX
+    for op in mutations(table, uni, fg.m_nl_flag_bits):
+        assert op.nl is not None
+        (flags,) = [struct.unpack("<I", d)[0] for t, d in op.nl[2] if t == uapi.Attr.FLAGS]
+        assert flags & ~uapi.WQ_ALL
+    for op in mutations(table, uni, fg.m_nl_unknown_op):
+        assert op.nl is not None and op.nl[0] not in uapi.COMMAND_NRS.values()
+        assert op.expect == {errno.EOPNOTSUPP}
+
+
+def test_netlink_share_of_the_stream(table: dict[str, fg.CommandSpec], uni: fg.Universe) -> None:
+    # off by default: the streams of the other planes are unchanged
+    assert stream(table, uni, 3, "t0") == stream(table, uni, 3, "t0")
+    assert not any(d.startswith("netlink") for d in stream(table, uni, 3, "t0"))
+    gen = fg.Generator(table, uni, 3, "t0", netlink_p=0.1)
+    ops: list[fg.Op] = []
+    while len(ops) < 5000:
+        ops += [o for o in gen.episode() if o.kind != "pause"]
+    planes = [o.plane for o in ops]
+    share = planes.count(fg.NETLINK) / len(planes)
+    assert 0.05 < share < 0.15, share
+    kinds = {o.kind for o in ops if o.plane == fg.NETLINK}
+    assert {"valid", "mutated"} <= kinds
+    for o in ops:
+        if o.plane == fg.NETLINK and o.kind == "valid":
+            cmd, version, attrs = o.netlink_message()
+            assert (cmd, version) == (uapi.COMMAND_NRS[o.cmd], uapi.GENL_VERSION)
+            assert {t for t, _ in attrs} <= {uapi.arg_attr(k) for k in table[o.cmd].args}
+
+
+def test_random_netlink_is_seeded_and_sendable(table: dict[str, fg.CommandSpec]) -> None:
+    genl = pytest.importorskip("wqlab.genl")
+    a = [fg.random_netlink(random.Random(4), table).describe() for _ in range(3)]
+    assert a == [fg.random_netlink(random.Random(4), table).describe() for _ in range(3)]
+    r = random.Random(2)
+    for _ in range(300):
+        op = fg.random_netlink(r, table)
+        assert op.kind == "random" and op.plane == fg.NETLINK and op.nl is not None
+        cmd, version, attrs = op.nl
+        assert 0 <= cmd < 256 and 0 <= version < 256
+        msg = genl.wqlabrawmsg()  # what Genl.raw sends: every type has a name there
+        msg["cmd"], msg["version"] = cmd, version
+        msg["attrs"] = [(genl.wqlabrawmsg.nla_map[t][0], d) for t, d in attrs]
+        msg.encode()
+
+
+def test_netlink_errno_tables(table: dict[str, fg.CommandSpec], uni: fg.Universe) -> None:
+    for name, spec in table.items():
+        allowed = fg.allowed_errnos(spec, fg.NETLINK, uni)
+        assert fg.valid_errnos(spec, fg.NETLINK, uni) <= allowed <= fg.NETLINK_ERRNOS, name
+        assert {errno.ERANGE, errno.EPROTO, errno.EOPNOTSUPP} <= allowed
+        assert errno.ENOTTY not in allowed
+    assert not fg.documented(errno.ERANGE, fg.TEXT) and fg.documented(errno.ERANGE, fg.NETLINK)
 
 
 def test_ret_plausibility(table: dict[str, fg.CommandSpec]) -> None:
@@ -258,3 +394,6 @@ def test_guest_command_runs_the_repo_module() -> None:
     cmd = guest_command(FuzzParams(seed=5, n=100, threads=2), root=Path("/r"))
     assert cmd.startswith("cd /r && exec /usr/bin/python3 -E -s -S -u -m wqlab.fuzz ")
     assert "--seed 5 -n 100 --threads 2" in cmd and "--result" in cmd
+    assert "--netlink-share 0.1 --genl-path=" in cmd  # the host's pyroute2 and wqlab
+    off = guest_command(FuzzParams(seed=5, n=100, threads=2, netlink_share=0.0), root=Path("/r"))
+    assert "--netlink-share 0.0" in off and "--genl-path" not in off

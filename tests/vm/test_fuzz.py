@@ -1,5 +1,6 @@
-"""A bounded fuzz run (``wqlab.fuzz`` in the guest, driven by ``wqlab.fuzzhost``): both
-control planes from several threads, well-formed, mutated and random input, race scenarios
+"""A bounded fuzz run (``wqlab.fuzz`` in the guest, driven by ``wqlab.fuzzhost``): the three
+control planes (debugfs, ioctl, and generic netlink for a share of the commands) from
+several threads, well-formed, mutated and random input, race scenarios
 (destroy/drain/free/cancel/flush against queueing, armed timers, blocked items with a
 releaser), then rmmod. Every answer must be one the docs allow, ``stats`` must add up, no
 command may hang, no splat may appear, and rmmod must succeed in time.
@@ -35,4 +36,6 @@ def test_fuzz_run_has_no_violation_and_rmmod_succeeds(wqlab_vm: Vm, wqlab_ko: Pa
     log.info("%s", out.summary())
     assert out.ok, out.summary()
     assert out.result["commands"] >= N, out.summary()
+    planes = out.result["planes"]
+    assert min(planes.get(p, 0) for p in ("text", "ioctl", "netlink")) > N // 50, planes
     assert out.rmmod_seconds is not None and out.rmmod_seconds < RMMOD_DEADLINE_S
