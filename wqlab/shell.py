@@ -25,6 +25,7 @@ import difflib
 import errno as errno_mod
 import os
 import re
+import signal
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
@@ -462,6 +463,10 @@ class Shell:
         interactive = os.isatty(0)
         if interactive:
             self._setup_readline()
+            # Ctrl-C is the student's way out of a waiting command. Python keeps SIGINT
+            # ignored when it starts ignored (a shell's background job, nohup, some CI
+            # runners), and then nothing could interrupt a flush: take it back.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self.say(
             "wqlab shell: type module commands, e.g. 'schedule_work id=0'. "
             "'help' lists them, 'help CMD' explains one, Tab completes, 'trace' and "
