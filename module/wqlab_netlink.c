@@ -415,9 +415,27 @@ refused:
 
 /* ---- dumps ------------------------------------------------------------- */
 
-static int wqlab_nl_dump_check(struct sk_buff *skb, struct netlink_callback *cb)
+/*
+ * Start one part of a dump: the request is checked on the first part only
+ * (cb->args[1]), then wqlab_lock is taken. Return: 0 with wqlab_lock held, or
+ * an errno without it (-ESHUTDOWN once rmmod began).
+ */
+static int wqlab_nl_dump_lock(struct netlink_callback *cb)
 {
-	return wqlab_nl_check(cb->skb, nlmsg_data(cb->nlh), cb->extack);
+	int ret;
+
+	if (!cb->args[1]) {
+		ret = wqlab_nl_check(cb->skb, nlmsg_data(cb->nlh), cb->extack);
+		if (ret)
+			return ret;
+		cb->args[1] = 1;
+	}
+	mutex_lock(&wqlab_lock);
+	if (wqlab_is_stopping()) {
+		mutex_unlock(&wqlab_lock);
+		return -ESHUTDOWN;
+	}
+	return 0;
 }
 
 /* cb->args[0]: next item position; cb->args[1]: checked. */
@@ -427,20 +445,12 @@ static int wqlab_nl_dump_works(struct sk_buff *skb, struct netlink_callback *cb)
 	struct wqlab_item *item;
 	unsigned long irqflags;
 	u32 pos = cb->args[0];
-	int ret = 0;
+	int ret;
 	void *hdr;
 
-	if (!cb->args[1]) {
-		ret = wqlab_nl_dump_check(skb, cb);
-		if (ret)
-			return ret;
-		cb->args[1] = 1;
-	}
-	mutex_lock(&wqlab_lock);
-	if (wqlab_is_stopping()) {
-		ret = -ESHUTDOWN;
-		goto out;
-	}
+	ret = wqlab_nl_dump_lock(cb);
+	if (ret)
+		return ret;
 	while ((item = wqlab_item_next(&pos))) {
 		spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 		rec = item->rec;
@@ -473,9 +483,8 @@ static int wqlab_nl_dump_works(struct sk_buff *skb, struct netlink_callback *cb)
 		genlmsg_end(skb, hdr);
 		cb->args[0] = pos;
 	}
-out:
 	mutex_unlock(&wqlab_lock);
-	return ret ?: skb->len;
+	return skb->len;
 }
 
 static int wqlab_nl_dump_workqueues(struct sk_buff *skb,
@@ -483,20 +492,12 @@ static int wqlab_nl_dump_workqueues(struct sk_buff *skb,
 {
 	unsigned int pos = cb->args[0];
 	struct wqlab_wq *wq;
-	int ret = 0;
+	int ret;
 	void *hdr;
 
-	if (!cb->args[1]) {
-		ret = wqlab_nl_dump_check(skb, cb);
-		if (ret)
-			return ret;
-		cb->args[1] = 1;
-	}
-	mutex_lock(&wqlab_lock);
-	if (wqlab_is_stopping()) {
-		ret = -ESHUTDOWN;
-		goto out;
-	}
+	ret = wqlab_nl_dump_lock(cb);
+	if (ret)
+		return ret;
 	while ((wq = wqlab_wq_next(&pos))) {
 		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
 				  cb->nlh->nlmsg_seq, &wqlab_nl_family,
@@ -515,9 +516,8 @@ static int wqlab_nl_dump_workqueues(struct sk_buff *skb,
 		genlmsg_end(skb, hdr);
 		cb->args[0] = pos;
 	}
-out:
 	mutex_unlock(&wqlab_lock);
-	return ret ?: skb->len;
+	return skb->len;
 }
 
 /* ---- init/exit --------------------------------------------------------- */
