@@ -87,20 +87,7 @@ class Arg(IntFlag):
 ARG_ALL: Final = (1 << 12) - 1
 
 ARG_KEYS: Final[Mapping[str, Arg]] = MappingProxyType(
-    {
-        "id": Arg.ID,
-        "wq": Arg.WQ,
-        "name": Arg.NAME,
-        "cpu": Arg.CPU,
-        "flags": Arg.FLAGS,
-        "max_active": Arg.MAX_ACTIVE,
-        "delay_ms": Arg.DELAY_MS,
-        "sleep_ms": Arg.SLEEP_MS,
-        "spin_us": Arg.SPIN_US,
-        "requeue": Arg.REQUEUE,
-        "block": Arg.BLOCK,
-        "delayed": Arg.DELAYED,
-    }
+    {k.lower(): v for k, v in Arg.__members__.items()}
 )
 """Text-plane key → ``WQLAB_ARG_*`` bit."""
 
@@ -122,17 +109,7 @@ class WqFlag(IntFlag):
 WQ_ALL: Final = (1 << 9) - 1
 
 FLAG_NAMES: Final[Mapping[str, WqFlag]] = MappingProxyType(
-    {
-        "unbound": WqFlag.UNBOUND,
-        "highpri": WqFlag.HIGHPRI,
-        "cpu_intensive": WqFlag.CPU_INTENSIVE,
-        "freezable": WqFlag.FREEZABLE,
-        "mem_reclaim": WqFlag.MEM_RECLAIM,
-        "sysfs": WqFlag.SYSFS,
-        "bh": WqFlag.BH,
-        "percpu": WqFlag.PERCPU,
-        "power_efficient": WqFlag.POWER_EFFICIENT,
-    }
+    {k.lower(): v for k, v in WqFlag.__members__.items()}
 )
 """Text-plane flag name → ``WQLAB_WQ_*`` bit."""
 
