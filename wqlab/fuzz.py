@@ -205,6 +205,7 @@ class Fuzzer:
         self.stats: list[ThreadStats] = []
         self.release_on = threading.Event()
         self.release_idle = threading.Event()
+        self.release_polls = (0.0, 0.0)  # (last read of works started, ended): a hang report
         self.done = threading.Event()
         with open(CONTROL, "rb") as f:  # a fresh descriptor lists the commands
             listing = f.read().decode()
@@ -382,7 +383,11 @@ class Fuzzer:
                     self.release_on.wait(0.1)
                     continue
                 time.sleep(self.cfg.release_ms / 1000)
-                for w in parse_table(read_file("works")):
+                began = time.monotonic()
+                self.release_polls = (began, self.release_polls[1])
+                works = parse_table(read_file("works"))
+                self.release_polls = (began, time.monotonic())
+                for w in works:
                     if blocked_run(w) and self.release_on.is_set():
                         plane ^= 1
                         op = fg.Op("release", (("id", w["id"]),), plane=(fg.TEXT, fg.IOCTL)[plane])
@@ -697,7 +702,13 @@ class Fuzzer:
     def hang_report(self, st: ThreadStats) -> str:
         """The stuck thread's kernel stack and every busy item (read with a deadline: a
         listing may itself wait for the module's lock)."""
-        out = [f"  kernel stack of {st.name} (tid {st.tid}):"]
+        began, ended = self.release_polls
+        now = time.monotonic()
+        out = [
+            f"  releaser: last read of works began {now - began:.1f} s ago, "
+            + (f"ended {now - ended:.1f} s ago" if ended >= began else "has not ended"),
+            f"  kernel stack of {st.name} (tid {st.tid}):",
+        ]
         try:
             with open(f"/proc/self/task/{st.tid}/stack") as f:
                 out += [f"    {ln}" for ln in f.read().splitlines()]
@@ -718,8 +729,14 @@ class Fuzzer:
                         "wq",
                         "block",
                         "released",
+                        "blocked",
                         "requeue_left",
                         "runs",
+                        "seq",
+                        "cpu",
+                        "pid",
+                        "comm",
+                        "started_ns",
                     )
                     box.append("    " + " ".join(f"{k}={w.get(k)}" for k in keys))
             box.extend("    " + ln for ln in read_file("workqueues").splitlines())
