@@ -44,6 +44,7 @@ from typing import Any
 
 from . import kernels
 from .build import build_module
+from .channel import AgentChannel
 from .client import INSMOD_ERRORS, RMMOD_ERRORS, is_loaded, module_error, module_params
 from .errors import BuildError, GuestCommandError, HarnessError
 from .kmsg import dmesg_mark, dmesg_since
@@ -98,6 +99,9 @@ class Scenario:
     expect: tuple[Expect, ...] = ()
     unload: bool = True  # False: the scenario wedges the module on purpose (VM replaced)
     skip: Callable[[KernelInfo], str | None] | None = None  # a reason to skip on this kernel
+    # kernel tunables (guest paths, e.g. /sys/module/workqueue/parameters/...) written
+    # before the load and restored after it; one this kernel lacks is left out
+    tunables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class Run:
     unloaded: bool = False
     skipped: str | None = None
     text: str = ""  # the raw trace, as last read while the module was loaded
+    tunables: dict[str, str] = field(default_factory=dict)  # those in effect (read back)
 
     @property
     def lcs(self) -> list[Lifecycle]:
@@ -452,6 +457,7 @@ class Grader:
             vm = self.get_vm()
             agent = vm.agent()
         console0, dmesg0 = vm.console_mark(), dmesg_mark(agent)
+        saved = self._set_tunables(agent, run)
         trace = TraceInstance(agent, TRACE_NAME, module_events=False).start()
         syms = ""
         try:
@@ -512,7 +518,22 @@ class Grader:
         finally:
             if vm.alive:
                 trace.remove()
+                for path, old in saved.items():
+                    agent.write(path, old)
         return self._reports(vm, run, console0, dmesg0, g)
+
+    @staticmethod
+    def _set_tunables(agent: AgentChannel, run: Run) -> dict[str, str]:
+        """Write the scenario's tunables that this kernel has; return their old values
+        (to restore) and note in ``run.tunables`` the values in effect."""
+        saved = {}
+        for path, value in run.scenario.tunables.items():
+            if not agent.exists(path):
+                continue
+            saved[path] = agent.read(path).strip()
+            agent.write(path, value)
+            run.tunables[path] = agent.read(path).strip()
+        return saved
 
     @staticmethod
     def _unexpected(vm: Vm, run: Run, console0: int) -> bool:

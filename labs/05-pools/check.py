@@ -82,10 +82,21 @@ def _pair(run: Run, fn: str, wq: str, todo: str) -> tuple[list[Lifecycle], str |
     return lcs, None
 
 
-# 6.5+: a per-CPU item that has run this long is made CPU-intensive by the kernel itself
-# (workqueue.cpu_intensive_thresh_us); under a busy TCG host a 4 ms spin can reach it in
-# guest time, and then the pool rightly starts the next item beside it
-AUTO_INTENSIVE_NS = 10_000_000
+# 6.5+: a per-CPU item that has run this long is made CPU-intensive by the kernel itself,
+# and its pool starts the next item beside it. The default (10 ms; up to 1 s on a CPU
+# under 4000 BogoMIPS) is within what a busy TCG host can stretch a 4 ms spin to in guest
+# time, so the lab raises it to 1 s, a value the kernel uses too: then only a sleep or
+# WQ_CPU_INTENSIVE lets the pool start a second worker, on every kernel line.
+THRESH = "/sys/module/workqueue/parameters/cpu_intensive_thresh_us"
+THRESH_US = 1_000_000
+
+
+def auto_intensive_ns(run: Run) -> int | None:
+    """After how long the kernel makes a running per-CPU item CPU-intensive (None: never,
+    before 6.5)."""
+    if THRESH in run.tunables:
+        return int(run.tunables[THRESH]) * 1000
+    return 10_000_000 if run.kernel.line >= (6, 5) else None
 
 
 def spinners_took_turns(run: Run) -> str | None:
@@ -97,12 +108,13 @@ def spinners_took_turns(run: Run) -> str | None:
         return None
     assert a.started_ns is not None and b.started_ns is not None
     waited = b.started_ns - a.started_ns
-    if run.kernel.line >= (6, 5) and waited >= AUTO_INTENSIVE_NS:
+    auto = auto_intensive_ns(run)
+    if auto is not None and waited >= auto:
         return None  # the first had become CPU-intensive: the kernel's own rule
     return (
         f"the two spinning items on pool_lab_bound overlapped ({ms(waited)} apart): a "
-        "per-CPU pool starts another worker only when the running one sleeps (or, from "
-        "6.5, has run 10 ms); were they on one CPU, on a queue without WQ_CPU_INTENSIVE?"
+        "per-CPU pool starts another worker only when the running one sleeps; were they "
+        "on one CPU, on a queue without WQ_CPU_INTENSIVE?"
     )
 
 
@@ -110,14 +122,24 @@ def hogs_overlapped(run: Run) -> str | None:
     lcs, why = _pair(run, "pool_lab_hog_fn", "pool_lab_cpu", "TODO 4, 9 and 10")
     if why:
         return why
-    if not overlaps(lcs[0], lcs[1]):
+    a, b = sorted(lcs[:2], key=lambda lc: lc.started_ns or 0)
+    if not overlaps(a, b):
         return (
-            "the two items on pool_lab_cpu took turns: a WQ_CPU_INTENSIVE item does not "
-            "count as running for the pool, so the second one gets a worker of its own "
-            "at once; is pool_lab_cpu allocated with WQ_CPU_INTENSIVE?"
+            "the two items on pool_lab_cpu took turns (the first one spun until its 250 ms "
+            "deadline, waiting for the second): a WQ_CPU_INTENSIVE item does not count as "
+            "running for the pool, so the second one gets a worker of its own at once; is "
+            "pool_lab_cpu allocated with WQ_CPU_INTENSIVE?"
         )
-    if lcs[0].worker_pid == lcs[1].worker_pid:
+    if a.worker_pid == b.worker_pid:
         return "both ran in one worker: they cannot have overlapped"
+    assert a.started_ns is not None and b.started_ns is not None
+    auto = auto_intensive_ns(run)
+    if auto is not None and b.started_ns - a.started_ns >= auto:
+        return (
+            f"the second hog started {ms(b.started_ns - a.started_ns)} after the first: the "
+            "kernel's own hog rule (workqueue.cpu_intensive_thresh_us), not the queue's "
+            "flag; is pool_lab_cpu allocated with WQ_CPU_INTENSIVE?"
+        )
     return None
 
 
@@ -131,6 +153,7 @@ LAB = Lab(
             done=_done,
             timeout=6.0,
             skip=lambda k: f"needs {CPU + 1} CPUs (--cpus {CPU + 1})" if k.cpus <= CPU else None,
+            tunables={THRESH: str(THRESH_US)},
         ),
     ),
     checks=(

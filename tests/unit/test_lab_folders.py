@@ -17,6 +17,7 @@ from wqlab.grade import (
     LABS,
     CheckResult,
     Grade,
+    Grader,
     KernelInfo,
     Run,
     junit,
@@ -25,6 +26,8 @@ from wqlab.grade import (
     load_lab,
     write_csv,
 )
+from wqlab.lifecycle import Lifecycle
+from wqlab.trace import Symbol
 
 ALL = lab_names()
 KERNEL = KernelInfo("6.1.0-57-amd64", (6, 1), False, 2, frozenset())
@@ -182,3 +185,79 @@ def test_a_submission_is_built_with_the_labs_kbuild_not_its_own(tmp_path: Path) 
     assert (tmp_path / "staged" / "Kbuild").read_text() == (
         folder / "solution" / "Kbuild"
     ).read_text()
+
+
+def _pools_run(
+    kernel: KernelInfo, tunables: dict[str, str], hogs: list[tuple[int, int, int]]
+) -> Run:
+    """A lab 05 run whose two hogs ran (start ms, end ms, worker pid) on CPU 0."""
+    lab, _ = load_lab("05")
+    lcs = [
+        Lifecycle(
+            i,
+            f"w{i}",
+            Symbol("pool_lab_hog_fn", "pool_lab"),
+            workqueue="pool_lab_cpu",
+            queued_ns=start * 1_000_000,
+            started_ns=start * 1_000_000,
+            ended_ns=end * 1_000_000,
+            exec_cpu=0,
+            worker_pid=pid,
+        )
+        for i, (start, end, pid) in enumerate(hogs)
+    ]
+    run = Run(lab, lab.scenarios[0], kernel, all_lcs=lcs, loaded=True, unloaded=True)
+    run.tunables = tunables
+    return run
+
+
+def test_pools_hog_check_wants_an_overlap_the_kernels_hog_rule_cannot_explain() -> None:
+    lab, _ = load_lab("05")
+    (check,) = [c for c in lab.checks if "WQ_CPU_INTENSIVE queue overlapped" in c.name]
+    k612 = KernelInfo("6.12.117+deb12-amd64", (6, 12), False, 2, frozenset())
+    thresh = "/sys/module/workqueue/parameters/cpu_intensive_thresh_us"
+    raised = {thresh: "1000000"}
+    # the solution: the second hog starts a few ms into the first one's wait
+    assert check.fn(_pools_run(k612, raised, [(0, 9, 10), (5, 9, 11)])) is None
+    assert check.fn(_pools_run(KERNEL, {}, [(0, 9, 10), (5, 9, 11)])) is None
+    # no WQ_CPU_INTENSIVE: the first spins to its 250 ms deadline, then the second runs
+    hint = check.fn(_pools_run(k612, raised, [(0, 250, 10), (250, 254, 10)]))
+    assert hint and "took turns" in hint and "WQ_CPU_INTENSIVE" in hint
+    # at the kernel's default 10 ms the kernel's own rule would have started the second
+    hint = check.fn(_pools_run(k612, {thresh: "10000"}, [(0, 250, 10), (11, 15, 11)]))
+    assert hint and "hog rule" in hint
+    assert check.fn(_pools_run(k612, {}, [(0, 250, 10), (11, 15, 11)])) is not None  # default
+    assert check.fn(_pools_run(KERNEL, {}, [(0, 250, 10), (11, 15, 11)])) is None  # 6.1
+
+
+class _Sysfs:
+    """The agent calls the grader's tunables use, on a dict of files."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def exists(self, path: str) -> bool:
+        return path in self.files
+
+    def read(self, path: str) -> str:
+        return self.files[path] + "\n"
+
+    def write(self, path: str, data: str) -> int:
+        self.files[path] = data
+        return len(data)
+
+
+def test_scenario_tunables_are_set_where_the_kernel_has_them_and_their_old_values_kept() -> None:
+    lab, _ = load_lab("05")
+    (sc,) = lab.scenarios
+    thresh = "/sys/module/workqueue/parameters/cpu_intensive_thresh_us"
+    assert sc.tunables == {thresh: "1000000"}
+    for files, saved, in_effect in (
+        ({thresh: "10000"}, {thresh: "10000"}, {thresh: "1000000"}),  # 6.5+
+        ({}, {}, {}),  # 6.1: no such knob, nothing written
+    ):
+        agent = _Sysfs(dict(files))
+        run = Run(lab, sc, KERNEL)
+        assert Grader._set_tunables(agent, run) == saved  # type: ignore[arg-type]
+        assert run.tunables == in_effect
+        assert agent.files == in_effect

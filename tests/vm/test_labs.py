@@ -55,28 +55,36 @@ def test_skeleton_scores_zero_with_a_hint_on_every_check(grader: Grader, name: s
     assert all(c.status == "fail" and len(c.hint) > 20 for c in graded), table
 
 
-# Lab 05's "two CPU hogs on a WQ_CPU_INTENSIVE queue overlapped" needs the scheduler to
-# switch between two 4 ms spinners on one CPU; under TCG that did not happen in 1 of 3
-# clean-clone runs (8/10, the check's hint shown). Known flaky, reported as XFAIL/XPASS
-# (never as a pass) until the lab's hogs are made to overlap for sure: see issue 15's note.
-_FLAKY = {"05-pools": "the WQ_CPU_INTENSIVE overlap depends on a scheduler switch under TCG"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=_FLAKY[n], strict=False))
-        if n in _FLAKY
-        else n
-        for n in PLAIN
-    ],
-)
+@pytest.mark.parametrize("name", PLAIN)
 def test_solution_gets_full_marks(grader: Grader, name: str) -> None:
     g = _grade(grader, name, "solution")
     table = format_grade(g)
     assert g.status == "graded", table
     assert g.max_points > 0, table
     assert g.score == g.max_points, table
+
+
+def test_pools_lab_without_cpu_intensive_loses_only_the_overlap_check(
+    grader: Grader, tmp_path: Path
+) -> None:
+    """Lab 05's common mistake: pool_lab_cpu allocated without WQ_CPU_INTENSIVE. Its first
+    hog spins, waiting for the second, until its deadline: the pool never starts the
+    second beside it (the lab raises the kernel's own 6.5+ hog threshold), so that check
+    fails with its hint, and every other check passes."""
+    lab, folder = load_lab("05")
+    src = tmp_path / "no-flag"
+    shutil.copytree(folder / "solution", src)
+    c = src / "pool_lab.c"
+    text = c.read_text()
+    assert 'alloc_workqueue("pool_lab_cpu", WQ_CPU_INTENSIVE, 0)' in text
+    c.write_text(text.replace('"pool_lab_cpu", WQ_CPU_INTENSIVE, 0', '"pool_lab_cpu", 0, 0'))
+    g = grader.grade(lab, src, "no-flag")
+    table = format_grade(g)
+    assert g.status == "graded", table
+    failed = [c for c in g.checks if c.status == "fail"]
+    assert [c.name for c in failed] == ["two CPU hogs on a WQ_CPU_INTENSIVE queue overlapped"]
+    assert "WQ_CPU_INTENSIVE" in failed[0].hint and "took turns" in failed[0].hint, table
+    assert g.score == g.max_points - failed[0].max_points, table
 
 
 def test_batch_grades_every_student_past_a_broken_and_a_crashing_one(
