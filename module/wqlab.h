@@ -225,6 +225,9 @@ enum wqlab_qop {
  * @allowed: WQLAB_ARG_* the command takes
  * @required: WQLAB_ARG_* the command needs
  * @out: WQLAB_OUT_* extra keys of the result line
+ * @waits: may wait for work in the workqueue API (flush, drain, destroy,
+ *	   *_sync): the netlink plane runs it from its own queue and answers
+ *	   after the ack (wqlab_netlink.c)
  * @help: one-line description
  */
 struct wqlab_cmd_desc {
@@ -234,6 +237,7 @@ struct wqlab_cmd_desc {
 	u32 allowed;
 	u32 required;
 	u32 out;
+	bool waits;
 	const char *help;
 };
 
@@ -338,6 +342,8 @@ void wqlab_nl_exit(void);
 void wqlab_nl_event_run(u32 event, const struct wqlab_item *item, u64 seq,
 			int cpu, const struct wqlab_wq *wq, u64 time_ns);
 void wqlab_nl_event_wq(u32 event, const struct wqlab_wq *wq);
+void wqlab_nl_waiting(void);
+void wqlab_nl_stats_show(struct seq_file *m);
 
 void wqlab_work_stop(void);
 struct wqlab_wq *wqlab_wq_next(unsigned int *pos);

@@ -697,8 +697,12 @@ static int wqlab_cmd_enable_delayed_work(struct wqlab_cmd *cmd)
 
 /* ---- the table --------------------------------------------------------- */
 
-/* LKDTM style: the name is stringified, the handler pasted from it. */
-#define WQLAB_CMD(_name, _nr, _allowed, _required, _out, _help)	\
+/*
+ * LKDTM style: the name is stringified, the handler pasted from it.
+ * WQLAB_CMD_WAITS() marks a command that may wait for work in the workqueue
+ * API (the netlink plane runs it from its own queue, wqlab_netlink.c).
+ */
+#define WQLAB_CMD_ENTRY(_name, _nr, _allowed, _required, _out, _waits, _help) \
 	{							\
 		.name = __stringify(_name),			\
 		.fn = wqlab_cmd_ ## _name,			\
@@ -706,8 +710,13 @@ static int wqlab_cmd_enable_delayed_work(struct wqlab_cmd *cmd)
 		.allowed = (_allowed),				\
 		.required = (_required),			\
 		.out = (_out),					\
+		.waits = (_waits),				\
 		.help = _help,					\
 	}
+#define WQLAB_CMD(_name, _nr, _allowed, _required, _out, _help)	\
+	WQLAB_CMD_ENTRY(_name, _nr, _allowed, _required, _out, false, _help)
+#define WQLAB_CMD_WAITS(_name, _nr, _allowed, _required, _out, _help) \
+	WQLAB_CMD_ENTRY(_name, _nr, _allowed, _required, _out, true, _help)
 
 const struct wqlab_cmd_desc wqlab_cmds[] = {
 	WQLAB_CMD(work_new, WORK_NEW, A_DELAYED, 0, WQLAB_OUT_ID,
@@ -728,11 +737,11 @@ const struct wqlab_cmd_desc wqlab_cmds[] = {
 	WQLAB_CMD(schedule_delayed_work_on, SCHEDULE_DELAYED_WORK_ON,
 		  A_ID | A_CPU | A_DELAY | A_BEH, A_ID | A_CPU, 0,
 		  "schedule_delayed_work_on(); ret=queued"),
-	WQLAB_CMD(flush_work, FLUSH_WORK, A_ID, A_ID, 0,
+	WQLAB_CMD_WAITS(flush_work, FLUSH_WORK, A_ID, A_ID, 0,
 		  "flush_work() (either kind); ret=waited"),
-	WQLAB_CMD(flush_delayed_work, FLUSH_DELAYED_WORK, A_ID, A_ID, 0,
+	WQLAB_CMD_WAITS(flush_delayed_work, FLUSH_DELAYED_WORK, A_ID, A_ID, 0,
 		  "flush_delayed_work(); ret=waited"),
-	WQLAB_CMD(flush_scheduled_work, FLUSH_SCHEDULED_WORK, 0, 0, 0,
+	WQLAB_CMD_WAITS(flush_scheduled_work, FLUSH_SCHEDULED_WORK, 0, 0, 0,
 		  "flush_scheduled_work(), or flush_work() of every item where it warns (features)"),
 	WQLAB_CMD(create_workqueue, CREATE_WORKQUEUE, A_NAME, A_NAME, 0,
 		  "create_workqueue(\"wqlab_<name>\")"),
@@ -747,7 +756,7 @@ const struct wqlab_cmd_desc wqlab_cmds[] = {
 	WQLAB_CMD(workqueue_set_max_active, WORKQUEUE_SET_MAX_ACTIVE,
 		  A_WQ | A_MAXACT, A_WQ | A_MAXACT, 0,
 		  "workqueue_set_max_active() on a custom, non-ordered, non-BH queue"),
-	WQLAB_CMD(destroy_workqueue, DESTROY_WORKQUEUE, A_WQ, A_WQ, 0,
+	WQLAB_CMD_WAITS(destroy_workqueue, DESTROY_WORKQUEUE, A_WQ, A_WQ, 0,
 		  "destroy_workqueue() (EBUSY if a blocked item is on it or it is flushed/drained)"),
 	WQLAB_CMD(queue_work, QUEUE_WORK, A_WQ | A_ID | A_BEH, A_WQ | A_ID, 0,
 		  "queue_work(); ret=queued"),
@@ -765,17 +774,17 @@ const struct wqlab_cmd_desc wqlab_cmds[] = {
 	WQLAB_CMD(mod_delayed_work_on, MOD_DELAYED_WORK_ON,
 		  A_WQ | A_CPU | A_ID | A_DELAY | A_BEH, A_WQ | A_CPU | A_ID, 0,
 		  "mod_delayed_work_on(); ret=was pending"),
-	WQLAB_CMD(flush_workqueue, FLUSH_WORKQUEUE, A_WQ, A_WQ, 0,
+	WQLAB_CMD_WAITS(flush_workqueue, FLUSH_WORKQUEUE, A_WQ, A_WQ, 0,
 		  "flush_workqueue()"),
-	WQLAB_CMD(drain_workqueue, DRAIN_WORKQUEUE, A_WQ, A_WQ, 0,
+	WQLAB_CMD_WAITS(drain_workqueue, DRAIN_WORKQUEUE, A_WQ, A_WQ, 0,
 		  "drain_workqueue() on a custom queue"),
 	WQLAB_CMD(cancel_work, CANCEL_WORK, A_ID, A_ID, 0,
 		  "cancel_work(); ret=was pending"),
-	WQLAB_CMD(cancel_work_sync, CANCEL_WORK_SYNC, A_ID, A_ID, 0,
+	WQLAB_CMD_WAITS(cancel_work_sync, CANCEL_WORK_SYNC, A_ID, A_ID, 0,
 		  "cancel_work_sync(); ret=was pending"),
 	WQLAB_CMD(cancel_delayed_work, CANCEL_DELAYED_WORK, A_ID, A_ID, 0,
 		  "cancel_delayed_work(); ret=was pending"),
-	WQLAB_CMD(cancel_delayed_work_sync, CANCEL_DELAYED_WORK_SYNC, A_ID,
+	WQLAB_CMD_WAITS(cancel_delayed_work_sync, CANCEL_DELAYED_WORK_SYNC, A_ID,
 		  A_ID, 0, "cancel_delayed_work_sync(); ret=was pending"),
 	WQLAB_CMD(work_pending, WORK_PENDING, A_ID, A_ID, 0,
 		  "work_pending() (either kind)"),
@@ -785,13 +794,13 @@ const struct wqlab_cmd_desc wqlab_cmds[] = {
 		  "work_busy() (either kind); ret=WORK_BUSY_* bits"),
 	WQLAB_CMD(disable_work, DISABLE_WORK, A_ID, A_ID, 0,
 		  "disable_work() (6.10+); ret=was pending"),
-	WQLAB_CMD(disable_work_sync, DISABLE_WORK_SYNC, A_ID, A_ID, 0,
+	WQLAB_CMD_WAITS(disable_work_sync, DISABLE_WORK_SYNC, A_ID, A_ID, 0,
 		  "disable_work_sync() (6.10+); ret=was pending"),
 	WQLAB_CMD(enable_work, ENABLE_WORK, A_ID, A_ID, 0,
 		  "enable_work() (6.10+); ret=disable count reached 0"),
 	WQLAB_CMD(disable_delayed_work, DISABLE_DELAYED_WORK, A_ID, A_ID, 0,
 		  "disable_delayed_work() (6.10+); ret=was pending"),
-	WQLAB_CMD(disable_delayed_work_sync, DISABLE_DELAYED_WORK_SYNC, A_ID,
+	WQLAB_CMD_WAITS(disable_delayed_work_sync, DISABLE_DELAYED_WORK_SYNC, A_ID,
 		  A_ID, 0, "disable_delayed_work_sync() (6.10+); ret=was pending"),
 	WQLAB_CMD(enable_delayed_work, ENABLE_DELAYED_WORK, A_ID, A_ID, 0,
 		  "enable_delayed_work() (6.10+); ret=disable count reached 0"),

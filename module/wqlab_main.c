@@ -286,7 +286,8 @@ static void __exit wqlab_exit(void)
 	/*
 	 * A netlink command holds no module reference: stop (new commands get
 	 * -ESHUTDOWN, runs are cut short) so the ones in flight return, then
-	 * unregister, which waits for them.
+	 * wqlab_nl_exit() waits for them (those run from its queue answer
+	 * first) and unregisters.
 	 */
 	wqlab_work_stop();
 	wqlab_nl_exit();

@@ -11,20 +11,31 @@
  * run start, end and block of a wqlab item and per queue creation and
  * destruction. include/uapi/wqlab.h ("DOC: generic netlink") is the ABI.
  *
+ * A command that may wait for work (the table's WQLAB_CMD_WAITS entries) is
+ * not run in the doit, which holds genetlink's cb_lock for reading: a family
+ * registration anywhere in the system (its writer) and then every genetlink
+ * request would queue behind the wait. It runs from wqlab_nl_wq instead;
+ * the doit waits only until the command was refused, returned, or began to
+ * wait (wqlab_nl_waiting()), acks, and the worker answers by unicast.
+ *
  *   python3 -m wqlab shell --plane netlink      # or any genetlink client:
  *   genl ctrl get name wqlab                    # ops, policies, groups
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/completion.h>
 #include <linux/cpumask.h>
 #include <linux/errno.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
+#include <linux/refcount.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/workqueue.h>
 #include <net/genetlink.h>
+#include <net/net_namespace.h>
 
 /*
  * The events group is for CAP_SYS_ADMIN only; genetlink lets anyone join a group
@@ -342,6 +353,253 @@ static void wqlab_nl_to_cmd(struct nlattr **attrs, struct wqlab_cmd *cmd)
 	}
 }
 
+/* ---- commands that wait: run from wqlab_nl_wq --------------------------- */
+
+/*
+ * D: wqlab_nl_defer_lock (spinlock) guards wqlab_nl_deferred and
+ * wqlab_nl_closing. A request holds one slot of WQLAB_GENL_DEFERRED_MAX from
+ * the doit until its last reference is put.
+ */
+static DEFINE_SPINLOCK(wqlab_nl_defer_lock);
+static unsigned int wqlab_nl_deferred;		/* [D] requests alive */
+static bool wqlab_nl_closing;			/* [D] rmmod: no new ones */
+static atomic64_t wqlab_nl_replies_lost;
+/*
+ * Unbound, one worker per slot: a command waiting for a blocked item never
+ * delays another sender's. The name is outside what commands can create
+ * ([a-z0-9_]), so no custom queue shares it.
+ */
+static struct workqueue_struct *wqlab_nl_wq;
+
+/**
+ * struct wqlab_nl_req - a waiting command between its doit and its answer
+ * @work: [C] on wqlab_nl_wq
+ * @ref: the doit's and the worker's
+ * @desc: [C] table entry
+ * @cmd: arguments; written by the worker, read by the doit once @decided
+ * @decided: completed by the worker once: the command returned (@ret), or
+ *	     it began to wait (@waiting)
+ * @acked: completed by the doit once the ack is out: the worker may answer
+ * @ret: wqlab_cmd_exec()'s, for the doit when !@waiting
+ * @waiting: [worker] set before @decided when the command waits
+ * @answer: [C] the last message, allocated by the doit (a result that
+ *	    could not be sent would be a lie); NULL once sent
+ * @hdr: [C] its genetlink header
+ * @net: [C] the sender's namespace (a reference)
+ * @portid: [C] the sender's port
+ */
+struct wqlab_nl_req {
+	struct work_struct work;
+	refcount_t ref;
+	const struct wqlab_cmd_desc *desc;
+	struct wqlab_cmd cmd;
+	struct completion decided;
+	struct completion acked;
+	int ret;
+	bool waiting;
+	struct sk_buff *answer;
+	void *hdr;
+	struct net *net;
+	u32 portid;
+};
+
+static void wqlab_nl_req_put(struct wqlab_nl_req *req)
+{
+	if (!refcount_dec_and_test(&req->ref))
+		return;
+	nlmsg_free(req->answer);
+	put_net(req->net);
+	kfree(req);
+	spin_lock(&wqlab_nl_defer_lock);
+	wqlab_nl_deferred--;
+	spin_unlock(&wqlab_nl_defer_lock);
+}
+
+/* Put the result of a command that ran: RET, and ID for work_new. */
+static int wqlab_nl_put_result(struct sk_buff *msg,
+			       const struct wqlab_cmd_desc *desc,
+			       const struct wqlab_cmd *cmd)
+{
+	if (nla_put_s64(msg, WQLAB_A_RET, cmd->ret, WQLAB_A_PAD) ||
+	    ((desc->out & WQLAB_OUT_ID) && nla_put_u32(msg, WQLAB_A_ID, cmd->id)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static void wqlab_nl_deferred_fn(struct work_struct *work)
+{
+	struct wqlab_nl_req *req = container_of(work, struct wqlab_nl_req, work);
+	struct sk_buff *answer;
+	int ret;
+
+	ret = wqlab_cmd_exec(req->desc, &req->cmd);
+	if (!req->waiting) {
+		/* Refused, or done before it waited: the doit answers. */
+		req->ret = ret;
+		complete(&req->decided);
+		wqlab_nl_req_put(req);
+		return;
+	}
+	wait_for_completion(&req->acked);
+	answer = req->answer;
+	req->answer = NULL;
+	if (ret ? nla_put_u32(answer, WQLAB_A_ERRNO, -ret) :
+		  wqlab_nl_put_result(answer, req->desc, &req->cmd)) {
+		nlmsg_free(answer);	/* cannot happen: room for both */
+		atomic64_inc(&wqlab_nl_replies_lost);
+	} else {
+		genlmsg_end(answer, req->hdr);
+		/* The sender may be gone (-ECONNREFUSED) or full (-EAGAIN). */
+		if (genlmsg_unicast(req->net, answer, req->portid))
+			atomic64_inc(&wqlab_nl_replies_lost);
+	}
+	wqlab_nl_req_put(req);
+}
+
+/**
+ * wqlab_nl_waiting() - a command began to wait in the workqueue API
+ *
+ * Called by wqlab_wait_begin(). In a worker of wqlab_nl_wq, the command is
+ * now accepted: its doit may ack and return while it waits.
+ *
+ * Context: process, wqlab_lock not held.
+ */
+void wqlab_nl_waiting(void)
+{
+	struct work_struct *work = current_work();
+	struct wqlab_nl_req *req;
+
+	if (!work || work->func != wqlab_nl_deferred_fn)
+		return;
+	req = container_of(work, struct wqlab_nl_req, work);
+	if (req->waiting)
+		return;
+	req->waiting = true;
+	complete(&req->decided);
+}
+
+/* The stats file's lines of this plane. */
+void wqlab_nl_stats_show(struct seq_file *m)
+{
+	unsigned int deferred;
+
+	spin_lock(&wqlab_nl_defer_lock);
+	deferred = wqlab_nl_deferred;
+	spin_unlock(&wqlab_nl_defer_lock);
+	seq_printf(m, "nl_deferred=%u\n", deferred);
+	seq_printf(m, "nl_replies_lost=%lld\n",
+		   atomic64_read(&wqlab_nl_replies_lost));
+}
+
+/* Take a slot. Return: 0, -ESHUTDOWN (rmmod) or -EAGAIN (all taken). */
+static int wqlab_nl_defer_slot(struct netlink_ext_ack *extack)
+{
+	int ret = 0;
+
+	spin_lock(&wqlab_nl_defer_lock);
+	if (wqlab_nl_closing)
+		ret = -ESHUTDOWN;
+	else if (wqlab_nl_deferred >= WQLAB_GENL_DEFERRED_MAX)
+		ret = -EAGAIN;
+	else
+		wqlab_nl_deferred++;
+	spin_unlock(&wqlab_nl_defer_lock);
+	if (ret == -ESHUTDOWN)
+		NL_SET_ERR_MSG(extack, "wqlab: the module is being removed");
+	else if (ret)
+		NL_SET_ERR_MSG(extack,
+			       "wqlab: too many netlink commands waiting (WQLAB_GENL_DEFERRED_MAX): retry when one has answered");
+	return ret;
+}
+
+/*
+ * The doit of a command that may wait. Return: as wqlab_nl_doit(); -EINTR
+ * once the command waits: the ack is sent here, before the worker may
+ * answer, and -EINTR tells netlink_rcv_skb() not to send another (as
+ * netlink_dump_start() does for a dump).
+ */
+static int wqlab_nl_defer(const struct wqlab_cmd_desc *desc,
+			  struct sk_buff *skb, struct genl_info *info)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	struct wqlab_nl_req *req;
+	struct sk_buff *reply;
+	void *hdr;
+	int ret;
+
+	ret = wqlab_nl_defer_slot(extack);
+	if (ret)
+		goto refused;
+	req = kzalloc(sizeof(*req), GFP_KERNEL);
+	if (!req) {
+		spin_lock(&wqlab_nl_defer_lock);
+		wqlab_nl_deferred--;
+		spin_unlock(&wqlab_nl_defer_lock);
+		ret = -ENOMEM;
+		goto refused;
+	}
+	refcount_set(&req->ref, 2);
+	req->net = get_net(genl_info_net(info));
+	req->portid = info->snd_portid;
+	req->desc = desc;
+	init_completion(&req->decided);
+	init_completion(&req->acked);
+	INIT_WORK(&req->work, wqlab_nl_deferred_fn);
+	wqlab_nl_to_cmd(info->attrs, &req->cmd);
+
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	req->answer = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	hdr = reply ? genlmsg_put_reply(reply, info, &wqlab_nl_family, 0,
+					info->genlhdr->cmd) : NULL;
+	req->hdr = req->answer ?
+		   genlmsg_put(req->answer, info->snd_portid, info->snd_seq,
+			       &wqlab_nl_family, 0, info->genlhdr->cmd) : NULL;
+	if (!hdr || !req->hdr) {
+		nlmsg_free(reply);
+		refcount_set(&req->ref, 1);
+		wqlab_nl_req_put(req);
+		ret = -ENOMEM;
+		goto refused;
+	}
+
+	queue_work(wqlab_nl_wq, &req->work);
+	/* Short: the command takes wqlab_lock and checks, it does not wait. */
+	wait_for_completion(&req->decided);
+
+	if (!req->waiting) {
+		ret = req->ret;
+		if (ret) {
+			nlmsg_free(reply);
+			wqlab_nl_blame(ret, &req->cmd, info->attrs, extack);
+		} else if (wqlab_nl_put_result(reply, desc, &req->cmd)) {
+			nlmsg_free(reply);	/* cannot happen */
+			ret = -EMSGSIZE;
+		} else {
+			genlmsg_end(reply, hdr);
+			ret = genlmsg_reply(reply, info);
+		}
+		wqlab_nl_req_put(req);
+		return ret;
+	}
+
+	if (nla_put_u32(reply, WQLAB_A_DEFERRED, 1)) {
+		nlmsg_free(reply);	/* cannot happen */
+	} else {
+		genlmsg_end(reply, hdr);
+		genlmsg_reply(reply, info);	/* a sender gone loses it */
+	}
+	if (info->nlhdr->nlmsg_flags & NLM_F_ACK)
+		/* netlink_ack() does not write the header it is given */
+		netlink_ack(skb, (struct nlmsghdr *)info->nlhdr, 0, extack);
+	complete(&req->acked);
+	wqlab_nl_req_put(req);
+	return -EINTR;
+
+refused:
+	atomic64_inc(&wqlab_stats.cmds_failed);
+	return ret;
+}
+
 static int wqlab_nl_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	const struct wqlab_cmd_desc *desc;
@@ -372,6 +630,8 @@ static int wqlab_nl_doit(struct sk_buff *skb, struct genl_info *info)
 			goto refused;
 		}
 	}
+	if (desc->waits)
+		return wqlab_nl_defer(desc, skb, info);
 	/* Before the command runs: a result that could not be sent is a lie. */
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!reply) {
@@ -393,9 +653,7 @@ static int wqlab_nl_doit(struct sk_buff *skb, struct genl_info *info)
 		wqlab_nl_blame(ret, &cmd, info->attrs, extack);
 		return ret;
 	}
-	if (nla_put_s64(reply, WQLAB_A_RET, cmd.ret, WQLAB_A_PAD) ||
-	    ((desc->out & WQLAB_OUT_ID) &&
-	     nla_put_u32(reply, WQLAB_A_ID, cmd.id))) {
+	if (wqlab_nl_put_result(reply, desc, &cmd)) {
 		/* Cannot happen with NLMSG_GOODSIZE; undo what can be undone. */
 		nlmsg_free(reply);
 		wqlab_cmd_undo(desc, &cmd);
@@ -601,12 +859,20 @@ int wqlab_nl_init(void)
 
 	wqlab_nl_family.ops = wqlab_nl_ops;
 	wqlab_nl_family.n_ops = n + WQLAB_NL_EXTRA_OPS;
+	wqlab_nl_wq = alloc_workqueue("wqlab-netlink", WQ_UNBOUND,
+				      WQLAB_GENL_DEFERRED_MAX);
+	if (!wqlab_nl_wq) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
 	ret = genl_register_family(&wqlab_nl_family);
 	if (ret)
-		goto err_free;
+		goto err_wq;
 	WRITE_ONCE(wqlab_nl_live, true);
 	return 0;
 
+err_wq:
+	destroy_workqueue(wqlab_nl_wq);
 err_free:
 	kfree(wqlab_nl_policies);
 	kfree(wqlab_nl_ops);
@@ -616,15 +882,24 @@ err_free:
 /**
  * wqlab_nl_exit() - stop the events and unregister the family
  *
- * Waits for the operations in flight (genetlink's cb_lock); listeners still
- * subscribed are removed from the group by the core. Call after
- * wqlab_work_stop(), so that blocking commands return soon.
+ * No new waiting command is taken; those waiting answer (while the family
+ * still has its id); then the family is unregistered, which waits for the
+ * operations in flight (genetlink's cb_lock), and wqlab_nl_wq is destroyed,
+ * which waits for any worker a doit started meanwhile (refused: stopping).
+ * Listeners still subscribed are removed from the group by the core. Call
+ * after wqlab_work_stop(), so that waiting commands return soon, and before
+ * wqlab_work_exit() frees what they use.
  */
 void wqlab_nl_exit(void)
 {
 	WRITE_ONCE(wqlab_nl_live, false);
 	synchronize_rcu();
+	spin_lock(&wqlab_nl_defer_lock);
+	wqlab_nl_closing = true;
+	spin_unlock(&wqlab_nl_defer_lock);
+	flush_workqueue(wqlab_nl_wq);
 	genl_unregister_family(&wqlab_nl_family);
+	destroy_workqueue(wqlab_nl_wq);
 	kfree(wqlab_nl_policies);
 	kfree(wqlab_nl_ops);
 }

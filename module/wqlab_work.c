@@ -420,6 +420,8 @@ void wqlab_wait_begin(struct wqlab_waiter *w)
 	list_add(&w->node, &wqlab_waiters);
 	spin_unlock(&wqlab_waiter_lock);
 	mutex_unlock(&wqlab_lock);
+	/* A netlink command run from its queue is accepted now: let it be acked. */
+	wqlab_nl_waiting();
 }
 
 /**
@@ -1188,6 +1190,7 @@ int wqlab_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "aborts=%lld\n", atomic64_read(&wqlab_stats.aborts));
 	seq_printf(m, "items=%u\n", nr_items);
 	seq_printf(m, "workqueues=%u\n", nr_wqs);
+	wqlab_nl_stats_show(m);
 	return 0;
 }
 

@@ -8,6 +8,7 @@ host's tree with pyroute2 beside it.
 
     with Genl() as nl:
         nl.command("work_new")                    # {"ret": 0, "id": 2}
+        nl.command("flush_work", {"id": 2})       # waits for the deferred answer: {"ret": 1}
         nl.dump("works")                          # [{"id": 0, "state": "idle", ...}, ...]
     with Listener() as ev:
         ev.read(timeout=1.0)                      # [{"event": "start", "id": 2, ...}, ...]
@@ -24,7 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_ERROR, genlmsg
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
@@ -100,6 +101,19 @@ def _oserror(e: NetlinkError) -> OSError:
     return OSError(code, str(text))
 
 
+def _failed(e: object) -> OSError:
+    """A message pyroute2 parsed as an error (an errno ack, ENOBUFS, a decode failure)."""
+    if isinstance(e, NetlinkError):
+        return _oserror(e)
+    if isinstance(e, OSError):
+        return e
+    return OSError(errno.EPROTO, f"undecodable netlink message: {e}")
+
+
+# Commands go out with sequence numbers of their own, above pyroute2's (its dumps' pool).
+_SEQ_BASE = 1 << 30
+
+
 class Genl:
     """One generic netlink socket bound to the family (one per thread: pyroute2 sockets
     are not shared between threads)."""
@@ -116,6 +130,13 @@ class Genl:
                 ) from None
             raise _oserror(e) from None
         self.family = self.sock.prid
+        # Commands are sent and read here, not through pyroute2's request loop: a command
+        # that waits is answered twice under one sequence number (the reply that says
+        # "deferred", the ack, then the result), and pyroute2 forgets a sequence number
+        # at its first answer. pyroute2 still resolves the family, encodes, parses (extack
+        # included) and runs the dumps. The descriptor is non-blocking (asyncio's).
+        self.cmd_sock = socket.socket(fileno=os.dup(self.sock.fileno()))
+        self.seq = _SEQ_BASE
 
     def __enter__(self) -> Genl:
         return self
@@ -124,6 +145,7 @@ class Genl:
         self.close()
 
     def close(self) -> None:
+        self.cmd_sock.close()
         self.sock.close()
 
     def _request(self, msg: Any, flags: int) -> list[Any]:
@@ -132,18 +154,70 @@ class Genl:
         except NetlinkError as e:
             raise _oserror(e) from None
 
-    def command(self, name: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Run one command; ``{"ret": ..., "id": ...}`` or OSError(errno, extack text)."""
+    def _recv(self, deadline: float | None) -> bytes:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise OSError(errno.ETIMEDOUT, "no answer from the wqlab module in time")
+            if not select.select([self.cmd_sock], [], [], left)[0]:
+                continue
+            try:
+                return self.cmd_sock.recv(65536)
+            except BlockingIOError:
+                continue
+
+    def send(self, msg: Any) -> int:
+        """Send one request of the family with NLM_F_ACK; its sequence number."""
+        self.seq = self.seq + 1 if self.seq < 0xFFFFFFFF else _SEQ_BASE
+        msg["header"]["type"] = self.family
+        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
+        msg["header"]["sequence_number"] = self.seq
+        msg["header"]["pid"] = 0
+        msg.encode()
+        self.cmd_sock.send(msg.data)  # the kernel runs the doit in this call
+        return self.seq
+
+    def answers(self, seq: int, timeout: float | None = None, last: bool = True) -> list[Any]:
+        """The answers to request ``seq`` up to its ack; if the reply says ``deferred`` (a
+        command that waits for work, run on by the module after the ack) and ``last``,
+        also the last message, which carries the result. The family's messages, the
+        result last; an errno ack raises OSError(errno, extack text). ``timeout``: None
+        waits as long as the command does. Messages of other requests are dropped."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Any] = []
+        acked = False
+        while not acked or (last and replies and replies[-1].get_attr("WQLAB_A_DEFERRED")):
+            for m in self.sock.marshal.parse(self._recv(deadline)):
+                if m["header"]["sequence_number"] != seq:
+                    continue  # an answer to a request given up on
+                if m["header"].get("error") is not None:
+                    raise _failed(m["header"]["error"])
+                if m["header"]["type"] == NLMSG_ERROR:
+                    acked = True
+                elif m["header"]["type"] == self.family:
+                    replies.append(m)
+        return replies
+
+    def exchange(self, msg: Any, timeout: float | None = None) -> list[Any]:
+        """``send`` then ``answers``: the family's messages of one request, result last."""
+        return self.answers(self.send(msg), timeout)
+
+    def command(
+        self, name: str, args: Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Run one command; ``{"ret": ..., "id": ...}`` or OSError(errno, extack text). A
+        command that waits for work is answered once it returns (``timeout``: None waits
+        as long as it does)."""
         if name not in uapi.COMMAND_NRS:
             raise OSError(errno.EOPNOTSUPP, f"unknown wqlab command {name!r}")
         msg = wqlabmsg()
         msg["cmd"] = uapi.COMMAND_NRS[name]
         msg["version"] = uapi.GENL_VERSION
         msg["attrs"] = self._encodable(name, args or {})
-        replies = [m for m in self._request(msg, NLM_F_REQUEST | NLM_F_ACK) if m["attrs"]]
-        if len(replies) != 1:
-            raise OSError(errno.EPROTO, f"{name}: {len(replies)} answers, expected 1")
-        return _decode(replies[0])
+        replies = self.exchange(msg, timeout)
+        if not replies:
+            raise OSError(errno.EPROTO, f"{name}: acked without an answer")
+        return _result(name, replies[-1])
 
     @staticmethod
     def _encodable(name: str, args: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -165,8 +239,8 @@ class Genl:
         msg["version"] = version
         msg["attrs"] = [(wqlabrawmsg.nla_map[t][0], data) for t, data in attrs]
         self.sock.marshal.msg_map[self.family] = wqlabmsg
-        replies = [m for m in self._request(msg, NLM_F_REQUEST | NLM_F_ACK) if m["attrs"]]
-        return _decode(replies[0]) if replies else {}
+        replies = self.exchange(msg)
+        return _result(f"command {cmd:#x}", replies[-1]) if replies else {}
 
     def dump(self, what: str) -> list[dict[str, Any]]:
         """``works`` or ``workqueues``: one dict per item or queue."""
@@ -175,6 +249,17 @@ class Genl:
         msg["cmd"] = cmd
         msg["version"] = uapi.GENL_VERSION
         return [_decode(m) for m in self._request(msg, NLM_F_REQUEST | NLM_F_DUMP)]
+
+
+def _result(what: str, msg: Any) -> dict[str, Any]:
+    """The attributes of a command's last answer; OSError if it carries ``errno`` (a
+    deferred command that failed after it was accepted)."""
+    out = _decode(msg)
+    if "errno" in out:
+        code = int(out["errno"])
+        raise OSError(code, f"wqlab: {what} failed after it was accepted: {os.strerror(code)}")
+    out.pop("deferred", None)
+    return out
 
 
 _FORMATS = {"u32": "<I", "s32": "<i", "u64": "<Q", "s64": "<q"}

@@ -238,6 +238,9 @@ GENL_CMD_WORKQUEUES: Final = 0x61
 """Dump: one message per custom workqueue."""
 GENL_CMD_EVENT: Final = 0x62
 """Multicast: one event."""
+GENL_DEFERRED_MAX: Final = 16
+"""Commands that wait for work (``may_wait``) in flight at once on netlink; one more is
+``EAGAIN``."""
 
 
 class Attr(IntEnum):
@@ -272,9 +275,11 @@ class Attr(IntEnum):
     ORDERED = 27
     BH = 28
     PAD = 29
+    DEFERRED = 30
+    ERRNO = 31
 
 
-ATTR_MAX: Final = 29
+ATTR_MAX: Final = 31
 
 ATTR_TYPES: Final[Mapping[Attr, str]] = MappingProxyType(
     {
@@ -307,6 +312,8 @@ ATTR_TYPES: Final[Mapping[Attr, str]] = MappingProxyType(
         Attr.ORDERED: "u32",
         Attr.BH: "u32",
         Attr.PAD: "pad",
+        Attr.DEFERRED: "u32",
+        Attr.ERRNO: "u32",
     }
 )
 """Wire type of every attribute (the header's comments)."""
@@ -336,6 +343,7 @@ GENL_ERRNOS: Final[Mapping[int, str]] = MappingProxyType(
         errno.ERANGE: "a number outside its range (debugfs and ioctl: E2BIG for a maximum, "
         "EINVAL for cpu, block, delayed) (policy)",
         errno.EPERM: "the sender lacks CAP_NET_ADMIN or CAP_SYS_ADMIN",
+        errno.EAGAIN: "GENL_DEFERRED_MAX commands that wait for work are in flight",
     }
 )
 """Errors the netlink plane adds (the header's ``DOC: generic netlink``)."""

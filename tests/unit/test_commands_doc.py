@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from wqlab import uapi
+from wqlab.client import may_block
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "commands.md").read_text()
@@ -63,7 +64,7 @@ def code_commands() -> dict[str, tuple[int, set[str], set[str]]]:
     body = CMDS_C[CMDS_C.index("const struct wqlab_cmd_desc wqlab_cmds[] = {") :]
     out = {}
     for name, nr, allowed, required in re.findall(
-        r"WQLAB_CMD\((\w+),\s*(\w+),\s*([^,]+),\s*([^,]+),", body
+        r"WQLAB_CMD(?:_WAITS)?\((\w+),\s*(\w+),\s*([^,]+),\s*([^,]+),", body
     ):
 
         def keys(expr: str) -> set[str]:
@@ -78,6 +79,19 @@ def test_doc_table_code_table_and_uapi_name_the_same_commands() -> None:
     doc, code = doc_commands(), code_commands()
     assert len(code) == len(uapi.COMMAND_NRS) == 39
     assert set(doc) == set(code) == set(uapi.COMMAND_NRS)
+
+
+def test_commands_that_wait_are_the_ones_the_client_and_the_docs_name() -> None:
+    # the table's WQLAB_CMD_WAITS entries: the netlink plane defers them, the guest agent
+    # runs them off its reading thread (client.may_block), the docs list them
+    body = CMDS_C[CMDS_C.index("const struct wqlab_cmd_desc wqlab_cmds[] = {") :]
+    waits = set(re.findall(r"WQLAB_CMD_WAITS\((\w+),", body))
+    assert len(waits) == 10
+    assert waits == {name for name in uapi.COMMAND_NRS if may_block(name)}
+    doc = _section("Generic netlink")
+    listed = re.search(r"\*\*Commands that wait\.\*\*(.*?)\n\n", doc, re.S)
+    assert listed, "no **Commands that wait.** paragraph under Generic netlink"
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) >= waits
 
 
 @pytest.mark.parametrize("name", sorted(uapi.COMMAND_NRS))

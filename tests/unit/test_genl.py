@@ -5,9 +5,11 @@ tests/vm/test_netlink.py)."""
 from __future__ import annotations
 
 import errno
+import socket
 import struct
 
 import pytest
+from pyroute2.netlink import NLM_F_ACK_TLVS, NLMSG_ERROR, nlmsgerr
 
 from wqlab import genl, uapi
 from wqlab.cli import format_event
@@ -123,3 +125,100 @@ def test_fast_event_decoder_agrees_with_pyroute2(attrs: list[tuple[str, object]]
     # two messages in one buffer, one of another family, and a torn tail
     other = _event_bytes(attrs, family=31)
     assert genl.decode_events(data + other + data[:30], 30) == [want]
+
+
+# a command's answers: read by Genl.answers() (the module's side: tests/vm/test_netlink.py)
+
+FAMILY = 0x1C
+
+
+class _Sock:
+    """What Genl.answers() uses of pyroute2's socket: its marshal."""
+
+    def __init__(self) -> None:
+        from pyroute2.netlink.nlsocket import Marshal
+
+        self.marshal = Marshal()
+        self.marshal.msg_map[FAMILY] = genl.wqlabmsg
+
+
+def _client() -> tuple[genl.Genl, socket.socket]:
+    """A Genl whose command socket is one end of a datagram pair; the other end is the
+    kernel."""
+    nl = object.__new__(genl.Genl)
+    nl.cmd_sock, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nl.sock = _Sock()
+    nl.family = FAMILY
+    nl.seq = genl._SEQ_BASE
+    return nl, kernel
+
+
+def _reply(seq: int, **attrs: int) -> bytes:
+    m = genl.wqlabmsg()
+    m["header"]["type"] = FAMILY
+    m["header"]["sequence_number"] = seq
+    m["cmd"] = uapi.COMMAND_NRS["flush_work"]
+    m["version"] = uapi.GENL_VERSION
+    m["attrs"] = [(f"WQLAB_A_{k.upper()}", v) for k, v in attrs.items()]
+    m.encode()
+    return bytes(m.data)
+
+
+def _ack(seq: int, error: int = 0, text: str = "") -> bytes:
+    m = nlmsgerr()
+    m["header"]["type"] = NLMSG_ERROR
+    m["header"]["sequence_number"] = seq
+    m["header"]["flags"] = NLM_F_ACK_TLVS if text else 0
+    m["error"] = error
+    m["attrs"] = [("NLMSGERR_ATTR_MSG", text)] if text else []
+    m.encode()
+    return bytes(m.data)
+
+
+def test_a_deferred_command_is_read_up_to_its_last_message() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    for data in (_reply(seq, deferred=1), _ack(seq), _reply(seq - 5, ret=7), _reply(seq, ret=1)):
+        kernel.send(data)  # an answer to an older request, given up on, is skipped
+    replies = nl.answers(seq, timeout=5)
+    assert [genl._decode(m) for m in replies] == [{"deferred": 1}, {"ret": 1}]
+    assert genl._result("flush_work", replies[-1]) == {"ret": 1}
+
+
+def test_an_immediate_answer_ends_at_the_ack() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, ret=0))
+    kernel.send(_ack(seq))
+    kernel.send(_reply(seq, ret=9))  # nothing is read past the ack
+    assert [genl._decode(m) for m in nl.answers(seq, timeout=5)] == [{"ret": 0}]
+
+
+def test_deferred_without_its_last_message_times_out_and_last_false_stops_at_the_ack() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, deferred=1) + _ack(seq))  # one datagram, two messages
+    with pytest.raises(OSError) as e:
+        nl.answers(seq, timeout=0.2)
+    assert e.value.errno == errno.ETIMEDOUT
+    kernel.send(_reply(seq, deferred=1) + _ack(seq))
+    assert [genl._decode(m) for m in nl.answers(seq, 5, last=False)] == [{"deferred": 1}]
+
+
+def test_an_errno_ack_raises_with_its_extack_text() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    kernel.send(_ack(seq, -errno.EAGAIN, "wqlab: too many netlink commands waiting"))
+    with pytest.raises(OSError) as e:
+        nl.answers(seq, timeout=5)
+    assert e.value.errno == errno.EAGAIN and "too many" in str(e.value)
+
+
+def test_a_last_message_with_errno_is_an_error() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, deferred=1) + _ack(seq) + _reply(seq, errno=errno.ENOMEM))
+    replies = nl.answers(seq, timeout=5)
+    with pytest.raises(OSError) as e:
+        genl._result("flush_work", replies[-1])
+    assert e.value.errno == errno.ENOMEM and "after it was accepted" in str(e.value)

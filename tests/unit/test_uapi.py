@@ -48,6 +48,7 @@ C_CONSTANTS = {
     "WQLAB_GENL_CMD_WORKS": uapi.GENL_CMD_WORKS,
     "WQLAB_GENL_CMD_WORKQUEUES": uapi.GENL_CMD_WORKQUEUES,
     "WQLAB_GENL_CMD_EVENT": uapi.GENL_CMD_EVENT,
+    "WQLAB_GENL_DEFERRED_MAX": uapi.GENL_DEFERRED_MAX,
     "WQLAB_A_MAX": uapi.ATTR_MAX,
     **{f"WQLAB_A_{a.name}": int(a) for a in uapi.Attr},
     **{f"WQLAB_EV_{e.name}": int(e) for e in uapi.Event},
@@ -232,9 +233,20 @@ def test_netlink_strings_match_header(c_values: dict[str, int | str]) -> None:
 
 def test_header_defines_no_netlink_constant_missing_from_mirror() -> None:
     text = HEADER.read_text()
-    header = set(re.findall(r"^#define (WQLAB_(?:A|EV|GENL_CMD)_\w+)", text, re.M))
-    mirror = {n for n in C_CONSTANTS if n.startswith(("WQLAB_A_", "WQLAB_EV_", "WQLAB_GENL_CMD_"))}
+    header = set(re.findall(r"^#define (WQLAB_(?:A|EV|GENL)_\w+)", text, re.M))
+    mirror = {
+        n
+        for n in [*C_CONSTANTS, *C_STRINGS]
+        if n.startswith(("WQLAB_A_", "WQLAB_EV_", "WQLAB_GENL_"))
+    }
     assert header == mirror
+
+
+def test_netlink_errnos_cover_the_doc_block() -> None:
+    # every "- EXXX:" of the header's DOC: generic netlink is in the mirror's GENL_ERRNOS
+    doc = HEADER.read_text().split("DOC: generic netlink", 1)[1].split("*/", 1)[0]
+    names = set(re.findall(r"^ \* - (E[A-Z0-9]+):", doc, re.M))
+    assert names == {errno.errorcode[e] for e in uapi.GENL_ERRNOS}
 
 
 def test_every_argument_has_the_attribute_of_its_bit() -> None:

@@ -164,7 +164,24 @@ struct wqlab_version {
  * Each operation's policy admits only the attributes its command takes,
  * with their type and range; the kernel validates strictly. The answer to
  * a command is one message of the same command number with WQLAB_A_RET
- * (and WQLAB_A_ID for work_new). Every operation needs CAP_NET_ADMIN (the
+ * (and WQLAB_A_ID for work_new).
+ *
+ * A command that waits for work (flush_*, cancel_*_sync, disable_*_sync,
+ * flush_scheduled_work, flush_workqueue, drain_workqueue,
+ * destroy_workqueue) is checked before it is answered, as every command,
+ * and a refusal is the ack's errno with its extack text; once it waits, it
+ * goes on in the module's own workqueue so that genetlink is not held:
+ * the answer is then a message with WQLAB_A_DEFERRED = 1, the ack (if
+ * NLM_F_ACK was set) and, when the command returns, a last message of the
+ * same command number and sequence number, to the same port, with
+ * WQLAB_A_RET (or WQLAB_A_ERRNO if it failed after it was accepted; none
+ * does in this version). A command that returned before the ack is
+ * answered as any other (WQLAB_A_RET, no WQLAB_A_DEFERRED). At most
+ * WQLAB_GENL_DEFERRED_MAX such commands wait at once; one more is refused
+ * with EAGAIN. A sender that closed its socket meanwhile loses the last
+ * message, nothing else (the stats file counts it in nl_replies_lost).
+ *
+ * Every operation needs CAP_NET_ADMIN (the
  * core's GENL_ADMIN_PERM) and CAP_SYS_ADMIN (as the other planes), and so
  * does joining the multicast group WQLAB_GENL_MCGRP_EVENTS.
  *
@@ -186,10 +203,14 @@ struct wqlab_version {
  * kernel's. The module's own (version, capability, missing attributes and
  * every common errno) are counted and their text starts with "wqlab: ".
  * - EPERM: the sender lacks CAP_NET_ADMIN or CAP_SYS_ADMIN.
+ * - EAGAIN: WQLAB_GENL_DEFERRED_MAX commands already wait (retry once one
+ *   has answered).
  */
 #define WQLAB_GENL_NAME		"wqlab"
 #define WQLAB_GENL_VERSION	1
 #define WQLAB_GENL_MCGRP_EVENTS	"events"
+/* Commands that may wait for work in flight at once (then EAGAIN). */
+#define WQLAB_GENL_DEFERRED_MAX	16
 
 /* Operations beyond the command table (whose numbers are WQLAB_NR_*). */
 #define WQLAB_GENL_CMD_WORKS		0x60	/* dump: one message per item */
@@ -227,7 +248,9 @@ struct wqlab_version {
 #define WQLAB_A_ORDERED		27	/* u32: 0/1 */
 #define WQLAB_A_BH		28	/* u32: 0/1 */
 #define WQLAB_A_PAD		29	/* padding of 64-bit attributes */
-#define WQLAB_A_MAX		29
+#define WQLAB_A_DEFERRED	30	/* u32: 1: the result follows in a later message */
+#define WQLAB_A_ERRNO		31	/* u32: errno of a deferred command that failed */
+#define WQLAB_A_MAX		31
 
 /* WQLAB_A_EVENT: what happened. */
 #define WQLAB_EV_START		1	/* a run of an item starts (ID SEQ CPU PID WQ TIME_NS) */
