@@ -1,7 +1,10 @@
 """The generic netlink plane beyond what every plane shares (test_planes.py and the per-
 command tests run on it too): the event stream agrees with ftrace, malformed messages are
 refused with their errno and an extack text and change nothing, non-root is refused, the
-dumps list what the files list, and unloading with a listener subscribed is clean."""
+dumps list what the files list, a command that waits runs on in the module's queue (a
+family registration does not wait for it; deferred answer after the ack; refusals in the
+ack; a sender gone; the cap), and unloading with a listener subscribed and a command
+waiting is clean."""
 
 from __future__ import annotations
 
@@ -329,3 +332,229 @@ def test_unload_with_a_listener_subscribed_and_a_command_blocked_is_clean(
         c.cmd("schedule_work", id=0)
         evs = again.read_until(lambda evs: _ends(evs)[0] >= 1, EVENT_WAIT_S)
     assert [ev["event"] for ev in evs if ev.get("id") == 0] == ["start", "end"]
+
+
+# commands that wait: run from the module's queue, answered after the ack ----------------
+
+_GUEST = """
+import json, os, select, subprocess, sys, time
+sys.path += {paths!r}
+sys.path.insert(0, {agent_dir!r})
+from guest_agent import _pyroute2_core
+_pyroute2_core(sys.path)
+from pyroute2.netlink import NLMSG_ERROR
+from wqlab import genl, uapi
+ITEM = {item}
+out = {{}}
+def msg(name, **args):
+    m = genl.wqlabmsg()
+    m["cmd"] = uapi.COMMAND_NRS[name]
+    m["version"] = uapi.GENL_VERSION
+    m["attrs"] = genl.encode_args(args)
+    return m
+def stats():
+    with open("/sys/kernel/debug/wqlab/stats") as f:
+        return dict(line.split("=") for line in f.read().split())
+def trial(fn):
+    try:
+        return ["ok", fn()]
+    except OSError as e:
+        return [e.errno, str(e)]
+def arrivals(nl, seqs, secs, finals=0):
+    # what comes for these requests, in order: [seq, "ack", error] or [seq, cmd, attrs];
+    # up to secs, or until `finals` answers without "deferred" came
+    got, end = [], time.monotonic() + secs
+    while time.monotonic() < end and (not finals or sum(
+            1 for g in got if g[1] != "ack" and "deferred" not in g[2]) < finals):
+        if not select.select([nl.cmd_sock], [], [], max(0.0, end - time.monotonic()))[0]:
+            break
+        try:
+            data = nl.cmd_sock.recv(65536)
+        except BlockingIOError:
+            continue
+        for m in nl.sock.marshal.parse(data):
+            h = m["header"]
+            if h["sequence_number"] not in seqs:
+                continue
+            if h["type"] == NLMSG_ERROR:
+                got.append([h["sequence_number"], "ack", m["error"]])
+            else:
+                got.append([h["sequence_number"], m["cmd"], genl._decode(m)])
+    return got
+"""
+
+
+def _guest_py(c: WqlabClient, body: str, item: int, timeout: float = 300) -> dict[str, Any]:
+    """Run ``body`` (with ``_GUEST``'s helpers and the genl client) in the guest's Python;
+    the ``out`` dict it fills."""
+    script = (
+        _GUEST.format(
+            paths=list(guest_import_paths()), agent_dir=str(Path(wqlab.__file__).parent), item=item
+        )
+        + body
+        + "\nprint(json.dumps(out))\n"
+    )
+    r = c.agent.sh(f"/usr/bin/python3 -I -S -c {shlex.quote(script)}", timeout=timeout, check=False)
+    assert r["rc"] == 0, r
+    return dict(json.loads(str(r["stdout"]).strip().splitlines()[-1]))
+
+
+def _blocked_item(c: WqlabClient) -> int:
+    (item,) = new_items(c, 1)
+    c.cmd("schedule_work", id=item, block=1)
+    poll("the run blocked", lambda: c.work(item)["state"] == "blocked")
+    return item
+
+
+# block_max_ms: the old module held genetlink this long (the flush's wait)
+HELD_S = 100
+
+
+_REGISTER = """
+def run(argv):
+    t0 = time.monotonic()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=400)
+    return [r.returncode, r.stderr.strip(), time.monotonic() - t0]
+if os.path.exists("/sys/module/wireguard"):
+    run(["modprobe", "-r", "wireguard"])
+out["load"] = run(["modprobe", "wireguard"])  # genl_register_family: cb_lock for writing
+t0 = time.monotonic()
+from pyroute2.netlink import genlmsg
+from pyroute2.netlink.generic import GenericNetlinkSocket
+s = GenericNetlinkSocket()
+s.bind("wireguard", genlmsg)  # CTRL_CMD_GETFAMILY
+out["getfamily"] = [s.prid, time.monotonic() - t0]
+s.close()
+out["unload"] = run(["modprobe", "-r", "wireguard"])  # genl_unregister_family
+out["deferred"] = stats().get("nl_deferred")
+"""
+
+
+@pytest.mark.wqlab_module_params(block_max_ms=HELD_S * 1000)
+def test_a_waiting_command_does_not_hold_up_a_genl_family_registration(
+    wqlab_netlink: WqlabClient,
+) -> None:
+    c = wqlab_netlink
+    item = _blocked_item(c)
+    flush = c.submit("flush_work", id=item)  # waits for the blocked run, over netlink
+    poll("the flush in the module", lambda: c.work(item)["users"] == "1")
+    try:
+        got = _guest_py(c, _REGISTER, item, timeout=HELD_S * 3)
+        still_waiting = not flush.done()
+    finally:
+        c.cmd("release", id=item)
+    print(f"with a netlink flush_work waiting: {got}")  # the numbers, for -rP
+    if got["load"][0] != 0:
+        pytest.skip(f"modprobe wireguard failed in the guest: {got['load'][1]}")
+    limit = HELD_S / 4  # a few seconds under TCG; the old module: all of block_max_ms
+    assert got["load"][2] < limit, f"modprobe wireguard took {got['load'][2]:.1f} s: {got}"
+    assert got["getfamily"][1] < limit, f"CTRL_CMD_GETFAMILY took {got['getfamily'][1]:.1f} s"
+    assert got["unload"][0] == 0 and got["unload"][2] < limit, f"modprobe -r: {got['unload']}"
+    assert got["getfamily"][0] > 0, got
+    assert still_waiting and got["deferred"] == "1", "the flush was not waiting meanwhile"
+    assert c.result(flush, 60).ret == 1, "flush_work waited for the released run"
+    assert c.stats()["nl_deferred"] == "0"
+
+
+_PROTOCOL = """
+nl, other = genl.Genl(), genl.Genl()
+seq = nl.send(msg("flush_work", id=ITEM))
+out["before"] = arrivals(nl, {seq}, 3.0)  # the item is blocked: no result yet
+out["deferred"] = stats()["nl_deferred"]
+other.command("release", {"id": ITEM})
+out["after"] = arrivals(nl, {seq}, 60.0, finals=1)
+out["seq"] = seq
+# refusals come in the ack, and nothing follows them
+ok = nl.send(msg("flush_work", id=999))
+out["enoent"] = trial(lambda: nl.answers(ok, 10))
+out["enoent_then"] = arrivals(nl, {ok}, 1.0)
+out["einval"] = trial(lambda: nl.command("flush_delayed_work", {"id": ITEM}, 10))
+out["drain_system"] = trial(lambda: nl.command("drain_workqueue", {"wq": "system"}, 10))
+out["no_wq"] = trial(lambda: nl.command("destroy_workqueue", {"wq": "nosuch"}, 10))
+out["idle"] = trial(lambda: nl.command("cancel_work_sync", {"id": ITEM}, 10))
+out["stats"] = stats()
+"""
+
+
+def test_a_waiting_command_is_answered_after_the_ack_and_refusals_in_the_ack(
+    wqlab_netlink: WqlabClient,
+) -> None:
+    c = wqlab_netlink
+    item = _blocked_item(c)
+    failed = int(c.stats()["cmds_failed"])
+    got = _guest_py(c, _PROTOCOL, item)
+    nr, seq = uapi.COMMAND_NRS["flush_work"], got["seq"]
+    # the doit's reply says "deferred" (no ret), then the ack; the result after the release
+    assert got["before"] == [[seq, nr, {"deferred": 1}], [seq, "ack", 0]], got["before"]
+    assert got["deferred"] == "1"
+    assert got["after"] == [[seq, nr, {"ret": 1}]], got["after"]
+    assert got["enoent"][0] == errno.ENOENT and "no such work item" in got["enoent"][1], got
+    assert got["enoent_then"] == [], f"a refused command was answered again: {got}"
+    assert got["einval"][0] == errno.EINVAL and "wqlab: " in got["einval"][1], got
+    assert got["drain_system"][0] == errno.EINVAL, got
+    assert got["no_wq"][0] == errno.ENOENT and "no such workqueue" in got["no_wq"][1], got
+    assert got["idle"] == ["ok", {"ret": 0}], got  # a command that waits, nothing to wait for
+    st = got["stats"]
+    assert st["nl_deferred"] == "0" and st["nl_replies_lost"] == "0", st
+    assert int(st["cmds_failed"]) == failed + 4, st
+    assert c.work(item)["state"] == "done" and c.work(item)["users"] == "0"
+
+
+_CLOSED = """
+nl = genl.Genl()
+seq = nl.send(msg("flush_work", id=ITEM))
+out["first"] = [genl._decode(m) for m in nl.answers(seq, 60, last=False)]
+nl.close()  # before the result
+out["stats"] = stats()
+"""
+
+
+def test_a_sender_that_closed_its_socket_loses_the_last_message_only(
+    wqlab_netlink: WqlabClient,
+) -> None:
+    c = wqlab_netlink
+    item = _blocked_item(c)
+    got = _guest_py(c, _CLOSED, item)
+    assert got["first"] == [{"deferred": 1}], got
+    assert got["stats"]["nl_deferred"] == "1", got
+    assert c.cmd("release", id=item).ret == 1
+    poll("the flush's end", lambda: c.stats()["nl_deferred"] == "0")
+    st = c.stats()
+    assert st["nl_replies_lost"] == "1", st
+    assert c.work(item)["users"] == "0"
+    # the plane still works, waiting commands included
+    assert c.cmd("flush_work", id=item).ret == 0
+    assert c.stats()["nl_replies_lost"] == "1"
+
+
+_CAP = """
+nl, other = genl.Genl(), genl.Genl()
+seqs = []
+for _ in range(uapi.GENL_DEFERRED_MAX):
+    seqs.append(nl.send(msg("flush_work", id=ITEM)))
+    out.setdefault("first", []).append(genl._decode(nl.answers(seqs[-1], 60, last=False)[0]))
+out["full"] = stats()
+out["over"] = trial(lambda: other.command("cancel_work_sync", {"id": ITEM}, 10))
+out["short"] = trial(lambda: other.command("work_busy", {"id": ITEM}, 10))
+other.command("release", {"id": ITEM})
+out["finals"] = arrivals(nl, set(seqs), 120.0, finals=len(seqs))
+out["again"] = trial(lambda: other.command("flush_work", {"id": ITEM}, 60))
+out["stats"] = stats()
+"""
+
+
+def test_waiting_commands_beyond_the_cap_get_eagain(wqlab_netlink: WqlabClient) -> None:
+    c = wqlab_netlink
+    item = _blocked_item(c)
+    n = uapi.GENL_DEFERRED_MAX
+    got = _guest_py(c, _CAP, item)
+    assert got["first"] == [{"deferred": 1}] * n, got["first"]
+    assert got["full"]["nl_deferred"] == str(n), got["full"]
+    assert got["over"][0] == errno.EAGAIN and "too many" in got["over"][1], got["over"]
+    # commands that do not wait are not counted: work_busy of the blocked run is "running"
+    assert got["short"] == ["ok", {"ret": uapi.Busy.RUNNING}], got
+    finals = [a for a in got["finals"] if a[1] != "ack"]
+    assert sorted(a[0] for a in finals) == sorted(set(a[0] for a in finals)), finals
+    assert len(finals) == n and all(a[2] == {"ret": 1} for a in finals), got["finals"]
+    assert got["again"] == ["ok", {"ret": 0}], got
+    assert got["stats"]["nl_deferred"] == "0", got["stats"]
