@@ -239,8 +239,8 @@ GENL_CMD_WORKQUEUES: Final = 0x61
 GENL_CMD_EVENT: Final = 0x62
 """Multicast: one event."""
 GENL_DEFERRED_MAX: Final = 16
-"""Commands that wait for work (``may_wait``) in flight at once on netlink; one more is
-``EAGAIN``."""
+"""Commands that wait for work (the table's ``WQLAB_CMD_WAITS``, ``client.may_block``) in
+flight at once on netlink; one more is ``EAGAIN``."""
 
 
 class Attr(IntEnum):
