@@ -315,8 +315,9 @@ def test_unload_with_a_listener_subscribed_and_a_command_blocked_is_clean(
         stream.read_until(lambda evs: any(v["event"] == "block" for v in evs), EVENT_WAIT_S)
         flush = c.submit("flush_work", id=item)  # waits for the blocked run, over netlink
         poll("the flush in the module", lambda: c.work(item)["users"] == "1")
+        assert c.stats()["nl_deferred"] == "1", "the flush does not wait in the module's queue"
         t0 = time.monotonic()
-        rmmod(c.agent)  # stops the run, waits for the command, unregisters the family
+        rmmod(c.agent)  # stops the run, the flush answers, unregisters, destroys its queue
         took = time.monotonic() - t0
         assert c.result(flush, 30).ret == 1, "flush_work waited for the cut-short run"
         assert took < 20, f"rmmod took {took:.1f} s with a netlink command blocked"
