@@ -75,7 +75,7 @@ def fixed_cost(vm: Vm, ko: Path, n: int) -> tuple[list[float], list[float]]:
         t0 = time.perf_counter()
         watch = begin_test(vm)
         load_module(agent, str(ko))
-        inst = arm_trace(vm)
+        inst = arm_trace(vm, fresh_module=True)  # as under the ``wqlab`` fixture
         t1 = time.perf_counter()
         vm.splats_since(watch.console)
         dmesg_since(agent, watch.dmesg)

@@ -387,11 +387,16 @@ def insmod(agent: AgentChannel, ko: str, **params: Any) -> None:
         raise module_error(f"insmod {ko} {args}".strip(), e.errno, INSMOD_ERRORS) from None
 
 
-def rmmod(agent: AgentChannel, name: str = "wqlab", timeout: float = 120.0) -> None:
+def rmmod(
+    agent: AgentChannel, name: str = "wqlab", timeout: float = 120.0, expedite_rcu: bool = False
+) -> None:
     """Unload a module with ``delete_module()``; no answer within ``timeout`` raises
-    GuestTimeoutError (a hung exit function: the caller taints the VM)."""
+    GuestTimeoutError (a hung exit function: the caller taints the VM). ``expedite_rcu``:
+    the kernel's grace-period waits expedited for the unload (the guest agent's
+    ``_ExpeditedRcu``)."""
     try:
-        agent.request("rmmod", timeout, name=name)
+        extra = {"expedite_rcu": True} if expedite_rcu else {}
+        agent.request("rmmod", timeout, name=name, **extra)
     except GuestCommandError as e:
         if e.errno is None:
             raise

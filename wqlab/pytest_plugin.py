@@ -439,8 +439,10 @@ def wqlab_netlink(
 def wqlab_trace(request: pytest.FixtureRequest, wqlab_vm: Vm) -> Iterator[TraceInstance]:
     """The VM's trace instance, emptied and re-armed for this test: only this test's
     events are in it (every event off, filters cleared, then its events on and the
-    buffer emptied, with tracing off). Request it after ``wqlab`` to get ``wqlab:*`` too."""
-    inst = arm_trace(wqlab_vm)
+    buffer emptied, with tracing off). Request it after ``wqlab`` to get ``wqlab:*`` too
+    (that module, loaded for this test and unloaded after it, has its events unpinned:
+    ``arm_trace``'s ``fresh_module``)."""
+    inst = arm_trace(wqlab_vm, fresh_module=_CLIENT in request.node.stash)
     request.node.stash[_TRACE] = inst
     yield inst
     disarm_trace(wqlab_vm, inst)

@@ -69,13 +69,20 @@ def load_module(agent: AgentChannel, ko: str, params: dict[str, Any] | None = No
     insmod(agent, ko, **(params or {}))
 
 
+def _private(vm: Vm) -> bool:
+    """The harness booted this kernel for itself (not an SSH or serial target)."""
+    return bool(getattr(vm, "private_kernel", False))
+
+
 def unload_module(vm: Vm, name: str = "wqlab") -> None:
     """Unload after a test; an rmmod that hangs or fails taints the VM (the next test
-    boots a fresh one) and raises."""
+    boots a fresh one) and raises. In the harness's own VM the unload's grace periods are
+    expedited (``rmmod``'s ``expedite_rcu``): it empties every trace instance that had one
+    of the module's events on, two grace periods for each of its two buffers."""
     if not vm.alive:
         return
     try:
-        rmmod(vm.agent(), name)
+        rmmod(vm.agent(), name, expedite_rcu=_private(vm))
     except HarnessError:
         vm.retire(f"rmmod {name} failed or hung", hung=True)
         raise
@@ -100,14 +107,23 @@ TEST_TRACE = "wqlab_test"
 _TEST_TRACES: weakref.WeakKeyDictionary[Vm, TraceInstance] = weakref.WeakKeyDictionary()
 
 
-def arm_trace(vm: Vm) -> TraceInstance:
+def arm_trace(vm: Vm, fresh_module: bool = False) -> TraceInstance:
     """The VM's trace instance for a test, empty and recording only its own events: made
-    for the VM's first test, re-armed (not made anew) for each later one. One round trip."""
+    for the VM's first test, re-armed (not made anew) for each later one. One round trip.
+
+    ``fresh_module``: the module was loaded for this test just now (``load_module()``,
+    none of its code running) and is unloaded (``unload_module()``) after
+    ``disarm_trace()``, as the ``wqlab`` fixture does: its events are then enabled here
+    without being pinned in the keepers (see wqlab/tracefs.py), which saves two instance
+    resets at the unload. Otherwise (a module some earlier test left loaded, one loaded
+    by hand) they are pinned first."""
     inst = _TEST_TRACES.get(vm)
     if inst is None:
         inst = _TEST_TRACES[vm] = TraceInstance(vm.agent(), TEST_TRACE)
-        return inst.start()
-    return inst.rearm()
+        inst.pin_module_events = not fresh_module
+        return inst.start(expedite_rcu=_private(vm))
+    inst.pin_module_events = not fresh_module
+    return inst.rearm(expedite_rcu=_private(vm))
 
 
 def disarm_trace(vm: Vm, inst: TraceInstance) -> None:

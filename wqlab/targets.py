@@ -122,6 +122,8 @@ class TargetHost(Vm):
     """A machine wqlab did not boot, in a :class:`Vm`'s place: the agent through an SSH or
     serial target, the serial console's kernel lines watched for splats like a VM's."""
 
+    private_kernel = False  # somebody's machine: no kernel knob is touched
+
     def __init__(self, spec: TargetSpec, console_log: Path) -> None:
         super().__init__(VmConfig(image=Path(os.devnull)), console_log, name=spec.label)
         self.spec = spec

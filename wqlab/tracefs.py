@@ -17,6 +17,16 @@ keeper instances (``wqlab_pin0/1``, tracing off, 4 kB buffers) keep it enabled f
 rest of the boot, and a test instance only ever adds or removes a third probe, which is a
 pointer update, not a text patch.
 
+One exception, for speed: the module's own events in an instance armed right after the
+module's load, for a user that unloads it next (``pin_module_events=False``: the pytest
+plugin's instance under the ``wqlab`` fixture). Those tracepoints are in the module's text,
+and a trace instance holds no reference on the module: its unload turns them off in every
+instance itself, after its exit function, and then empties every instance that ever had
+one of them on (``trace_module_remove_events()``: two RCU grace periods for each of its
+two buffers), the keepers too. Their only two patches, the first probe after the load and
+the last one gone at the unload, come when none of the module's code runs, so pinning
+would guard nothing and made each unload 0.2 s slower (two more instances emptied).
+
 All of it is directory and file operations done by the guest agent itself, batched (no
 shell: a process costs 0.25-0.6 s under TCG): ``start()``, ``rearm()`` and ``remove()``
 are one round trip each.
@@ -48,6 +58,10 @@ def _write(path: str, data: str, missing_ok: bool = False) -> dict[str, Any]:
     if missing_ok:
         step["missing_ok"] = True
     return step
+
+
+def _expedite(on: bool) -> dict[str, Any]:
+    return {"expedite_rcu": True} if on else {}
 
 
 def pin_steps(events: tuple[str, ...], root: str = TRACEFS) -> list[dict[str, Any]]:
@@ -88,6 +102,7 @@ class TraceInstance:
         events: tuple[str, ...] = WQ_EVENTS,
         module_events: bool = True,
         root: str = TRACEFS,
+        pin_module_events: bool = True,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ValueError(f"bad trace instance name {name!r}")
@@ -98,20 +113,26 @@ class TraceInstance:
         self.buffer_kb = buffer_kb
         self.events = events
         self.module_events = module_events
+        # False only while the module was loaded just before this arming and is unloaded
+        # before the next one (see the module's docstring)
+        self.pin_module_events = pin_module_events
         self.filtered: set[str] = set()  # events given a filter: cleared at the next arm
 
-    def start(self) -> TraceInstance:
-        """Create (or reuse) the instance, size its buffer, arm it: one round trip."""
-        self.agent.request("batch", steps=self.start_steps())
+    def start(self, expedite_rcu: bool = False) -> TraceInstance:
+        """Create (or reuse) the instance, size its buffer, arm it: one round trip.
+        ``expedite_rcu``: the grace periods of emptying the buffer expedited (the guest
+        agent's ``_ExpeditedRcu``; the harness's own VM only)."""
+        self.agent.request("batch", steps=self.start_steps(), **_expedite(expedite_rcu))
         self.filtered.clear()
         return self
 
-    def rearm(self) -> TraceInstance:
+    def rearm(self, expedite_rcu: bool = False) -> TraceInstance:
         """Empty and arm the instance again for the next user (the pytest plugin's
         ``wqlab_trace``, once per test): the same state as ``start()`` gives, without
         making the instance anew or resizing its buffer (a removed instance is made
-        again). One round trip."""
-        self.agent.request("batch", steps=self.start_steps(resize=False))
+        again). One round trip; ``expedite_rcu`` as for ``start()``."""
+        steps = self.start_steps(resize=False)
+        self.agent.request("batch", steps=steps, **_expedite(expedite_rcu))
         self.filtered.clear()
         return self
 
@@ -119,12 +140,14 @@ class TraceInstance:
         """What ``start()`` (``rearm()``: ``resize=False``) does, as the agent's batch steps
         (pure): the instance (one left by an earlier run is reused; its buffer is sized
         when ``resize`` or when it is made), the pins (the module's system is left out if
-        not loaded); then, with tracing off: every event of the instance off (what an
-        earlier user enabled), the filters set through ``set_filter`` cleared, this
-        instance's events on, the buffer emptied (the kernel waits for writers in flight),
-        tracing on. Nothing recorded before the last two steps can be read after them."""
+        not loaded, or if not ``pin_module_events``); then, with tracing off: every event
+        of the instance off (what an earlier user enabled), the filters set through
+        ``set_filter`` cleared, this instance's events on, the buffer emptied (the kernel
+        waits for writers in flight), tracing on. Nothing recorded before the last two
+        steps can be read after them."""
         p = self.path
-        pinned = (*self.events, "wqlab") if self.module_events else self.events
+        pin_module = self.module_events and self.pin_module_events
+        pinned = (*self.events, "wqlab") if pin_module else self.events
         size = _write(f"{p}/buffer_size_kb", str(self.buffer_kb))
         return [
             {"op": "mkdir", "path": p, "exist_ok": True, "then": [] if resize else [size]},

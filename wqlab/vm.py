@@ -401,6 +401,10 @@ atexit.register(_kill_all_live)
 class Vm:
     """One running VM with its guest agent. Use as a context manager."""
 
+    # a kernel booted for the harness alone: its own housekeeping may tune it while it
+    # runs (wqlab.session: expedited grace periods for its tracefs and unload steps)
+    private_kernel = True
+
     def __init__(self, cfg: VmConfig, console_log: Path, name: str = "vm") -> None:
         self.cfg = cfg
         self.name = name

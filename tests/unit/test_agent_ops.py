@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,49 @@ def test_agent_module_ops_pass_the_system_call_its_arguments(
     assert agent.op_rmmod({"name": "wqlab"}) is None
     assert calls[0][0] == 0 and calls[0][2:] == (b"max_items=3", 0)
     assert calls[1] == (1, b"wqlab", os.O_NONBLOCK)
-    assert len(os.listdir("/proc/self/fd")) == fds  # the module file's fd is closed
+    # the module file's fd and the one passed are closed; the in-memory copy stays, once
+    assert len(os.listdir("/proc/self/fd")) == fds + 1
+    for _ in range(3):
+        agent.op_insmod({"path": str(ko), "params": ""})
+    assert len(os.listdir("/proc/self/fd")) == fds + 1
     with pytest.raises(FileNotFoundError):
         agent.op_insmod({"path": str(tmp_path / "missing.ko")})
+
+
+def test_agent_insmod_reads_a_module_file_once_while_it_stays_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel gets a read-only, sealed copy of the file's bytes (a file open for
+    writing anywhere is refused by finit_module()); a changed file is read again; what
+    is not a regular file goes to the kernel as it is."""
+    agent = load_agent()
+    passed: list[tuple[bytes, int, int, int]] = []
+
+    def syscall(index: int, fd: int, *args: Any) -> None:
+        st = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        data = os.pread(fd, 64, 0) if st.st_mode & 0o170000 == 0o100000 else b""
+        passed.append((data, st.st_ino, flags, st.st_mode))
+
+    monkeypatch.setattr(agent, "_module_syscall", syscall)
+    ko = tmp_path / "m.ko"
+    ko.write_bytes(b"first build")
+    agent.op_insmod({"path": str(ko)})
+    agent.op_insmod({"path": str(ko)})
+    (first, ino1, ro1, _), (again, ino2, _, _) = passed
+    assert first == again == b"first build" and ino1 == ino2  # one copy, reused
+    assert ro1 == os.O_RDONLY
+    fd = agent._module_fd(str(ko))
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+    finally:
+        os.close(fd)
+    ko.write_bytes(b"a rebuild of another size")
+    agent.op_insmod({"path": str(ko)})
+    assert passed[-1][0] == b"a rebuild of another size" and passed[-1][1] != ino1
+    agent.op_insmod({"path": str(tmp_path)})  # a directory: the kernel's EINVAL, as before
+    assert passed[-1][3] & 0o170000 == 0o040000
 
 
 class FailingLibc:
@@ -210,3 +251,30 @@ def test_kmsg_messages_read_as_dmesg_prints_them() -> None:
     print as ``\\xNN`` (6.12's boot log has ``!= \\x7fELF`` lines, and tabs)."""
     raw = r"6,1,2,-;magic != \x7fELF\x09tab \x5c \xc3\xa9 \xff\x0anext"
     assert parse_record(raw).message == "magic != \\x7fELF\ttab \\ \u00e9 \\xff\nnext"
+
+
+def test_agent_expedites_rcu_only_for_the_request_that_asks_and_puts_the_knob_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = load_agent()
+    knob = tmp_path / "rcu_expedited"
+    knob.write_text("0\n")
+    monkeypatch.setattr(agent, "RCU_EXPEDITED", str(knob))
+    seen: list[str] = []
+    monkeypatch.setattr(agent, "_module_syscall", lambda *a: seen.append(knob.read_text()))
+    agent.op_rmmod({"name": "wqlab"})
+    agent.op_rmmod({"name": "wqlab", "expedite_rcu": True})
+    assert seen == ["0\n", "1"] and knob.read_text() == "0"
+    # nested or concurrent users: the knob goes back after the last one, even on failure
+    with agent._ExpeditedRcu(True):
+        with pytest.raises(OSError, match="batch: read"):
+            agent.op_batch(
+                {"steps": [{"op": "read", "path": str(tmp_path / "no")}], "expedite_rcu": True}
+            )
+        assert knob.read_text() == "1"
+    assert knob.read_text() == "0"
+    knob.write_text("1")  # expedited already (a boot parameter): left as it is
+    agent.op_rmmod({"name": "wqlab", "expedite_rcu": True})
+    assert knob.read_text() == "1"
+    monkeypatch.setattr(agent, "RCU_EXPEDITED", str(tmp_path / "none"))  # no knob: no error
+    agent.op_rmmod({"name": "wqlab", "expedite_rcu": True})

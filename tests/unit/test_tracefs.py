@@ -146,6 +146,20 @@ def test_an_instance_with_the_module_loaded_enables_its_events(tmp_path: Path) -
     assert agent.calls == 2 and not Path(inst.path).exists()
 
 
+def test_an_instance_armed_on_a_fresh_load_leaves_the_module_s_events_unpinned(
+    tmp_path: Path,
+) -> None:
+    agent = fake_tracefs(tmp_path, (*WQ_EVENTS, "wqlab"))
+    inst = TraceInstance(agent, "t6", root=str(tmp_path), pin_module_events=False).start()
+    assert enabled(tmp_path, "t6", "wqlab") == "1"
+    for pin in PIN_INSTANCES:
+        assert enabled(tmp_path, pin, "wqlab") == "0", pin  # never written
+        assert all(enabled(tmp_path, pin, ev) == "1" for ev in WQ_EVENTS), pin
+    inst.pin_module_events = True
+    inst.rearm()
+    assert all(enabled(tmp_path, pin, "wqlab") == "1" for pin in PIN_INSTANCES)
+
+
 def test_an_instance_left_by_an_earlier_run_is_reused(tmp_path: Path) -> None:
     agent = fake_tracefs(tmp_path, WQ_EVENTS)
     TraceInstance(agent, "t3", root=str(tmp_path)).start()

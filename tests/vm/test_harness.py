@@ -117,6 +117,43 @@ def test_a_removed_trace_instance_leaves_its_tracepoints_pinned(
     assert not wqlab_guest.exists(f"{TRACEFS}/instances/{PIN_INSTANCES[0]}/events/wqlab")
 
 
+def test_the_module_s_events_are_pinned_unless_armed_right_after_its_load(
+    wqlab: WqlabClient, wqlab_trace: TraceInstance, wqlab_vm: Vm, wqlab_ko: Path
+) -> None:
+    """Under the ``wqlab`` fixture (the module loaded for this test, unloaded after it)
+    the plugin's instance enables the module's events without pinning them: they are on
+    from before any of the module's code runs until the kernel turns them off itself at
+    the unload, after the module's exit function (a trace instance holds no reference on
+    the module). Pinned, they would guard no text patch and make the unload empty the two
+    keepers too. Any other arming (a module left loaded, or loaded by hand) pins them
+    first, as every removable instance does; the core events are pinned either way."""
+    agent = wqlab_vm.agent()
+    keepers = [f"{TRACEFS}/instances/{pin}" for pin in PIN_INSTANCES]
+
+    def enabled(instance: str, ev: str) -> str:
+        return agent.read(f"{instance}/events/{ev}/enable").strip()
+
+    assert enabled(wqlab_trace.path, "wqlab") == "1"
+    for d in keepers:
+        assert enabled(d, "wqlab") == "0", d
+        assert [enabled(d, ev) for ev in WQ_EVENTS] == ["1"] * len(WQ_EVENTS), d
+    item = new_item(wqlab)
+    wqlab.cmd("queue_work", wq="system", id=item)
+    text = wait_runs(wqlab, wqlab_trace, {item: 1}).text
+    assert "wqlab_work_run:" in text, text[-3000:]  # the module's events are recorded
+    # the fixture's teardown: tracing off leaves them on; only the unload turns them off
+    disarm_trace(wqlab_vm, wqlab_trace)
+    assert enabled(wqlab_trace.path, "wqlab") == "1"
+    unload_module(wqlab_vm)
+    assert not agent.exists(f"{wqlab_trace.path}/events/wqlab")
+    # a module this arming did not just load: pinned in both keepers before it is enabled
+    insmod(agent, str(wqlab_ko))
+    again = arm_trace(wqlab_vm)
+    assert again is wqlab_trace and enabled(again.path, "wqlab") == "1"
+    assert [enabled(d, "wqlab") for d in keepers] == ["1", "1"]
+    # the fixture's teardown unloads this copy
+
+
 def test_the_trace_instance_rearmed_for_a_test_holds_nothing_from_the_test_before(
     wqlab_vm: Vm, wqlab_ko: Path
 ) -> None:
