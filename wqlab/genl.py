@@ -113,6 +113,41 @@ def _failed(e: object) -> OSError:
 # Commands go out with sequence numbers of their own, above pyroute2's (its dumps' pool).
 _SEQ_BASE = 1 << 30
 
+# A command's answers can be lost: the kernel drops a message its receiver's buffer has no
+# room for. Whatever answers in the doit (every reply, the ack) is queued before send()
+# returns; the last message of a command that waits comes when it returns, and the
+# module's nl_deferred (its stats file) counts the commands not yet answered, decremented
+# only after the last message was queued. A wait with no deadline of its own asks that
+# count each LOST_POLL_S without news; with no stats file to read, it gives up
+# block_max_ms (a blocked run's longest wait) plus LOST_MARGIN_S after the ack.
+STATS_PATH = "/sys/kernel/debug/wqlab/stats"
+BLOCK_MAX_MS_PATH = "/sys/module/wqlab/parameters/block_max_ms"
+LOST_POLL_S = 1.0
+LOST_MARGIN_S = 30.0
+
+
+def deferred_in_flight(path: str = STATS_PATH) -> int | None:
+    """The module's ``nl_deferred`` (commands of this plane not yet answered); None if
+    the stats file cannot be read (no debugfs, no module, an older module)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "nl_deferred":
+                    return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def block_max_s(path: str = BLOCK_MAX_MS_PATH) -> float:
+    """The module's block_max_ms in seconds (its default, 30 s, if unreadable)."""
+    try:
+        with open(path) as f:
+            return int(f.read()) / 1000
+    except (OSError, ValueError):
+        return 30.0
+
 
 class Genl:
     """One generic netlink socket bound to the family (one per thread: pyroute2 sockets
@@ -137,6 +172,9 @@ class Genl:
         # included) and runs the dumps. The descriptor is non-blocking (asyncio's).
         self.cmd_sock = socket.socket(fileno=os.dup(self.sock.fileno()))
         self.seq = _SEQ_BASE
+        self.in_flight = deferred_in_flight  # see LOST_POLL_S
+        self.lost_poll_s = LOST_POLL_S
+        self.overruns = 0  # ENOBUFS seen: the kernel dropped a message to this socket
 
     def __enter__(self) -> Genl:
         return self
@@ -154,17 +192,46 @@ class Genl:
         except NetlinkError as e:
             raise _oserror(e) from None
 
-    def _recv(self, deadline: float | None) -> bytes:
+    def _recv(self, deadline: float | None, poll: float | None = None) -> bytes | None:
+        """The next datagram; None once ``poll`` seconds (if given) passed without one;
+        OSError(ETIMEDOUT) past ``deadline``. An overrun (ENOBUFS: the kernel dropped a
+        message to this socket) is counted and reading goes on: the caller tells whether
+        the message was one it waits for."""
+        until = None if poll is None else time.monotonic() + poll
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
+            now = time.monotonic()
+            left = None if deadline is None else deadline - now
             if left is not None and left <= 0:
                 raise OSError(errno.ETIMEDOUT, "no answer from the wqlab module in time")
-            if not select.select([self.cmd_sock], [], [], left)[0]:
+            if until is not None:
+                left = until - now if left is None else min(left, until - now)
+            if not select.select(
+                [self.cmd_sock], [], [], max(left, 0) if left is not None else None
+            )[0]:
+                if until is not None and time.monotonic() >= until:
+                    return None
                 continue
             try:
                 return self.cmd_sock.recv(65536)
             except BlockingIOError:
                 continue
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                self.overruns += 1
+
+    def _lost(self, seq: int, what: str) -> OSError:
+        overrun = (
+            f"this socket's receive buffer overflowed {self.overruns} time(s) (ENOBUFS)"
+            if self.overruns
+            else "no overflow was reported to this socket"
+        )
+        return OSError(
+            errno.ENOBUFS,
+            f"request {seq}: {what}, so it was dropped ({overrun}; the module's stats "
+            "nl_replies_lost counts a dropped last message): read answers sooner or "
+            "raise the socket's SO_RCVBUF",
+        )
 
     def send(self, msg: Any) -> int:
         """Send one request of the family with NLM_F_ACK; its sequence number."""
@@ -181,22 +248,57 @@ class Genl:
         """The answers to request ``seq`` up to its ack; if the reply says ``deferred`` (a
         command that waits for work, run on by the module after the ack) and ``last``,
         also the last message, which carries the result. The family's messages, the
-        result last; an errno ack raises OSError(errno, extack text). ``timeout``: None
-        waits as long as the command does. Messages of other requests are dropped."""
+        result last; an errno ack raises OSError(errno, extack text). Messages of other
+        requests are dropped. ``timeout``: the whole wait's bound (then ETIMEDOUT); None
+        waits as long as the command does, but not for an answer the kernel dropped:
+        ENOBUFS once it is sure (see LOST_POLL_S)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        poll: float | None = None  # a caller's deadline: one wait up to it
         replies: list[Any] = []
-        acked = False
-        while not acked or (last and replies and replies[-1].get_attr("WQLAB_A_DEFERRED")):
-            for m in self.sock.marshal.parse(self._recv(deadline)):
+        acked_at: float | None = None
+        final_look = False  # nl_deferred read 0: what is not queued now never comes
+        while acked_at is None or (last and replies and replies[-1].get_attr("WQLAB_A_DEFERRED")):
+            if timeout is None:
+                poll = 0.0 if final_look else self.lost_poll_s
+            data = self._recv(deadline, poll)
+            if data is None:
+                if acked_at is None:
+                    raise self._lost(seq, "no ack came (the doit queues it before send() returns)")
+                if final_look:
+                    raise self._lost(
+                        seq,
+                        "the module answered 'deferred' and no longer has a command waiting "
+                        "(stats nl_deferred=0), but the result never came",
+                    )
+                final_look = self._result_gone(seq, acked_at)
+                continue
+            for m in self.sock.marshal.parse(data):
                 if m["header"]["sequence_number"] != seq:
                     continue  # an answer to a request given up on
                 if m["header"].get("error") is not None:
                     raise _failed(m["header"]["error"])
                 if m["header"]["type"] == NLMSG_ERROR:
-                    acked = True
+                    acked_at = time.monotonic()
                 elif m["header"]["type"] == self.family:
                     replies.append(m)
         return replies
+
+    def _result_gone(self, seq: int, acked_at: float) -> bool:
+        """Whether no command of this plane waits in the module any more (then the result,
+        if it was sent, is already queued here). Without the stats file: ETIMEDOUT once
+        block_max_ms plus LOST_MARGIN_S passed since the ack."""
+        n = self.in_flight()
+        if n is not None:
+            return n == 0
+        bound = block_max_s() + LOST_MARGIN_S
+        if time.monotonic() - acked_at > bound:
+            raise OSError(
+                errno.ETIMEDOUT,
+                f"request {seq}: no result {bound:.0f} s (block_max_ms + {LOST_MARGIN_S:.0f} s) "
+                f"after the module answered 'deferred', and its stats file ({STATS_PATH}) "
+                "cannot say whether the command still waits: give a timeout",
+            )
+        return False
 
     def exchange(self, msg: Any, timeout: float | None = None) -> list[Any]:
         """``send`` then ``answers``: the family's messages of one request, result last."""

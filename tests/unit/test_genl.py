@@ -7,6 +7,10 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pyroute2.netlink import NLM_F_ACK_TLVS, NLMSG_ERROR, nlmsgerr
@@ -150,6 +154,9 @@ def _client() -> tuple[genl.Genl, socket.socket]:
     nl.sock = _Sock()
     nl.family = FAMILY
     nl.seq = genl._SEQ_BASE
+    nl.in_flight = lambda: 1  # the module: one command waits (no guest file read)
+    nl.lost_poll_s = 0.05
+    nl.overruns = 0
     return nl, kernel
 
 
@@ -222,3 +229,107 @@ def test_a_last_message_with_errno_is_an_error() -> None:
     with pytest.raises(OSError) as e:
         genl._result("flush_work", replies[-1])
     assert e.value.errno == errno.ENOMEM and "after it was accepted" in str(e.value)
+
+
+# a lost answer: no deadline of the caller's, the wait ends all the same
+
+
+def _answers_within(nl: genl.Genl, seq: int, seconds: float = 10.0) -> Callable[[], Any]:
+    """Run ``nl.answers(seq)`` (no timeout) in a thread; a wait still going after
+    ``seconds`` fails the test instead of hanging it. Returns a call that gives the
+    replies or raises what answers() raised."""
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["replies"] = nl.answers(seq)
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"answers() without a timeout still waits after {seconds} s"
+
+    def result() -> Any:
+        if "error" in out:
+            raise out["error"]  # type: ignore[misc]
+        return out["replies"]
+
+    return result
+
+
+def test_a_dropped_result_is_enobufs_once_the_module_has_no_command_waiting() -> None:
+    nl, kernel = _client()
+    counts = iter([2, 1, 0])  # another command waits too; then neither does
+    nl.in_flight = lambda: next(counts)
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, deferred=1) + _ack(seq))  # the last message never comes
+    with pytest.raises(OSError) as e:
+        _answers_within(nl, seq)()
+    assert e.value.errno == errno.ENOBUFS
+    assert "nl_deferred=0" in str(e.value) and "nl_replies_lost" in str(e.value)
+
+
+def test_a_result_queued_as_the_count_drops_is_read_not_called_lost() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+
+    def answered() -> int:  # the worker queues the result, then drops the count
+        kernel.send(_reply(seq, ret=1))
+        return 0
+
+    nl.in_flight = answered
+    kernel.send(_reply(seq, deferred=1) + _ack(seq))
+    replies = _answers_within(nl, seq)()
+    assert [genl._decode(m) for m in replies] == [{"deferred": 1}, {"ret": 1}]
+
+
+def test_a_long_wait_goes_on_while_the_module_says_a_command_waits() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    asked: list[int] = []
+
+    def waiting() -> int:  # the result comes after the fourth look
+        asked.append(1)
+        if len(asked) == 4:
+            kernel.send(_reply(seq, ret=1))
+        return 1
+
+    nl.in_flight = waiting
+    kernel.send(_reply(seq, deferred=1) + _ack(seq))
+    replies = _answers_within(nl, seq)()
+    assert len(asked) == 4 and genl._result("flush_work", replies[-1]) == {"ret": 1}
+
+
+def test_a_missing_ack_is_enobufs_without_a_timeout() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, deferred=1))  # the doit queued the ack before send() returned
+    with pytest.raises(OSError) as e:
+        _answers_within(nl, seq)()
+    assert e.value.errno == errno.ENOBUFS and "no ack" in str(e.value)
+
+
+def test_without_the_stats_file_a_deferred_result_waits_block_max_ms_and_a_margin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    nl, kernel = _client()
+    nl.in_flight = lambda: genl.deferred_in_flight(str(tmp_path / "absent"))
+    monkeypatch.setattr(genl, "block_max_s", lambda: 0.1)
+    monkeypatch.setattr(genl, "LOST_MARGIN_S", 0.2)
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, deferred=1) + _ack(seq))
+    with pytest.raises(OSError) as e:
+        _answers_within(nl, seq)()
+    assert e.value.errno == errno.ETIMEDOUT and "block_max_ms" in str(e.value)
+
+
+def test_the_stats_file_and_the_parameter_are_read(tmp_path: Path) -> None:
+    stats = tmp_path / "stats"
+    stats.write_text("cmds_ok=3\nnl_deferred=2\nnl_replies_lost=0\n")
+    assert genl.deferred_in_flight(str(stats)) == 2
+    assert genl.deferred_in_flight(str(tmp_path / "absent")) is None
+    param = tmp_path / "block_max_ms"
+    param.write_text("2500\n")
+    assert genl.block_max_s(str(param)) == 2.5
