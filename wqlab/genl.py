@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import select
 import socket
 import struct
@@ -110,8 +111,18 @@ def _failed(e: object) -> OSError:
     return OSError(errno.EPROTO, f"undecodable netlink message: {e}")
 
 
-# Commands go out with sequence numbers of their own, above pyroute2's (its dumps' pool).
+# Commands go out with sequence numbers of their own, above pyroute2's (its dumps' pool),
+# from a random start: the module sends a waiting command's last message to the sender's
+# port, and a socket opened after that sender closed may have the same port (the kernel
+# gives a process's first socket its pid): it must not take that message, under the same
+# sequence number, for the answer to a request of its own.
 _SEQ_BASE = 1 << 30
+
+
+def first_seq() -> int:
+    """Where a socket's sequence numbers start: above ``_SEQ_BASE``, at random."""
+    return _SEQ_BASE + random.randrange(1 << 29)
+
 
 # A command's answers can be lost: the kernel drops a message its receiver's buffer has no
 # room for. Whatever answers in the doit (every reply, the ack) is queued before send()
@@ -171,7 +182,7 @@ class Genl:
         # at its first answer. pyroute2 still resolves the family, encodes, parses (extack
         # included) and runs the dumps. The descriptor is non-blocking (asyncio's).
         self.cmd_sock = socket.socket(fileno=os.dup(self.sock.fileno()))
-        self.seq = _SEQ_BASE
+        self.seq = first_seq()
         self.in_flight = deferred_in_flight  # see LOST_POLL_S
         self.lost_poll_s = LOST_POLL_S
         self.overruns = 0  # ENOBUFS seen: the kernel dropped a message to this socket

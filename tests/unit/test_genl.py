@@ -333,3 +333,11 @@ def test_the_stats_file_and_the_parameter_are_read(tmp_path: Path) -> None:
     param = tmp_path / "block_max_ms"
     param.write_text("2500\n")
     assert genl.block_max_s(str(param)) == 2.5
+
+
+def test_sockets_start_their_sequence_numbers_apart() -> None:
+    # a socket that gets the port of one closed with a command waiting must not take that
+    # command's last message for its own answer: not the same first number every time
+    firsts = {genl.first_seq() for _ in range(8)}
+    assert len(firsts) > 1
+    assert all(genl._SEQ_BASE <= s < 0xFFFFFFFF - (1 << 20) for s in firsts)
