@@ -548,7 +548,13 @@ static int wqlab_nl_defer(const struct wqlab_cmd_desc *desc,
 	wqlab_nl_to_cmd(info->attrs, &req->cmd);
 
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	req->answer = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	/*
+	 * Held while the command waits, then charged to the receiver's buffer:
+	 * the size of what it carries (RET with its pad; ERRNO or ID), not a
+	 * page.
+	 */
+	req->answer = genlmsg_new(nla_total_size_64bit(sizeof(s64)) +
+				  nla_total_size(sizeof(u32)), GFP_KERNEL);
 	hdr = reply ? genlmsg_put_reply(reply, info, &wqlab_nl_family, 0,
 					info->genlhdr->cmd) : NULL;
 	req->hdr = req->answer ?
