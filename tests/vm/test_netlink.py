@@ -410,6 +410,10 @@ def _blocked_item(c: WqlabClient) -> int:
 # block_max_ms: the old module held genetlink this long (the flush's wait)
 HELD_S = 100
 
+# the blocked run must outlive the guest Python's start (pyroute2's import: tens of seconds
+# on a loaded host, more than the default block_max_ms of 30 s): the tests release it
+LONG_BLOCK = pytest.mark.wqlab_module_params(block_max_ms=HELD_S * 1000)
+
 
 _REGISTER = """
 def run(argv):
@@ -477,6 +481,7 @@ out["stats"] = stats()
 """
 
 
+@LONG_BLOCK
 def test_a_waiting_command_is_answered_after_the_ack_and_refusals_in_the_ack(
     wqlab_netlink: WqlabClient,
 ) -> None:
@@ -510,6 +515,7 @@ out["stats"] = stats()
 """
 
 
+@LONG_BLOCK
 def test_a_sender_that_closed_its_socket_loses_the_last_message_only(
     wqlab_netlink: WqlabClient,
 ) -> None:
@@ -528,6 +534,51 @@ def test_a_sender_that_closed_its_socket_loses_the_last_message_only(
     assert c.stats()["nl_replies_lost"] == "1"
 
 
+_DROPPED = """
+import socket, threading
+nl, other = genl.Genl(), genl.Genl()
+nl.cmd_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # room for a few answers
+seq = nl.send(msg("flush_work", id=ITEM))  # its "deferred" reply and its ack are queued
+out["waiting"] = stats()["nl_deferred"]
+for _ in range(64):  # answers nobody reads yet: the buffer overflows, the socket congests
+    nl.send(msg("work_busy", id=ITEM))
+out["release"] = other.command("release", {"id": ITEM}, 60)
+end = time.monotonic() + 30
+while (lost := stats())["nl_deferred"] != "0" and time.monotonic() < end:
+    time.sleep(0.05)  # the flush's worker: send (dropped), then the count
+out["lost"] = [lost["nl_deferred"], lost["nl_replies_lost"]]
+res = {}
+def wait():
+    t0 = time.monotonic()
+    res["got"] = trial(lambda: nl.answers(seq))  # as command() reads: no deadline of its own
+    res["took"] = time.monotonic() - t0
+t = threading.Thread(target=wait, daemon=True)
+t.start()
+t.join(60)
+out["wait"] = [res.get("got", "still waiting after 60 s"), res.get("took")]
+"""
+
+
+@LONG_BLOCK
+def test_a_dropped_last_message_ends_the_wait_for_it_with_enobufs(
+    wqlab_netlink: WqlabClient,
+) -> None:
+    c = wqlab_netlink
+    item = _blocked_item(c)
+    lost = int(c.stats()["nl_replies_lost"])
+    got = _guest_py(c, _DROPPED, item)
+    assert got["waiting"] == "1", got
+    assert got["release"] == {"ret": 1}, got
+    # the flush returned and its result was dropped: the module counts it
+    assert got["lost"] == ["0", str(lost + 1)], got
+    assert got["wait"][1] is not None, got["wait"]  # the old client: still waiting
+    (errno_, text), took = got["wait"]
+    assert errno_ == errno.ENOBUFS, got["wait"]  # not a wait for ever
+    assert "nl_deferred=0" in text and "overflowed" in text, text
+    assert took < 30, f"the client took {took:.1f} s to call the result lost"
+    assert c.cmd("flush_work", id=item).ret == 0  # the plane goes on
+
+
 _CAP = """
 nl, other = genl.Genl(), genl.Genl()
 seqs = []
@@ -544,6 +595,7 @@ out["stats"] = stats()
 """
 
 
+@LONG_BLOCK
 def test_waiting_commands_beyond_the_cap_get_eagain(wqlab_netlink: WqlabClient) -> None:
     c = wqlab_netlink
     item = _blocked_item(c)
