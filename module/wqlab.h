@@ -128,6 +128,10 @@ struct wqlab_wq {
  *	      that starts blocks at all)
  * @blocked: a run waits for `release` now (@state may already say "queued"
  *	     if a command queued the item again meanwhile)
+ * @blocked_seq: run sequence number of the run that blocked, until that run
+ *		 ends (0: none); only its end (or a release) clears @blocked:
+ *		 another run's end must not hide a blocked run
+ * @block_release_seq: the @release_seq that run waits to see move
  * @release_seq: count of `release` commands; a blocked run waits until it
  *		 changes, so a queueing right after a release (which clears
  *		 @released) cannot put an already released run back to sleep
@@ -152,6 +156,8 @@ struct wqlab_record {
 	u32 requeue_left;
 	bool released;
 	bool blocked;
+	u64 blocked_seq;
+	u64 block_release_seq;
 	u64 release_seq;
 	struct wqlab_wq *run_wq;
 	unsigned int active_runs;
@@ -287,6 +293,7 @@ struct wqlab_stats {
 	atomic64_t releases;
 	atomic64_t block_timeouts;
 	atomic64_t aborts;
+	atomic64_t run_overlaps;
 };
 
 /**

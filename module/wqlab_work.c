@@ -220,7 +220,7 @@ static void wqlab_run(struct wqlab_item *item)
 	bool sleepable = in_task();
 	int cpu = raw_smp_processor_id();
 	u64 seq = atomic64_inc_return(&wqlab_seq);
-	u64 started_ns, finished_ns;
+	u64 started_ns, finished_ns, other_seq = 0;
 	bool requeued;
 
 	/*
@@ -236,7 +236,11 @@ static void wqlab_run(struct wqlab_item *item)
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	beh = item->rec.beh;
 	run_wq = item->rec.target;
-	item->rec.run_wq = run_wq;
+	/* never by design (one queue at a time, the kernel's non-reentrancy) */
+	if (item->rec.active_runs)
+		other_seq = item->rec.seq;
+	else
+		item->rec.run_wq = run_wq;
 	item->rec.active_runs++;
 	started_ns = ktime_get_ns();
 	item->rec.started_ns = started_ns;
@@ -249,6 +253,11 @@ static void wqlab_run(struct wqlab_item *item)
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 
 	atomic64_inc(&wqlab_stats.runs);
+	if (other_seq) {
+		atomic64_inc(&wqlab_stats.run_overlaps);
+		pr_info("item %u: run %llu started while run %llu is in flight\n",
+			item->id, seq, other_seq);
+	}
 	trace_wqlab_work_run(item->id, seq, item->work, cpu);
 	wqlab_nl_event_run(WQLAB_EV_START, item, seq, cpu, run_wq, started_ns);
 
@@ -278,6 +287,8 @@ static void wqlab_run(struct wqlab_item *item)
 		if (!item->rec.released && !wqlab_stopping && !wqlab_aborts) {
 			item->rec.state = WQLAB_ST_BLOCKED;
 			item->rec.blocked = true;
+			item->rec.blocked_seq = seq;
+			item->rec.block_release_seq = seq0;
 			block = true;
 		}
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
@@ -307,7 +318,11 @@ static void wqlab_run(struct wqlab_item *item)
 	finished_ns = ktime_get_ns();
 	item->rec.finished_ns = finished_ns;
 	item->rec.state = WQLAB_ST_DONE;
-	item->rec.blocked = false;
+	if (item->rec.blocked_seq == seq) {
+		item->rec.blocked = false;
+		item->rec.blocked_seq = 0;
+		item->rec.block_release_seq = 0;
+	}
 	requeued = wqlab_requeue_locked(item, run_wq);
 	item->rec.active_runs--;
 	if (!item->rec.active_runs)
@@ -1137,6 +1152,9 @@ int wqlab_works_show(struct seq_file *m, void *v)
 			   rec.beh.sleep_ms, rec.beh.spin_us, rec.beh.requeue,
 			   rec.beh.block, rec.requeue_left, rec.released,
 			   rec.blocked);
+		seq_printf(m, " blocked_seq=%llu block_release_seq=%llu release_seq=%llu active_runs=%u",
+			   rec.blocked_seq, rec.block_release_seq,
+			   rec.release_seq, rec.active_runs);
 		seq_printf(m, " runs=%llu seq=%llu cpu=%d pid=%d comm=%s queued_ns=%llu started_ns=%llu finished_ns=%llu\n",
 			   rec.runs, rec.seq, rec.cpu, rec.pid, comm,
 			   rec.queued_ns, rec.started_ns, rec.finished_ns);
@@ -1188,6 +1206,8 @@ int wqlab_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "block_timeouts=%lld\n",
 		   atomic64_read(&wqlab_stats.block_timeouts));
 	seq_printf(m, "aborts=%lld\n", atomic64_read(&wqlab_stats.aborts));
+	seq_printf(m, "run_overlaps=%lld\n",
+		   atomic64_read(&wqlab_stats.run_overlaps));
 	seq_printf(m, "items=%u\n", nr_items);
 	seq_printf(m, "workqueues=%u\n", nr_wqs);
 	wqlab_nl_stats_show(m);

@@ -206,6 +206,7 @@ class Fuzzer:
         self.release_on = threading.Event()
         self.release_idle = threading.Event()
         self.release_polls = (0.0, 0.0)  # (last read of works started, ended): a hang report
+        self.released_at: dict[str, float] = {}  # id -> when the releaser last released it
         self.done = threading.Event()
         with open(CONTROL, "rb") as f:  # a fresh descriptor lists the commands
             listing = f.read().decode()
@@ -225,6 +226,7 @@ class Fuzzer:
         self.base_ok = int(base["cmds_ok"])
         self.base_failed = int(base["cmds_failed"])
         self.block_timeouts = int(base.get("block_timeouts", "0"))
+        self.run_overlaps = int(base.get("run_overlaps", "0"))
         self.kmsg = _KmsgWatch()
         for what in fg.table_mismatches(self.table):
             self.violation("main", what)
@@ -392,6 +394,7 @@ class Fuzzer:
                         plane ^= 1
                         op = fg.Op("release", (("id", w["id"]),), plane=(fg.TEXT, fg.IOCTL)[plane])
                         self.run_op(conn, op, st, concurrent=True)
+                        self.released_at[w["id"]] = time.monotonic()
         finally:
             conn.close()
 
@@ -509,6 +512,15 @@ class Fuzzer:
                 f"{self.cfg.release_ms} ms (a lost release)",
             )
             self.block_timeouts = timeouts
+        overlaps = int(st.get("run_overlaps", "0"))
+        if overlaps > self.run_overlaps:
+            self.violation(
+                "main",
+                f"{where}: stats run_overlaps={overlaps}: a run of an item started while another "
+                "run of it was in flight (the one-queue rule or the kernel's non-reentrancy "
+                "failed; dmesg names the item and both runs)",
+            )
+            self.run_overlaps = overlaps
         if int(st["items"]) != len(works):
             self.violation("main", f"{where}: stats items={st['items']}, works has {len(works)}")
         if int(st["workqueues"]) != len(wqs):
@@ -718,7 +730,9 @@ class Fuzzer:
 
         def busy() -> None:
             for w in parse_table(read_file("works")):
-                if w.get("state") not in ("idle", "done", "canceled") or w.get("pending") == "1":
+                # a blocked run under state=canceled or a run still going under state=done
+                flags = (w.get("pending"), w.get("running"), w.get("blocked"))
+                if w.get("state") not in ("idle", "done", "canceled") or "1" in flags:
                     keys = (
                         "id",
                         "kind",
@@ -730,6 +744,10 @@ class Fuzzer:
                         "block",
                         "released",
                         "blocked",
+                        "blocked_seq",
+                        "block_release_seq",
+                        "release_seq",
+                        "active_runs",
                         "requeue_left",
                         "runs",
                         "seq",
@@ -738,7 +756,13 @@ class Fuzzer:
                         "comm",
                         "started_ns",
                     )
-                    box.append("    " + " ".join(f"{k}={w.get(k)}" for k in keys))
+                    rel = self.released_at.get(w.get("id", ""))
+                    box.append(
+                        "    "
+                        + " ".join(f"{k}={w.get(k)}" for k in keys)
+                        + " releaser_last_release="
+                        + ("never" if rel is None else f"{now - rel:.1f}s_ago")
+                    )
             box.extend("    " + ln for ln in read_file("workqueues").splitlines())
 
         t = threading.Thread(target=busy, daemon=True)

@@ -145,6 +145,7 @@ def test_an_item_running_on_one_queue_is_refused_on_another(
     c.cmd("flush_work", id=item)
     obs = observe(c, wqlab_trace, [item])
     assert obs.max_concurrency() <= 1, obs.explain("never two runs of one item at once")
+    assert stat(c, "run_overlaps") == 0  # the module's own count of the same
     assert c.cmd("work_free", id=item).ret == 0
 
 
@@ -154,11 +155,23 @@ def test_a_blocked_item_is_not_freed_or_moved_while_it_runs(
     c = plane
     item = new_item(c)
     c.cmd("schedule_work", id=item, block=1)
-    wait_blocked(c, wqlab_trace, [], item)
+    obs = wait_blocked(c, wqlab_trace, [], item)
+    # works names the run that blocked (only its end may clear blocked=1) and counts the
+    # runs in flight: what a lost release's hang report needs to tell two runs from one
+    w = work(c, item)
+    assert (w["blocked"], w["active_runs"]) == ("1", "1"), w
+    assert w["blocked_seq"] == seqs(obs, "wqlab_work_block", item)[0] == w["seq"], w
     c.expect_errno(errno.EBUSY, "queue_work", wq="system_long", id=item)
     c.expect_errno(errno.EBUSY, "work_free", id=item)
+    seq0 = int(w["release_seq"])
+    assert int(w["block_release_seq"]) == seq0, w  # the release count the run waits on
     assert c.cmd("release", id=item).ret == 1
     c.cmd("flush_work", id=item)
+    w = work(c, item)
+    assert (w["blocked"], w["blocked_seq"], w["block_release_seq"]) == ("0", "0", "0"), w
+    assert w["active_runs"] == "0", w
+    assert int(w["release_seq"]) == seq0 + 1, w
+    assert stat(c, "run_overlaps") == 0
     assert c.cmd("work_free", id=item).ret == 0
 
 
