@@ -221,6 +221,8 @@ static void wqlab_run(struct wqlab_item *item)
 	int cpu = raw_smp_processor_id();
 	u64 seq = atomic64_inc_return(&wqlab_seq);
 	u64 started_ns, finished_ns, other_seq = 0;
+	char qnames[2][40];	/* custom or system queue names */
+	unsigned int others = 0;
 	bool requeued;
 
 	/*
@@ -237,10 +239,16 @@ static void wqlab_run(struct wqlab_item *item)
 	beh = item->rec.beh;
 	run_wq = item->rec.target;
 	/* never by design (one queue at a time, the kernel's non-reentrancy) */
-	if (item->rec.active_runs)
+	if (item->rec.active_runs) {
+		/* copied here: a queue outlives only the runs it has in flight */
+		others = item->rec.active_runs;
 		other_seq = item->rec.seq;
-	else
+		strscpy(qnames[0], run_wq ? run_wq->name : "-", sizeof(qnames[0]));
+		strscpy(qnames[1], item->rec.run_wq ? item->rec.run_wq->name : "-",
+			sizeof(qnames[1]));
+	} else {
 		item->rec.run_wq = run_wq;
+	}
 	item->rec.active_runs++;
 	started_ns = ktime_get_ns();
 	item->rec.started_ns = started_ns;
@@ -253,10 +261,11 @@ static void wqlab_run(struct wqlab_item *item)
 	spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 
 	atomic64_inc(&wqlab_stats.runs);
-	if (other_seq) {
+	if (others) {
 		atomic64_inc(&wqlab_stats.run_overlaps);
-		pr_info("item %u: run %llu started while run %llu is in flight\n",
-			item->id, seq, other_seq);
+		pr_info("item %u: run %llu started while run %llu is in flight (active_runs %u; queues %s, %s; cpu %d)\n",
+			item->id, seq, other_seq, others, qnames[0], qnames[1],
+			cpu);
 	}
 	trace_wqlab_work_run(item->id, seq, item->work, cpu);
 	wqlab_nl_event_run(WQLAB_EV_START, item, seq, cpu, run_wq, started_ns);

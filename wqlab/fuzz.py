@@ -151,6 +151,31 @@ def blocked_run(w: Mapping[str, str]) -> bool:
     return w.get("running") == "1" and w.get("block") == "1" and w.get("released") == "0"
 
 
+def kmsg_lines(needle: str) -> list[str]:
+    """The kernel log's messages (still in its buffer) that contain ``needle``."""
+    out: list[str] = []
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return out
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno_mod.EPIPE:  # records overwritten: go on
+                    continue
+                break
+            msg = rec.partition(";")[2].splitlines()[:1]
+            if msg and needle in msg[0]:
+                out.append(msg[0])
+    finally:
+        os.close(fd)
+    return out
+
+
 def read_file(name: str) -> str:
     with open(f"{DEBUGFS}/{name}", "rb") as f:
         return f.read().decode(errors="replace")
@@ -514,11 +539,12 @@ class Fuzzer:
             self.block_timeouts = timeouts
         overlaps = int(st.get("run_overlaps", "0"))
         if overlaps > self.run_overlaps:
+            said = kmsg_lines("started while run")[-(overlaps - self.run_overlaps) :]
             self.violation(
                 "main",
                 f"{where}: stats run_overlaps={overlaps}: a run of an item started while another "
                 "run of it was in flight (the one-queue rule or the kernel's non-reentrancy "
-                "failed; dmesg names the item and both runs)",
+                "failed); dmesg:" + "".join(f"\n    {ln}" for ln in said or ["(nothing)"]),
             )
             self.run_overlaps = overlaps
         if int(st["items"]) != len(works):

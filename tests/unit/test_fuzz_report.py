@@ -38,6 +38,7 @@ WORK = (
 
 def fuzzer(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> fuzz.Fuzzer:
     monkeypatch.setattr(fuzz, "read_file", lambda name: files[name])
+    monkeypatch.setattr(fuzz, "kmsg_lines", lambda needle: [f"item 4: run 9 {needle} 7"])
     f = fuzz.Fuzzer.__new__(fuzz.Fuzzer)  # no guest: only what these two methods use
     f.cfg = fuzz.Config(seed=1202)
     f.out_lock = threading.Lock()
@@ -61,6 +62,7 @@ def test_check_stats_reports_two_runs_of_one_item_at_once_once(
     files["stats"] = STATS.format(overlaps=1)
     f.check_stats("round 1")
     assert [v["what"].split(":")[1].strip() for v in f.violations] == ["stats run_overlaps=1"]
+    assert f.violations[0]["what"].endswith("dmesg:\n    item 4: run 9 started while run 7")
     f.check_stats("round 2")  # the same count again: already reported
     assert len(f.violations) == 1
 
