@@ -45,6 +45,7 @@ class FuzzParams:
     threads: int = 4
     max_items: int = 16
     storm: bool = False
+    overlaps_fatal: bool = False
     hang_s: float = 20.0
     rmmod_deadline: float = 120.0
     netlink_share: float = NETLINK_SHARE
@@ -81,6 +82,11 @@ class FuzzOutcome:
             "planes: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("planes", {}).items())),
             "errnos: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("errnos", {}).items())),
         ]
+        if r.get("run_overlaps"):
+            lines.append(
+                f"OPEN FINDING: {r['run_overlaps']} run overlap(s) (a run of an item started while "
+                "another was in flight; README, Fuzzing; --overlaps-fatal makes it a violation)"
+            )
         for v in self.violations:
             lines.append(f"VIOLATION seed={v.get('seed')} {v.get('thread')}: {v.get('what')}")
             if v.get("op"):
@@ -104,6 +110,8 @@ def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_P
     argv += [f"{GUEST_DIR}/result.json"]
     if p.storm:
         argv.append("--storm")
+    if p.overlaps_fatal:
+        argv.append("--overlaps-fatal")
     argv += ["--netlink-share", str(p.netlink_share)]
     if p.netlink_share:
         argv += [f"--genl-path={path}" for path in guest_import_paths()]
@@ -237,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         max_items=args.max_items,
         storm=args.storm,
+        overlaps_fatal=args.overlaps_fatal,
         hang_s=args.hang_s,
         netlink_share=args.netlink_share,
         extra=tuple(f"--skip={s}" for s in args.skip),

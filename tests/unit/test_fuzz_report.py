@@ -36,11 +36,15 @@ WORK = (
 )
 
 
-def fuzzer(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> fuzz.Fuzzer:
+def fuzzer(
+    monkeypatch: pytest.MonkeyPatch, files: dict[str, str], fatal: bool = True
+) -> fuzz.Fuzzer:
     monkeypatch.setattr(fuzz, "read_file", lambda name: files[name])
     monkeypatch.setattr(fuzz, "kmsg_lines", lambda needle: [f"item 4: run 9 {needle} 7"])
     f = fuzz.Fuzzer.__new__(fuzz.Fuzzer)  # no guest: only what these two methods use
-    f.cfg = fuzz.Config(seed=1202)
+    f.cfg = fuzz.Config(seed=1202, overlaps_fatal=fatal)
+    f.t0 = time.monotonic()
+    f.overlaps_seen = 0
     f.out_lock = threading.Lock()
     f.logf = None
     f.violations = []
@@ -65,6 +69,20 @@ def test_check_stats_reports_two_runs_of_one_item_at_once_once(
     assert f.violations[0]["what"].endswith("dmesg:\n    item 4: run 9 started while run 7")
     f.check_stats("round 2")  # the same count again: already reported
     assert len(f.violations) == 1
+    assert f.overlaps_seen == 1
+
+
+def test_without_overlaps_fatal_an_overlap_is_an_open_finding_not_a_violation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {"stats": STATS.format(overlaps=0), "works": WORK, "workqueues": ""}
+    f = fuzzer(monkeypatch, files, fatal=False)
+    f.check_stats("round 0")
+    files["stats"] = STATS.format(overlaps=2)
+    f.check_stats("round 1")
+    assert f.violations == [] and f.overlaps_seen == 2
+    out = capsys.readouterr().out
+    assert "OPEN FINDING" in out and "run_overlaps=2" in out and "started while run 7" in out
 
 
 def test_hang_report_shows_a_blocked_run_under_any_state(
