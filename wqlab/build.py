@@ -70,9 +70,9 @@ def _build_locked(
     for item in ("Kbuild", subdir):
         s, d = src / item, tree / item
         if s.is_dir():
-            shutil.copytree(s, d, dirs_exist_ok=True, ignore=_not_sources)
+            shutil.copytree(s, d, dirs_exist_ok=True, ignore=_not_sources, copy_function=_sync)
         elif s.exists():
-            shutil.copy2(s, d)
+            _sync(s, d)
     argv = make_argv(kdir, tree, w)
     log.info("$ %s", shlex.join(argv))
     p = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -88,6 +88,19 @@ def _build_locked(
     if not ko.exists():
         raise BuildError(f"make succeeded but {ko} is missing; see {tree / 'build.log'}")
     return ko
+
+
+def _sync(s: str | Path, d: str | Path) -> None:
+    """Copy a source into the build tree only if its content differs, and then with the
+    time of the copy: make compares times, and a source's own (older) time could sit before
+    an object built from an earlier version during an edit, which make would keep."""
+    new = Path(s).read_bytes()
+    try:
+        if Path(d).read_bytes() == new:
+            return
+    except OSError:
+        pass
+    Path(d).write_bytes(new)
 
 
 def _not_sources(directory: str, names: list[str]) -> list[str]:
