@@ -374,7 +374,9 @@ def wqlab_ssh(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
 
     port, key = guest_ssh(wqlab_vm_manager, wqlab_vm)
     target = SshTarget("127.0.0.1", port=port, key_filename=str(key))
-    target.start()
+    # the agent's start over ssh is a Python start in the guest: as slow as the boot's
+    # (more than the default 60 s on the debug line at load 4), so the same deadline
+    target.start(ready_timeout=host_boot_deadline(wqlab_vm.cfg.kvm))
     yield target
     target.stop()
 
