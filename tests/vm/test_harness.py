@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from wqtest import new_item, wait_runs
 
+from wqlab.bootimage import cache_dir
 from wqlab.build import build_module
 from wqlab.channel import AgentChannel
 from wqlab.client import WqlabClient, insmod, is_loaded, rmmod
@@ -276,8 +277,11 @@ def test_after_a_splat_the_vm_is_fresh(wqlab_guest, wqlab_vm, wqlab_vm_manager):
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.slow
 def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
-    pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path
+    pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # pytester gives the inner session a HOME of its own: it keeps this session's cache
+    # (the debug line's kernel is built there; the boot images are made there once)
+    monkeypatch.setenv("WQLAB_CACHE", str(cache_dir()))
     pids = tmp_path / "pids.json"
     splat, out_root = ROOT / "tests" / "splatmod", tmp_path / "build"
     pytester.makepyfile(
