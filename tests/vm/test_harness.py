@@ -35,6 +35,8 @@ from wqlab.vm import Vm
 
 pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
+
+CACHE = cache_dir()  # before pytester moves HOME
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -279,9 +281,9 @@ def test_after_a_splat_the_vm_is_fresh(wqlab_guest, wqlab_vm, wqlab_vm_manager):
 def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # pytester gives the inner session a HOME of its own: it keeps this session's cache
-    # (the debug line's kernel is built there; the boot images are made there once)
-    monkeypatch.setenv("WQLAB_CACHE", str(cache_dir()))
+    # pytester gives the inner session a HOME of its own (set before this body runs): it
+    # keeps this session's cache, read at import (the debug line's kernel is built there)
+    monkeypatch.setenv("WQLAB_CACHE", str(CACHE))
     pids = tmp_path / "pids.json"
     splat, out_root = ROOT / "tests" / "splatmod", tmp_path / "build"
     pytester.makepyfile(
