@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -151,6 +151,19 @@ def blocked_run(w: Mapping[str, str]) -> bool:
     return w.get("running") == "1" and w.get("block") == "1" and w.get("released") == "0"
 
 
+def kmsg_records(fd: int) -> Iterator[str]:
+    """The records a non-blocking ``/dev/kmsg`` descriptor has now, one per read."""
+    while True:
+        try:
+            yield os.read(fd, 8192).decode(errors="replace")
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno == errno_mod.EPIPE:  # records overwritten: go on
+                continue
+            return
+
+
 def kmsg_lines(needle: str) -> list[str]:
     """The kernel log's messages (still in its buffer) that contain ``needle``."""
     out: list[str] = []
@@ -159,15 +172,7 @@ def kmsg_lines(needle: str) -> list[str]:
     except OSError:
         return out
     try:
-        while True:
-            try:
-                rec = os.read(fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno_mod.EPIPE:  # records overwritten: go on
-                    continue
-                break
+        for rec in kmsg_records(fd):
             msg = rec.partition(";")[2].splitlines()[:1]
             if msg and needle in msg[0]:
                 out.append(msg[0])
@@ -879,15 +884,7 @@ class _KmsgWatch:
     def poll(self, fz: Fuzzer) -> None:
         if self.fd is None or self.match is None:
             return
-        while True:
-            try:
-                rec = os.read(self.fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                return
-            except OSError as e:
-                if e.errno == errno_mod.EPIPE:  # records overwritten: go on
-                    continue
-                return
+        for rec in kmsg_records(self.fd):
             head, _, msg = rec.partition(";")
             parts = head.split(",")
             ts = int(parts[2]) / 1e6 if len(parts) > 2 and parts[2].isdigit() else 0.0
