@@ -52,6 +52,21 @@
 #else
 #define wqlab_system_percpu_wq()	NULL
 #endif
+/*
+ * Which queue schedule_*() use: system_percpu_wq from v6.17 (commit
+ * 128ea9f6ccfb) and where that is backported (Debian 6.12.95+), a queue of
+ * its own, also named "events", beside system_wq. The kernel keeps an item
+ * from running twice at once only on one queue, so the `schedule_*`
+ * commands must record the queue they really use: an item run by
+ * schedule_work() and queued meanwhile with queue_work(system_wq) ran twice
+ * at once on Debian 6.12 (fuzzer, stats run_overlaps).
+ */
+#ifdef WQLAB_SCHEDULE_PERCPU
+#define WQLAB_SCHEDULE_WQ_PERCPU	1
+#else
+#define WQLAB_SCHEDULE_WQ_PERCPU	0
+#endif
+
 #ifdef WQLAB_HAVE_SYSTEM_DFL_WQ
 #define wqlab_system_dfl_wq()		system_dfl_wq
 #else

@@ -138,6 +138,8 @@ struct wqlab_wq {
  * @run_wq: queue the running instance was taken from (NULL when none runs)
  * @active_runs: runs of the work function executing now (0 or 1: an item is
  *		 on one queue at a time, so the kernel never runs it twice)
+ * @data_run: the work's data word as the last run started (pool id, offq bits)
+ * @data_queue: the work's data word before the last queueing call, and after it
  * @state: last known state
  * @queued_ns: ktime_get_ns() of the last queueing
  * @started_ns: ktime_get_ns() when the last run started
@@ -161,6 +163,9 @@ struct wqlab_record {
 	u64 release_seq;
 	struct wqlab_wq *run_wq;
 	unsigned int active_runs;
+	unsigned long data_run;
+	unsigned long data_queue[2];
+	unsigned int busy_queue;
 	enum wqlab_state state;
 	u64 queued_ns;
 	u64 started_ns;

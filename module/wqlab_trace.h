@@ -48,6 +48,38 @@ DEFINE_EVENT(wqlab_work_class, wqlab_work_done,
 	TP_PROTO(u32 id, u64 seq, struct work_struct *work, int cpu),
 	TP_ARGS(id, seq, work, cpu));
 
+/*
+ * A run started while another run of the same item was in flight (never by
+ * design: stats run_overlaps). other_seq/other_pid: the run in flight.
+ * tracefs: echo traceoff > events/wqlab/wqlab_work_overlap/trigger keeps
+ * the events that led to it in the buffer (wqlab.fuzzhost --trace).
+ */
+TRACE_EVENT(wqlab_work_overlap,
+	TP_PROTO(u32 id, u64 seq, u64 other_seq, struct work_struct *work,
+		 int cpu, pid_t other_pid),
+	TP_ARGS(id, seq, other_seq, work, cpu, other_pid),
+	TP_STRUCT__entry(
+		__field(u32, id)
+		__field(u64, seq)
+		__field(u64, other_seq)
+		__field(void *, work)
+		__field(int, cpu)
+		__field(pid_t, other_pid)
+	),
+	TP_fast_assign(
+		__entry->id = id;
+		__entry->seq = seq;
+		__entry->other_seq = other_seq;
+		__entry->work = work;
+		__entry->cpu = cpu;
+		__entry->other_pid = other_pid;
+	),
+	TP_printk("id=%u seq=%llu other_seq=%llu work=%p cpu=%d other_pid=%d",
+		  __entry->id, (unsigned long long)__entry->seq,
+		  (unsigned long long)__entry->other_seq, __entry->work,
+		  __entry->cpu, __entry->other_pid)
+);
+
 /* A command ran (either plane): ioctl number, item id argument, result. */
 TRACE_EVENT(wqlab_cmd,
 	TP_PROTO(u32 nr, u32 id, long long ret, int err),

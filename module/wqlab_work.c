@@ -222,6 +222,11 @@ static void wqlab_run(struct wqlab_item *item)
 	u64 seq = atomic64_inc_return(&wqlab_seq);
 	u64 started_ns, finished_ns, other_seq = 0;
 	char qnames[2][40];	/* custom or system queue names */
+	char other_comm[TASK_COMM_LEN];
+	unsigned long data = atomic_long_read(&item->work->data);
+	unsigned long other_data = 0, queue_data[2] = { 0, 0 };
+	unsigned int busy_queue = 0;
+	pid_t other_pid = 0;
 	unsigned int others = 0;
 	bool requeued;
 
@@ -243,6 +248,11 @@ static void wqlab_run(struct wqlab_item *item)
 		/* copied here: a queue outlives only the runs it has in flight */
 		others = item->rec.active_runs;
 		other_seq = item->rec.seq;
+		other_pid = item->rec.pid;
+		memcpy(other_comm, item->rec.comm, sizeof(other_comm));
+		other_data = item->rec.data_run;
+		memcpy(queue_data, item->rec.data_queue, sizeof(queue_data));
+		busy_queue = item->rec.busy_queue;
 		strscpy(qnames[0], run_wq ? run_wq->name : "-", sizeof(qnames[0]));
 		strscpy(qnames[1], item->rec.run_wq ? item->rec.run_wq->name : "-",
 			sizeof(qnames[1]));
@@ -250,6 +260,7 @@ static void wqlab_run(struct wqlab_item *item)
 		item->rec.run_wq = run_wq;
 	}
 	item->rec.active_runs++;
+	item->rec.data_run = data;
 	started_ns = ktime_get_ns();
 	item->rec.started_ns = started_ns;
 	item->rec.cpu = cpu;
@@ -263,9 +274,12 @@ static void wqlab_run(struct wqlab_item *item)
 	atomic64_inc(&wqlab_stats.runs);
 	if (others) {
 		atomic64_inc(&wqlab_stats.run_overlaps);
-		pr_info("item %u: run %llu started while run %llu is in flight (active_runs %u; queues %s, %s; cpu %d)\n",
+		trace_wqlab_work_overlap(item->id, seq, other_seq, item->work,
+					 cpu, other_pid);
+		pr_info("item %u: run %llu started while run %llu is in flight (active_runs %u; queues %s, %s; cpu %d; workers %d %s, %d %s; work data 0x%lx, 0x%lx, last queueing 0x%lx -> 0x%lx, work_busy %u)\n",
 			item->id, seq, other_seq, others, qnames[0], qnames[1],
-			cpu);
+			cpu, task_pid_nr(current), comm, other_pid, other_comm,
+			data, other_data, queue_data[0], queue_data[1], busy_queue);
 	}
 	trace_wqlab_work_run(item->id, seq, item->work, cpu);
 	wqlab_nl_event_run(WQLAB_EV_START, item, seq, cpu, run_wq, started_ns);
@@ -808,6 +822,8 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 	item->rec.delay = delay;
 	item->rec.requeue_left = beh->requeue;
 	item->rec.released = false;
+	item->rec.data_queue[0] = atomic_long_read(&item->work->data);
+	item->rec.busy_queue = work_busy(item->work);
 
 	switch (op) {
 	case WQLAB_Q_SCHEDULE_WORK:
@@ -847,6 +863,7 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 
 	if (ret || op == WQLAB_Q_MOD_DELAYED_WORK ||
 	    op == WQLAB_Q_MOD_DELAYED_WORK_ON) {
+		item->rec.data_queue[1] = atomic_long_read(&item->work->data);
 		item->rec.queued_ns = ktime_get_ns();
 		item->rec.state = WQLAB_ST_QUEUED;
 	} else {
@@ -894,9 +911,20 @@ unsigned int wqlab_wq_name_max(void)
 	return min_t(unsigned int, kmax, WQLAB_NAME_MAX);
 }
 
-/* The queue schedule_*() uses (system_wq). */
+/*
+ * The queue schedule_*() use: system_wq, or system_percpu_wq where the
+ * kernel's schedule_*() queue there (compat.h). Recorded as the item's
+ * queue, it keeps the one-queue rule true to what the kernel does.
+ */
 struct wqlab_wq *wqlab_wq_system(void)
 {
+	unsigned int i;
+
+	if (WQLAB_SCHEDULE_WQ_PERCPU)
+		for (i = 0; i < ARRAY_SIZE(wqlab_sys_wqs); i++)
+			if (wqlab_sys_wqs[i].wq &&
+			    wqlab_sys_wqs[i].wq == wqlab_system_percpu_wq())
+				return &wqlab_sys_wqs[i];
 	return &wqlab_sys_wqs[0];
 }
 
@@ -1242,6 +1270,7 @@ int wqlab_features_show(struct seq_file *m, void *v)
 	seq_printf(m, "wq_bh=%d\n", WQLAB_KWQ_BH != 0);
 	seq_printf(m, "wq_percpu=%d\n", WQLAB_KWQ_PERCPU != 0);
 	seq_printf(m, "system_percpu_wq=%d\n", wqlab_system_percpu_wq() != NULL);
+	seq_printf(m, "schedule_wq=%s\n", wqlab_wq_system()->name);
 	seq_printf(m, "disable_work=%d\n", WQLAB_DISABLE_WORK);
 	seq_printf(m, "enable_and_queue_work=%d\n", WQLAB_ENABLE_AND_QUEUE_WORK);
 #ifdef WQLAB_HAVE_CANCEL_WORK

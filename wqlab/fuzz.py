@@ -216,7 +216,6 @@ class Config:
     progress_s: float = 5.0
     release_ms: int = 20
     storm: bool = False
-    overlaps_fatal: bool = False  # run_overlaps as a violation (the hunt); else reported
     skip: tuple[str, ...] = ()  # scenarios left out (fuzzgen.SCENARIOS)
     netlink_share: float = 0.0  # of the well-formed commands (0: no netlink plane)
     genl_paths: tuple[str, ...] = ()  # where the host's pyroute2 and wqlab are
@@ -552,10 +551,7 @@ class Fuzzer:
                 "run of it was in flight (the one-queue rule or the kernel's non-reentrancy "
                 "failed); dmesg:" + "".join(f"\n    {ln}" for ln in said or ["(nothing)"])
             )
-            if self.cfg.overlaps_fatal:
-                self.violation("main", what)
-            else:  # an open finding (README, Fuzzing): the module survives it since 5cb9784
-                self.say(f"OPEN FINDING (not a violation without --overlaps-fatal): {what}")
+            self.violation("main", what)
             self.overlaps_seen += overlaps - self.run_overlaps
             self.run_overlaps = overlaps
         if int(st["items"]) != len(works):
@@ -905,12 +901,6 @@ def add_run_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("-n", type=int, default=20000, help="commands to send (default 20000)")
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--storm", action="store_true", help="add disable_work storms (6.10+)")
-    ap.add_argument(
-        "--overlaps-fatal",
-        action="store_true",
-        help="a run of an item starting while another is in flight (stats run_overlaps) is a "
-        "violation; default: printed as an open finding (README, Fuzzing)",
-    )
     ap.add_argument("--hang-s", type=float, default=20.0)
     ap.add_argument("--skip", action="append", default=[], help="leave out this scenario")
     ap.add_argument(
@@ -950,7 +940,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
         settle_s=a.settle_s,
         progress_s=a.progress_s,
         storm=a.storm,
-        overlaps_fatal=a.overlaps_fatal,
         skip=tuple(a.skip),
         netlink_share=a.netlink_share,
         genl_paths=tuple(a.genl_path),

@@ -45,11 +45,14 @@ class FuzzParams:
     threads: int = 4
     max_items: int = 16
     storm: bool = False
-    overlaps_fatal: bool = False
     hang_s: float = 20.0
     rmmod_deadline: float = 120.0
     netlink_share: float = NETLINK_SHARE
+    trace: bool = False
     extra: tuple[str, ...] = ()
+
+
+SUMMARY_TRACE_LINES = 60
 
 
 @dataclass
@@ -63,6 +66,8 @@ class FuzzOutcome:
     rmmod_seconds: float | None = None
     seconds: float = 0.0
     hung: bool = False
+    overlap_trace: list[str] = field(default_factory=list)  # --trace: the item's history
+    overlap_context: list[str] = field(default_factory=list)  # --trace: every event before it
 
     @property
     def violations(self) -> list[dict[str, Any]]:
@@ -82,11 +87,12 @@ class FuzzOutcome:
             "planes: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("planes", {}).items())),
             "errnos: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("errnos", {}).items())),
         ]
-        if r.get("run_overlaps"):
+        if self.overlap_trace:
             lines.append(
-                f"OPEN FINDING: {r['run_overlaps']} run overlap(s) (a run of an item started while "
-                "another was in flight; README, Fuzzing; --overlaps-fatal makes it a violation)"
+                "the first overlap's item in the trace (workqueue:* and wqlab:* events; "
+                "--json keeps them all, and every event before it):"
             )
+            lines += ["    " + t for t in self.overlap_trace[-SUMMARY_TRACE_LINES:]]
         for v in self.violations:
             lines.append(f"VIOLATION seed={v.get('seed')} {v.get('thread')}: {v.get('what')}")
             if v.get("op"):
@@ -110,14 +116,54 @@ def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_P
     argv += [f"{GUEST_DIR}/result.json"]
     if p.storm:
         argv.append("--storm")
-    if p.overlaps_fatal:
-        argv.append("--overlaps-fatal")
     argv += ["--netlink-share", str(p.netlink_share)]
     if p.netlink_share:
         argv += [f"--genl-path={path}" for path in guest_import_paths()]
     argv += list(p.extra)
     root = root or package_parent()
     return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
+
+
+TRACE_INSTANCE = "/sys/kernel/tracing/instances/wqlab-fuzz"
+TRACE_BUFFER_KB = 65536  # a CPU's share: about the last 10 s of a fuzz run's events
+
+
+def trace_setup_command(instance: str = TRACE_INSTANCE, kb: int = TRACE_BUFFER_KB) -> str:
+    """Shell: a trace instance with the workqueue and wqlab events that stops at the first
+    run overlap (the ``traceoff`` trigger), so the buffer ends with what led to it."""
+    t = shlex.quote(instance)
+    return (
+        f"mkdir -p {t} && echo {kb} > {t}/buffer_size_kb && "
+        f"echo 1 > {t}/events/workqueue/enable && echo 1 > {t}/events/wqlab/enable && "
+        f"echo traceoff > {t}/events/wqlab/wqlab_work_overlap/trigger && echo 1 > {t}/tracing_on"
+    )
+
+
+def trace_overlap_command(instance: str = TRACE_INSTANCE, keep: int = 400) -> str:
+    """Shell: the instance's events about the first overlapping item (its work pointer
+    and its commands), the last ``keep`` of them; nothing if no overlap was traced."""
+    t = shlex.quote(instance)
+    return (
+        f"line=$(grep -m1 'wqlab_work_overlap:' {t}/trace) || exit 0; "
+        "w=$(echo \"$line\" | sed -n 's/.* work=\\([0-9a-fx]*\\) .*/\\1/p'); "
+        "id=$(echo \"$line\" | sed -n 's/.* id=\\([0-9]*\\) .*/\\1/p'); "
+        f'grep -E "$w|wqlab_cmd: .* id=$id " {t}/trace | tail -n {keep}; '
+        f"echo {CONTEXT_MARK}; grep -B {keep} -m1 'wqlab_work_overlap:' {t}/trace"
+    )
+
+
+CONTEXT_MARK = "=== every event before it ==="
+
+
+def parse_overlap_trace(text: str) -> tuple[list[str], list[str]]:
+    """The overlapping item's events and every event before the overlap, as printed,
+    without the buffer's comment header (pure)."""
+    item, _, context = text.partition(CONTEXT_MARK)
+
+    def lines(t: str) -> list[str]:
+        return [ln.rstrip() for ln in t.splitlines() if ln.strip() and not ln.startswith("#")]
+
+    return lines(item), lines(context)
 
 
 def guest_time_limit(p: FuzzParams) -> float:
@@ -137,6 +183,8 @@ def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print
     mark = vm.console_mark()
     insmod(agent, str(ko), max_items=p.max_items)
     agent.succeed(f"rm -rf {GUEST_DIR} && mkdir -p {GUEST_DIR}")
+    if p.trace:
+        agent.succeed(f"rmdir {TRACE_INSTANCE} 2>/dev/null; " + trace_setup_command())
     cmd = guest_command(p)
     say(f"$ {cmd}")
     limit = guest_time_limit(p)
@@ -188,6 +236,13 @@ def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print
         except (GuestCommandError, HarnessError, ValueError) as e:
             out.problems.append(f"no result from the guest fuzzer: {e}")
         out.hung = out.hung or bool(out.result.get("hung"))
+    if p.trace and vm.alive and not out.hung:
+        try:
+            r = agent.sh(trace_overlap_command(), timeout=120, check=False)
+            out.overlap_trace, out.overlap_context = parse_overlap_trace(r["stdout"])
+            agent.sh(f"echo 0 > {TRACE_INSTANCE}/tracing_on; rmdir {TRACE_INSTANCE}", check=False)
+        except HarnessError as e:
+            out.problems.append(f"could not read the trace instance: {e}")
     if vm.alive and not out.hung:
         t = time.monotonic()
         try:
@@ -231,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=2, help="guest vCPUs")
     ap.add_argument("--max-items", type=int, default=16, help="insmod max_items= (default 16)")
     ap.add_argument("--commit", default=None, help="fuzz the module of this git commit")
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="record workqueue:* and wqlab:* events in a trace instance that stops at the "
+        "first run overlap, and print that item's events",
+    )
     ap.add_argument("--json", default=None, help="write the outcome here")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -245,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         max_items=args.max_items,
         storm=args.storm,
-        overlaps_fatal=args.overlaps_fatal,
         hang_s=args.hang_s,
         netlink_share=args.netlink_share,
+        trace=args.trace,
         extra=tuple(f"--skip={s}" for s in args.skip),
     )
     print(f"wqlab fuzz: seed={seed} n={p.n} threads={p.threads} kernel={args.kernel}", flush=True)
@@ -287,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                     "problems": out.problems,
                     "splats": out.splats,
                     "rmmod_seconds": out.rmmod_seconds,
+                    "overlap_trace": out.overlap_trace,
+                    "overlap_context": out.overlap_context,
                     "seconds": out.seconds,
                 },
                 indent=1,

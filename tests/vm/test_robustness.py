@@ -149,6 +149,36 @@ def test_an_item_running_on_one_queue_is_refused_on_another(
     assert c.cmd("work_free", id=item).ret == 0
 
 
+def test_schedule_commands_record_the_queue_the_kernels_schedule_uses(
+    plane: WqlabClient, wqlab_trace: TraceInstance
+) -> None:
+    """Where schedule_*() queue on system_percpu_wq (6.17+, Debian 6.12.95+: a queue of its
+    own, also named "events"), the module once recorded them as system_wq: a schedule_work_on
+    run requeued itself onto system_wq, and a schedule_work_on of another CPU ran beside it
+    (the fuzzer's run_overlaps on Debian 6.12)."""
+    c = plane
+    feats = c.features()
+    sched = feats["schedule_wq"]
+    assert sched in ("system", "system_percpu"), feats
+    item = new_item(c)
+    # a chain: the second run is the first one's requeue, onto the item's recorded queue
+    assert c.cmd("schedule_work_on", cpu=0, id=item, sleep_ms=1000, requeue=1).ret == 1
+    poll("the requeued run", lambda: work(c, item)["runs"] == "2", timeout=30)
+    w = work(c, item)
+    assert (w["wq"], w["state"], w["active_runs"]) == (sched, "running", "1"), w
+    assert c.cmd("schedule_work_on", cpu=1, id=item).ret == 1
+    if feats["system_percpu_wq"] == "1":  # both queues exist: the other one is refused
+        other = "system" if sched == "system_percpu" else "system_percpu"
+        c.expect_errno(errno.EBUSY, "queue_work", wq=other, id=item)
+    c.cmd("flush_work", id=item)
+    c.cmd("flush_work", id=item)
+    obs = observe(c, wqlab_trace, [item])
+    assert obs.max_concurrency() <= 1, obs.explain("never two runs of one item at once")
+    assert stat(c, "run_overlaps") == 0
+    assert work(c, item)["runs"] == "3"
+    assert c.cmd("work_free", id=item).ret == 0
+
+
 def test_a_blocked_item_is_not_freed_or_moved_while_it_runs(
     plane: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
