@@ -23,7 +23,14 @@ from wqtest import new_items, online_cpus, poll, wait_runs
 import wqlab
 from wqlab import uapi
 from wqlab.build import build_module
-from wqlab.client import WqlabClient, WqlabCommandError, guest_import_paths, insmod, rmmod
+from wqlab.client import (
+    DEBUGFS,
+    WqlabClient,
+    WqlabCommandError,
+    guest_import_paths,
+    insmod,
+    rmmod,
+)
 from wqlab.kernels import Kernel
 from wqlab.tracefs import TraceInstance
 
@@ -107,7 +114,8 @@ def test_event_stream_agrees_with_the_ftrace_lifecycles(
         )
     assert {ev["cpu"] for ev in events if ev.get("id") == e} == {cpu}
     queues = {ev["id"]: ev.get("wq") for ev in events if ev["event"] == "start"}
-    assert queues == {a: "evq", b: "evq", d: "system_unbound", e: "system", g: "system"}
+    sched = c.features()["schedule_wq"]  # where schedule_*() queue: system or system_percpu
+    assert queues == {a: "evq", b: "evq", d: "system_unbound", e: sched, g: "system"}
     blocks = [ev for ev in events if ev["event"] == "block"]
     assert [(ev["id"], ev["seq"]) for ev in blocks] == [
         (g, next(ev["seq"] for ev in events if ev["event"] == "start" and ev["id"] == g))
@@ -218,60 +226,118 @@ def test_malformed_messages_get_their_errno_with_extack_and_change_nothing(
 
 # permissions ----------------------------------------------------------------------------
 
+# One guest Python imports pyroute2 once (seconds over 9p under TCG), then forks a child
+# per identity; each child changes its credentials before it opens a socket and prints one
+# JSON line. The module's check is netlink_capable(skb, CAP_SYS_ADMIN): the credentials
+# the socket was opened with and the sender's effective capabilities, both the child's
+# own; genetlink checks CAP_NET_ADMIN the same way (GENL_ADMIN_PERM) and the sender's
+# CAP_SYS_ADMIN at a join of the events group (GENL_MCAST_CAP_SYS_ADMIN).
 _PROBE = """
-import json, os, sys
+import ctypes, json, os, sys, traceback
 sys.path += {paths!r}
 sys.path.insert(0, {agent_dir!r})
 from guest_agent import _pyroute2_core
 _pyroute2_core(sys.path)
 from wqlab import genl
-out = {{}}
-def trial(name, fn):
+CAP_SYS_ADMIN, PR_CAPBSET_DROP = 21, 24
+libc = ctypes.CDLL(None, use_errno=True)
+def check(rc, what):
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{{what}}: {{os.strerror(e)}}")
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class CapData(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_uint32) for f in ("effective", "permitted", "inheritable")]
+def nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)  # from uid 0 to others: every capability goes
+def no_sys_admin():  # root still, CAP_NET_ADMIN kept
+    check(libc.prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0), "PR_CAPBSET_DROP")
+    hdr, data = CapHeader(0x20080522, 0), (CapData * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    check(libc.capget(ctypes.byref(hdr), data), "capget")
+    for f in ("effective", "permitted", "inheritable"):
+        setattr(data[0], f, getattr(data[0], f) & ~(1 << CAP_SYS_ADMIN))
+    check(libc.capset(ctypes.byref(hdr), data), "capset")
+def root():
+    pass
+def trial(out, name, fn):
     try:
         fn()
         out[name] = "ok"
     except OSError as e:
         out[name] = [e.errno, str(e)]
-nl = genl.Genl()
-trial("command", lambda: nl.command("alloc_workqueue", {{"name": "intruder"}}))
-trial("dump", lambda: nl.dump("workqueues"))
-trial("events", lambda: genl.Listener().close())
-print(json.dumps(out))
+def probe(who, become):
+    become()
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    out = {{}}
+    nl = genl.Genl()
+    trial(out, "command", lambda: nl.command("alloc_workqueue", {{"name": "intruder"}}))
+    trial(out, "dump", lambda: nl.dump("workqueues"))
+    trial(out, "events", lambda: genl.Listener().close())
+    uid = int(status["Uid"].split()[1])
+    print(json.dumps([who, [uid, int(status["CapEff"], 16), out]]), flush=True)
+for who, become in (("nobody", nobody), ("no_sys_admin", no_sys_admin), ("root", root)):
+    if who == "root":  # what the refused senders left
+        with open({workqueues!r}) as f:
+            print(json.dumps(["workqueues", f.read()]), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        rc = 1
+        try:
+            probe(who, become)
+            rc = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(rc)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"the {{who}} child failed: {{status}}")
 """
 
 
-def _probe(c: WqlabClient, prefix: str = "", user: str | None = None) -> dict[str, Any]:
+def _probe(c: WqlabClient) -> dict[str, Any]:
+    """{identity: [uid, effective capabilities, {plane: "ok" or [errno, text]}]}, in the
+    order the children ran, and "workqueues": the module's list before root's child."""
     script = _PROBE.format(
-        paths=list(guest_import_paths()), agent_dir=str(Path(wqlab.__file__).parent)
+        paths=list(guest_import_paths()),
+        agent_dir=str(Path(wqlab.__file__).parent),
+        workqueues=f"{DEBUGFS}/workqueues",
     )
-    r = c.agent.sh(
-        f"{prefix}/usr/bin/python3 -I -S -c {shlex.quote(script)}", timeout=180, user=user,
-        check=False,
-    )  # fmt: skip
+    r = c.agent.sh(f"/usr/bin/python3 -I -S -c {shlex.quote(script)}", timeout=180, check=False)
     assert r["rc"] == 0, r
-    return dict(json.loads(str(r["stdout"]).strip().splitlines()[-1]))
+    return dict(json.loads(line) for line in str(r["stdout"]).strip().splitlines())
+
+
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 1 << 12, 1 << 21
 
 
 def test_non_root_and_no_cap_sys_admin_are_refused(wqlab_netlink: WqlabClient) -> None:
     c = wqlab_netlink
-    if c.agent.sh("command -v setpriv", check=False)["rc"] != 0:
-        pytest.skip("setpriv missing in the guest")
     before = c.read("workqueues")
-    nobody = _probe(c, user="nobody")
+    got = _probe(c)
+    assert list(got) == ["nobody", "no_sys_admin", "workqueues", "root"], got
+    uid, caps, nobody = got["nobody"]
+    assert (uid, caps) == (65534, 0), got["nobody"]
     assert {k: v[0] if isinstance(v, list) else v for k, v in nobody.items()} == {
         "command": errno.EPERM,
         "dump": errno.EPERM,
         "events": errno.EPERM,
     }, nobody
     # CAP_NET_ADMIN (the core's GENL_ADMIN_PERM) but not CAP_SYS_ADMIN: the module refuses
-    drop = "setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin "
-    no_sys_admin = _probe(c, prefix=drop)
+    uid, caps, no_sys_admin = got["no_sys_admin"]
+    assert uid == 0 and caps & CAP_NET_ADMIN and not caps & CAP_SYS_ADMIN, got["no_sys_admin"]
     assert no_sys_admin["command"][0] == errno.EPERM, no_sys_admin
     assert "CAP_SYS_ADMIN" in no_sys_admin["command"][1], no_sys_admin
     assert no_sys_admin["dump"][0] == errno.EPERM, no_sys_admin
     assert no_sys_admin["events"][0] == errno.EPERM, no_sys_admin
-    assert c.read("workqueues") == before, "a refused sender changed the queues"
-    assert _probe(c) == {"command": "ok", "dump": "ok", "events": "ok"}  # root: all work
+    assert got["workqueues"] == before, "a refused sender changed the queues"
+    uid, caps, root = got["root"]
+    assert uid == 0 and caps & CAP_SYS_ADMIN, got["root"]
+    assert root == {"command": "ok", "dump": "ok", "events": "ok"}, root  # root: all work
 
 
 # dumps ----------------------------------------------------------------------------------
