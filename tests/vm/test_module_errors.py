@@ -327,7 +327,7 @@ def test_malformed_ioctl_struct_is_einval_and_changes_nothing(wqlab_ioctl: Wqlab
     # the one accepted case queued the static item: it ran or is queued
     works, wqs, ok, failed = snapshot(c)
     assert wqs == before[1] and ok == before[2] + 1 and failed == before[3] + len(cases) - 1
-    assert c.work(0)["wq"] == "system"
+    assert c.work(0)["wq"] == c.features()["schedule_wq"]  # schedule_work's queue
 
 
 def test_unknown_ioctl_request_is_enotty(wqlab_ioctl: WqlabClient) -> None:
