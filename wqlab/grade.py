@@ -516,7 +516,9 @@ class Grader:
                 vm.retire(f"a scenario of {lab.module} wedges it")  # a fresh VM next
             self._observe(run, trace.read(), SymbolMap.from_kallsyms(syms))
         finally:
-            if vm.alive:
+            # a retired VM is never reused: nothing to tidy there, and after an Oops in a
+            # worker its tracefs can wait for ever (the batch's crashing student: 60 s)
+            if vm.alive and not vm.tainted:
                 trace.remove()
                 for path, old in saved.items():
                     agent.write(path, old)
