@@ -397,3 +397,19 @@ def test_guest_command_runs_the_repo_module() -> None:
     assert "--netlink-share 0.1 --genl-path=" in cmd  # the host's pyroute2 and wqlab
     off = guest_command(FuzzParams(seed=5, n=100, threads=2, netlink_share=0.0), root=Path("/r"))
     assert "--netlink-share 0.0" in off and "--genl-path" not in off
+
+
+def test_unknown_queue_names_cannot_be_created(
+    table: dict[str, fg.CommandSpec], uni: fg.Universe
+) -> None:
+    # a 1M-command run on 6.12 created "nx" with a random netlink message, and then
+    # expected ENOENT for wq=nx: the unknown name must be one that no command can create
+    spec = table["flush_workqueue"]
+    base = fg.Op("flush_workqueue", (("wq", "q0"),))
+    names = set()
+    for seed in range(300):
+        op = fg.m_unknown_queue(random.Random(seed), spec, base, uni)
+        assert op is not None
+        names.add(dict(op.args)["wq"])
+    assert len(names) > 10
+    assert all(n.startswith("system") and n not in uni.system_queues for n in names), names
