@@ -463,7 +463,7 @@ class Grader:
         try:
             trace.mark(MARK_LOAD)
             fut = agent.submit("insmod", path=str(ko), params=module_params(sc.params))
-            how = self._wait(vm, fut, console0, 60.0)
+            how = self._wait(vm, fut, console0, 60.0, run)
             if how == "timeout":
                 g.status, g.reason = "hang", "insmod did not return in 60 s (the init hangs)"
                 vm.retire(f"insmod {lab.module} hangs")
@@ -493,7 +493,7 @@ class Grader:
             if sc.unload:
                 trace.mark(MARK_UNLOAD)
                 fut = agent.submit("rmmod", name=lab.module)
-                how = self._wait(vm, fut, console0, 60.0)
+                how = self._wait(vm, fut, console0, 60.0, run)
                 if how == "timeout":
                     g.status = "hang"
                     g.reason = "rmmod did not return in 60 s (the exit function hangs)"
@@ -544,13 +544,14 @@ class Grader:
         )
 
     def _wait(
-        self, vm: Vm, fut: Future[Any], console0: int, timeout: float
+        self, vm: Vm, fut: Future[Any], console0: int, timeout: float, run: Run
     ) -> str | GuestCommandError:
         """Wait for an insmod or rmmod request: ``"ok"``, its error, ``"timeout"``, or
         ``"report"`` as soon as the console shows a kernel report (a crashed init or
         exit never answers: no point in waiting out the deadline)."""
         deadline = time.monotonic() + timeout
         seen: float | None = None
+        kinds = {e.kind for e in run.scenario.expect}
         while time.monotonic() < deadline:
             try:
                 fut.result(timeout=0.25)
@@ -561,7 +562,9 @@ class Grader:
                 return e
             if not vm.alive:
                 return "report"
-            if vm.splats_since(console0):
+            if splats := vm.splats_since(console0):
+                if any(s.kind not in kinds for s in splats):
+                    return "report"  # of a kind no expectation has: settled at once
                 # expected reports (the bug lab) come while the call is still running:
                 # give it a moment to return, then settle on the report
                 seen = seen or time.monotonic()
