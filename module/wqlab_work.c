@@ -766,11 +766,12 @@ static int wqlab_item_class(struct wqlab_item *item, const struct wqlab_wq *wq)
  *
  * An item is on one queue at a time: the kernel keeps an item from running
  * twice at once only while it stays on one queue, so queueing it onto another
- * queue while a run is in flight is refused.
+ * queue while it is pending there or a run from there is in flight is
+ * refused.
  *
  * Context: wqlab_lock held.
- * Return: 0, or -EBUSY if @wq is being drained, a run of the item on
- * another queue is in flight, or the item is in use (pending, running, a
+ * Return: 0, or -EBUSY if @wq is being drained, the item is pending on or
+ * running from another queue, or the item is in use (pending, running, a
  * flush or cancel in flight) and @wq is of the other kind (BH or not).
  */
 int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
@@ -804,13 +805,19 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 	spin_lock_irqsave(&wqlab_rec_lock, irqflags);
 	old = item->rec;
 	/*
-	 * The queue of a run in flight: ours from the function's start, the
-	 * last queueing's between the kernel dequeueing the item and the start
-	 * (work_busy() looks at that queue's pool; R -> pool lock is the order
-	 * every queueing call here already takes).
+	 * The queue the item is on: that of a run in flight (ours from the
+	 * function's start), else the last queueing's while it is pending or
+	 * between the kernel dequeueing it and the function's start. Pending
+	 * counts too: a worker may dequeue it right after this check, and
+	 * queueing it elsewhere then would start a second run beside that one
+	 * (the fuzzer saw it on 6.12). work_busy() tests PENDING before it
+	 * looks for a worker, and under R nothing here can make a not-pending
+	 * item pending or end a run, so one call sees the item on its queue
+	 * or idle. (R -> pool lock is the order every queueing call here
+	 * already takes.)
 	 */
 	run_wq = old.active_runs ? old.run_wq :
-		 (work_busy(item->work) & WORK_BUSY_RUNNING) ? old.target : NULL;
+		 work_busy(item->work) ? old.target : NULL;
 	if (run_wq && run_wq != wq) {
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 		return -EBUSY;

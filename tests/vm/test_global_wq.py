@@ -3,6 +3,8 @@ and what re-queueing a pending or running item does."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 from wqtest import (
     ExecuteEnd,
@@ -87,16 +89,18 @@ def test_queueing_a_pending_item_returns_false_and_adds_no_queue_event(
     assert wqlab.cmd("queue_work", wq="pend", id=item).ret == 1
     assert wqlab.cmd("work_pending", id=item).ret == 1
     assert wqlab.cmd("queue_work", wq="pend", id=item).ret == 0
-    assert wqlab.cmd("queue_work", wq="system", id=item).ret == 0
-    assert wqlab.cmd("schedule_work", id=item).ret == 0
+    # pending on "pend": another queue is refused (one queue at a time, docs/commands.md)
+    wqlab.expect_errno(errno.EBUSY, "queue_work", wq="system", id=item)
+    wqlab.expect_errno(errno.EBUSY, "schedule_work", id=item)
     wqlab.cmd("release", id=blocker)
     obs = wait_runs(wqlab, wqlab_trace, {blocker: 1, item: 1})
-    expected = "one queue_work event and one run of the item queued 4 times (3 returned 0)"
+    expected = "one queue_work event and one run of the item queued 4 times (1 returned 0)"
     assert obs.count(QueueWork, item) == 1, obs.explain(expected)
     assert len(obs.ran(item)) == 1, obs.explain(expected)
     assert obs.one(item).workqueue == "wqlab_pend", obs.explain(expected)
-    rets = [ev.int_field("ret") for ev in obs.cmd_events("queue_work", item)]
-    assert rets == [1, 0, 0], obs.explain(f"queue_work rets [1, 0, 0], got {rets}")
+    rets = [(ev.int_field("ret"), ev.int_field("err")) for ev in obs.cmd_events("queue_work", item)]
+    want = [(1, 0), (0, 0), (0, -errno.EBUSY)]
+    assert rets == want, obs.explain(f"queue_work (ret, err) {want}, got {rets}")
 
 
 def test_running_item_queued_again_runs_again_afterwards_without_overlap(

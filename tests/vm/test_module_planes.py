@@ -174,19 +174,25 @@ def test_delayed_item_pending_on_its_timer(plane: WqlabClient) -> None:
     cpu = int(c.features()["nr_cpu_ids"]) - 1
     assert c.cmd("schedule_delayed_work", id=d, delay_ms=1, sleep_ms=7).ret == 0
     assert c.cmd("schedule_delayed_work_on", id=d, cpu=cpu, delay_ms=1).ret == 0
-    assert c.cmd("queue_delayed_work", wq="system_long", id=d, delay_ms=1).ret == 0
-    assert c.cmd("queue_delayed_work_on", wq="system", cpu=cpu, id=d).ret == 0
+    # another queue: refused while it is pending (one queue at a time, docs/commands.md)
+    c.expect_errno(errno.EBUSY, "queue_delayed_work", wq="system_long", id=d, delay_ms=1)
+    if sched == "system":
+        assert c.cmd("queue_delayed_work_on", wq="system", cpu=cpu, id=d).ret == 0
+    else:
+        c.expect_errno(errno.EBUSY, "queue_delayed_work_on", wq="system", cpu=cpu, id=d)
     assert c.work(d)["sleep_ms"] == "0" and c.work(d)["wq"] == sched
     assert c.cmd("work_pending", id=d).ret == 1
     assert c.cmd("delayed_work_pending", id=d).ret == 1
     assert busy(c, d) == 1
     c.expect_errno(errno.EBUSY, "work_free", id=d)
     c.expect_errno(errno.EBUSY, "reset", id=d)
-    # mod_delayed_work always queues: ret=1 (was pending), behaviour recorded
-    r = c.cmd("mod_delayed_work", wq="system_unbound", id=d, delay_ms=LONG_MS, sleep_ms=3)
+    # mod_delayed_work always queues: ret=1 (was pending), behaviour recorded; onto its own
+    # queue only while it is pending (another one: EBUSY, as for every queueing)
+    c.expect_errno(errno.EBUSY, "mod_delayed_work", wq="system_unbound", id=d, delay_ms=1)
+    r = c.cmd("mod_delayed_work", wq=sched, id=d, delay_ms=LONG_MS, sleep_ms=3)
     assert r.ret == 1
-    assert (c.work(d)["wq"], c.work(d)["sleep_ms"]) == ("system_unbound", "3")
-    r = c.cmd("mod_delayed_work_on", wq="system", cpu=cpu, id=d, delay_ms=LONG_MS)
+    assert (c.work(d)["wq"], c.work(d)["sleep_ms"]) == (sched, "3")
+    r = c.cmd("mod_delayed_work_on", wq=sched, cpu=cpu, id=d, delay_ms=LONG_MS)
     assert r.ret == 1 and c.work(d)["req_cpu"] == str(cpu)
     assert c.cmd("cancel_delayed_work", id=d).ret == 1
     assert c.cmd("cancel_delayed_work", id=d).ret == 0
@@ -237,7 +243,9 @@ def test_release_is_latched_and_a_requeueing_item_blocks_once(plane: WqlabClient
     poll("4 runs", lambda: c.work(item)["runs"] == "4")
 
 
-def test_queueing_commands_on_a_pending_plain_item_return_zero(plane: WqlabClient) -> None:
+def test_queueing_a_pending_plain_item_returns_zero_on_its_queue_ebusy_elsewhere(
+    plane: WqlabClient,
+) -> None:
     """A plain item stays pending behind a blocked one on an ordered queue."""
     c = plane
     cpu = int(c.features()["nr_cpu_ids"]) - 1
@@ -247,9 +255,10 @@ def test_queueing_commands_on_a_pending_plain_item_return_zero(plane: WqlabClien
     wait_state(c, blocker, "blocked")
     assert c.cmd("queue_work", wq="ord", id=item, sleep_ms=2).ret == 1
     assert c.cmd("queue_work", wq="ord", id=item).ret == 0
-    assert c.cmd("queue_work_on", wq="system", cpu=cpu, id=item).ret == 0
-    assert c.cmd("schedule_work", id=item).ret == 0
-    assert c.cmd("schedule_work_on", id=item, cpu=cpu, sleep_ms=9).ret == 0
+    # another queue while it is pending: EBUSY (one queue at a time, docs/commands.md)
+    c.expect_errno(errno.EBUSY, "queue_work_on", wq="system", cpu=cpu, id=item)
+    c.expect_errno(errno.EBUSY, "schedule_work", id=item)
+    c.expect_errno(errno.EBUSY, "schedule_work_on", id=item, cpu=cpu, sleep_ms=9)
     if has(c, "enable_and_queue_work"):
         # not disabled: enable_work() would underflow the count and WARN, so refused
         c.expect_errno(errno.EINVAL, "enable_and_queue_work", wq="ord", id=item)

@@ -220,8 +220,10 @@ def test_an_item_changes_between_bh_and_thread_queues_only_when_idle(
     c.expect_errno(errno.EBUSY, "queue_delayed_work", wq="system_bh", id=item, delay_ms=0)
     c.expect_errno(errno.EBUSY, "mod_delayed_work", wq="system_bh", id=item, delay_ms=0)
     assert work(c, item)["state"] == "queued"
-    # the same kind of queue is the kernel's business (mod_delayed_work moves it)
-    assert c.cmd("mod_delayed_work", wq="system_highpri", id=item, delay_ms=0).ret == 1
+    # another thread queue too while it is pending (one queue at a time): cancel it first
+    c.expect_errno(errno.EBUSY, "mod_delayed_work", wq="system_highpri", id=item, delay_ms=0)
+    assert c.cmd("cancel_delayed_work", id=item).ret == 1
+    assert c.cmd("mod_delayed_work", wq="system_highpri", id=item, delay_ms=0).ret == 0
     c.cmd("flush_delayed_work", id=item)
     # idle: it may go to a BH queue, and back to a thread queue once idle again
     assert c.cmd("queue_delayed_work", wq="system_bh", id=item, delay_ms=0).ret == 1

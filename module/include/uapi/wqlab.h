@@ -142,10 +142,11 @@ struct wqlab_version {
  * - EBUSY: work_free/reset of an item that is pending, running or in use by a
  *   blocking command; destroy_workqueue of a queue that holds a blocked item
  *   or is being flushed/drained; queueing onto a queue being drained;
- *   queueing an item onto another queue than the one a run of it is in
- *   flight on (the schedule_* commands' queue is features schedule_wq:
- *   system, or system_percpu where schedule_*() use it); queueing an item that is pending, running or in use onto a
- *   BH queue after a thread queue or the other way round (lockdep class);
+ *   queueing an item onto another queue than the one it is pending on or
+ *   a run of it is in flight on (the schedule_* commands' queue is
+ *   features schedule_wq: system, or system_percpu where schedule_*() use
+ *   it); queueing an item that is pending, running or in use onto a BH
+ *   queue after a thread queue or the other way round (lockdep class);
  *   disable_* or cancel_*_sync/disable_*_sync when the item's
  *   16-bit disable count (6.10+) is full.
  * - EOPNOTSUPP: the API or flag does not exist on this kernel (disable_work,
