@@ -41,7 +41,7 @@ help:
 	@echo "  make test-vm       VM tests only (boots KERNEL once)"
 	@echo "  make test JOBS=2   (and test-vm) parallel VMs, pytest-xdist -n 2: one VM per worker, one JUnit"
 	@echo "                     and KTAP file; JOBS=auto: one per core ($(AUTO_JOBS) here); default 1."
-	@echo "                     JOBS=2 was 1.20-1.27x faster than 1 on 2 loaded cores (README, Measured)"
+	@echo "                     JOBS=2 was 1.27x faster than 1 on 2 idle cores (README, Measured)"
 	@echo "  make test-matrix   the VM suite on every installed kernel line (and rt, debug), as a table;"
 	@echo "                     LINES=default,6.12,rt picks the lines"
 	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
