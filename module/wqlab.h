@@ -140,6 +140,7 @@ struct wqlab_wq {
  *		 on one queue at a time, so the kernel never runs it twice)
  * @data_run: the work's data word as the last run started (pool id, offq bits)
  * @data_queue: the work's data word before the last queueing call, and after it
+ * @busy_queue: work_busy() at that queueing's check (0 while a run was in flight)
  * @state: last known state
  * @queued_ns: ktime_get_ns() of the last queueing
  * @started_ns: ktime_get_ns() when the last run started

@@ -781,6 +781,7 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 	struct wqlab_record old;
 	struct wqlab_wq *run_wq;
 	unsigned long irqflags;
+	unsigned int busy;
 	int req_cpu = WORK_CPU_UNBOUND;
 	bool ret = false;
 
@@ -816,8 +817,8 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 	 * or idle. (R -> pool lock is the order every queueing call here
 	 * already takes.)
 	 */
-	run_wq = old.active_runs ? old.run_wq :
-		 work_busy(item->work) ? old.target : NULL;
+	busy = old.active_runs ? 0 : work_busy(item->work);
+	run_wq = old.active_runs ? old.run_wq : busy ? old.target : NULL;
 	if (run_wq && run_wq != wq) {
 		spin_unlock_irqrestore(&wqlab_rec_lock, irqflags);
 		return -EBUSY;
@@ -830,7 +831,7 @@ int wqlab_item_queue(struct wqlab_item *item, struct wqlab_wq *wq,
 	item->rec.requeue_left = beh->requeue;
 	item->rec.released = false;
 	item->rec.data_queue[0] = atomic_long_read(&item->work->data);
-	item->rec.busy_queue = work_busy(item->work);
+	item->rec.busy_queue = busy;
 
 	switch (op) {
 	case WQLAB_Q_SCHEDULE_WORK:
