@@ -45,10 +45,13 @@ case "$line" in
 debug)
 	# built, not installed: the source package comes from the host suite or its backports
 	if [ "$resolve_only" = 1 ]; then echo linux-source-6.12; exit 0; fi
+	# apt-cache's output is read whole before grep looks at it: `apt-cache | grep -q` under
+	# pipefail fails at random when grep exits on its match and apt-cache gets SIGPIPE.
+	has_candidate() { local p; p=$(apt-cache policy linux-source-6.12 2>/dev/null) && grep -q 'Candidate: [0-9]' <<<"$p"; }
 	if ! dpkg-query -W -f='${Status}' linux-source-6.12 2>/dev/null | grep -q "install ok installed" &&
-		! apt-cache policy linux-source-6.12 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+		! has_candidate; then
 		add_backports
-		apt-cache policy linux-source-6.12 2>/dev/null | grep -q 'Candidate: [0-9]' ||
+		has_candidate ||
 			{ say "linux-source-6.12 is not in Debian $codename or ${codename}-backports"; exit 3; }
 	fi
 	exec "$(dirname "$0")/debug-kernel.sh"
