@@ -119,6 +119,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "wqlab_module_params(**params): insmod parameters for the wqlab fixtures"
     )
+    config.addinivalue_line(
+        "markers",
+        "wqlab_cmdline(*args): the test's VM boots with these extra kernel arguments "
+        "(a VM of its own, kept for the session beside the default one)",
+    )
     # pytest-xdist registers it too; without xdist the mark must still be known
     config.addinivalue_line(
         "markers", "xdist_group(name): run on one xdist worker (--dist loadgroup)"
@@ -156,9 +161,13 @@ _SPLATS_REPORTED = pytest.StashKey[int]()  # splats already put in a report
 class VmManager:
     """Keeps one VM per session; replaces it after a splat or when it was lost."""
 
-    def __init__(self, config: pytest.Config, kernel: kernels.Kernel) -> None:
+    def __init__(
+        self, config: pytest.Config, kernel: kernels.Kernel, append: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         self.kernel = kernel
+        self.append = append  # extra kernel arguments of this manager's VMs
+        self.variants: dict[tuple[str, ...], VmManager] = {}  # wqlab_cmdline's managers
         self.vm: Vm | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
@@ -166,9 +175,20 @@ class VmManager:
         self.serial_ready = False  # a getty on the VM's ttyS1 (wqlab_serial)
         self.serial_password = secrets.token_hex(8)
         self.artifacts = artifacts_dir(config)
-        self.suffix = worker_suffix(config)  # per xdist worker: its own files
+        # per xdist worker (and per set of extra kernel arguments): its own files
+        self.suffix = worker_suffix(config) + _cmdline_tag(append)
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
         self.target = parse_target(config.getoption("--wqlab-target"))
+
+    def variant(self, append: tuple[str, ...]) -> VmManager:
+        """The manager of the VMs booted with ``append`` on their kernel command line
+        (``wqlab_cmdline``): made on first use, its VM kept beside this one's for the
+        session. A machine of ``--wqlab-target`` is not booted by us: its own manager."""
+        if append == self.append or self.target.kind != "vm":
+            return self
+        if append not in self.variants:
+            self.variants[append] = VmManager(self.config, self.kernel, append)
+        return self.variants[append]
 
     def get(self) -> Vm:
         vm = self.vm
@@ -200,6 +220,7 @@ class VmManager:
             ssh_port=free_port(),  # loopback-only forward, used by the wqlab_ssh fixture
             # the guest's ttyS1 on a unix socket, used by the wqlab_serial fixture
             serial_socket=Path(tempfile.mkdtemp(prefix="wqlab-serial-")) / "ttyS1.sock",
+            append=self.append,
         )
         self.ssh_ready = self.serial_ready = False
         self.boots += 1
@@ -271,6 +292,9 @@ class VmManager:
         self.leaks += mine
 
     def close(self) -> None:
+        for other in self.variants.values():
+            other.close()
+            self.leaks += other.leaks
         if self.vm is not None:
             self._scan_kmemleak(self.vm)
             self.vm.stop()
@@ -286,6 +310,17 @@ class VmManager:
             (self.artifacts / f"session-{self.kernel.version}{self.suffix}.json").write_text(
                 json.dumps(info, indent=1)
             )
+
+
+def _cmdline_tag(append: tuple[str, ...]) -> str:
+    """``-preempt_full`` for ``("preempt=full",)``: a file-name part; ``""`` for none."""
+    return "".join("-" + re.sub(r"[^A-Za-z0-9_.]+", "_", a) for a in append)
+
+
+def _manager(request: pytest.FixtureRequest, mgr: VmManager) -> VmManager:
+    """The manager of this test's VM: the session's, or the one of its ``wqlab_cmdline``."""
+    marker = request.node.get_closest_marker("wqlab_cmdline")
+    return mgr.variant(tuple(marker.args)) if marker else mgr
 
 
 def _remove_serial_socket(vm: Vm) -> None:
@@ -327,7 +362,7 @@ def wqlab_vm_manager(
 @pytest.fixture
 def wqlab_vm(request: pytest.FixtureRequest, wqlab_vm_manager: VmManager) -> Iterator[Vm]:
     try:
-        vm = wqlab_vm_manager.get()
+        vm = _manager(request, wqlab_vm_manager).get()
     except SetupError as e:
         _missing(request.config, str(e))
         raise
@@ -368,11 +403,13 @@ def guest_serial(mgr: VmManager, vm: Vm) -> tuple[str, str, str]:
 
 
 @pytest.fixture
-def wqlab_ssh(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
+def wqlab_ssh(
+    request: pytest.FixtureRequest, wqlab_vm_manager: VmManager, wqlab_vm: Vm
+) -> Iterator[Any]:
     """The session VM reached over SSH through fabric (sshd started in it on first use)."""
     from .ssh import SshTarget
 
-    port, key = guest_ssh(wqlab_vm_manager, wqlab_vm)
+    port, key = guest_ssh(_manager(request, wqlab_vm_manager), wqlab_vm)
     target = SshTarget("127.0.0.1", port=port, key_filename=str(key))
     # the agent's start over ssh is a Python start in the guest: as slow as the boot's
     # (more than the default 60 s on the debug line at load 4), so the same deadline
@@ -382,13 +419,15 @@ def wqlab_ssh(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
 
 
 @pytest.fixture
-def wqlab_serial(wqlab_vm_manager: VmManager, wqlab_vm: Vm) -> Iterator[Any]:
+def wqlab_serial(
+    request: pytest.FixtureRequest, wqlab_vm_manager: VmManager, wqlab_vm: Vm
+) -> Iterator[Any]:
     """The session VM reached over its second serial port (ttyS1, a unix socket on the
     host) with pexpect: a getty and a login are started in it on first use; the target
     logs in at the prompt and runs the guest agent on the line."""
     from .serial_target import SerialTarget
 
-    line, user, password = guest_serial(wqlab_vm_manager, wqlab_vm)
+    line, user, password = guest_serial(_manager(request, wqlab_vm_manager), wqlab_vm)
     target = SerialTarget(line, user=user, password=password)
     target.start(ready_timeout=host_boot_deadline(wqlab_vm.cfg.kvm))
     yield target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from wqtest import (
+    PREEMPT_FULL_CMDLINE,
     hog_detection_off,
     median,
     ms,
@@ -113,6 +114,7 @@ def test_highpri_queue_runs_on_highpri_workers(
 
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
+@PREEMPT_FULL_CMDLINE  # see preempt_full
 def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
     wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
@@ -151,6 +153,7 @@ def test_highpri_item_starts_sooner_than_normal_behind_a_cpu_hog(
 
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
+@PREEMPT_FULL_CMDLINE  # see preempt_full
 def test_cpu_intensive_item_does_not_hold_back_others_in_its_pool(
     wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:

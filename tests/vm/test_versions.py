@@ -17,6 +17,7 @@ import errno
 
 import pytest
 from wqtest import (
+    PREEMPT_FULL_CMDLINE,
     kernel_version,
     new_items,
     online_cpus,
@@ -183,6 +184,7 @@ def test_enable_and_queue_work_queues_a_disabled_item(
 
 
 @pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
+@PREEMPT_FULL_CMDLINE  # see preempt_full
 def test_cpu_hog_in_a_per_cpu_pool_holds_back_others_only_before_6_5(
     wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:

@@ -20,6 +20,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from wqlab.client import WqlabClient
 from wqlab.lifecycle import Lifecycle, build_lifecycles, max_concurrency
 from wqlab.report import format_lifecycles, format_timeline
@@ -291,14 +293,29 @@ __all__ = [
 SCHED_PREEMPT = "/sys/kernel/debug/sched/preempt"
 
 
+# The kernel arguments of a VM with full preemption from its boot (``wqlab_cmdline``).
+PREEMPT_FULL_CMDLINE = pytest.mark.wqlab_cmdline("preempt=full")
+
+
 class preempt_full:  # used as a context manager, reads like a statement
-    """Switch a PREEMPT_DYNAMIC kernel to ``full`` preemption for a block, then back.
+    """Make sure a PREEMPT_DYNAMIC kernel runs with ``full`` preemption in a block.
 
     Debian's kernels boot ``voluntary``: a kworker busy-waiting (``spin_us``) is never
     preempted, so no other task (a highpri worker, a second worker of the same pool) can
     run on its CPU until it ends, and timing claims about CPU hogs say nothing about the
     workqueue. A PREEMPT_RT (or PREEMPT) kernel is fully preemptible already: a no-op
     there. ``skip`` if the kernel can be neither.
+
+    Tests mark themselves ``PREEMPT_FULL_CMDLINE`` (a VM booted with ``preempt=full``):
+    then this only checks the mode. A switch at run time (left for a machine of
+    ``--wqlab-target``, which we do not boot) re-patches every ``cond_resched()`` and
+    ``preempt_schedule()`` call site through int3, and under QEMU's TCG (7.2) that now
+    and then hangs the guest: an RCU stall and soft lockup with a CPU at
+    ``asm_exc_int3``, one byte past a call site that memory holds as a plain call (a
+    stale int3 run again and again, as far as we can tell), once in eight suite runs.
+    Toggling the mode with both CPUs busy in the kernel (reading ``/proc/kallsyms``) hung
+    a 6.1 VM within 40-100 toggles, three runs out of three; the same load without the
+    toggles ran 162 s clean.
     """
 
     def __init__(self, c: WqlabClient) -> None:
@@ -306,8 +323,6 @@ class preempt_full:  # used as a context manager, reads like a statement
         self.old: str | None = None
 
     def __enter__(self) -> preempt_full:
-        import pytest
-
         if not self.agent.exists(SCHED_PREEMPT):
             # PREEMPT_RT (and a PREEMPT build) is fully preemptible already: nothing to do
             version = self.agent.succeed("uname -v")
@@ -316,6 +331,8 @@ class preempt_full:  # used as a context manager, reads like a statement
             pytest.skip(f"{SCHED_PREEMPT} missing and not a fully preemptible kernel")
         text = self.agent.read(SCHED_PREEMPT)
         cur = [w.strip("()") for w in text.split() if w.startswith("(")]
+        if cur == ["full"]:
+            return self  # booted so (and writing the mode again would re-patch the kernel)
         self.old = cur[0] if cur else None
         self.agent.write(SCHED_PREEMPT, "full")
         return self
