@@ -46,6 +46,7 @@ class SshTarget:
         self.conn: Any = None
         self.chan: Any = None
         self.channel: AgentChannel | None = None
+        self.files: tuple[Any, ...] = ()  # the channel's stdin and stdout files
 
     def start(self, ready_timeout: float = 60.0) -> SshTarget:
         import time
@@ -92,6 +93,7 @@ class SshTarget:
         self.chan.exec_command(cmd)
         reader = self.chan.makefile("rb")
         writer = self.chan.makefile_stdin("wb")
+        self.files = (writer, reader)  # closed by stop(), not left to the garbage collector
         self.output: list[str] = []
         self.channel = AgentChannel(
             reader, writer, on_other=self._other, name=f"ssh:{self.host}:{self.port}"
@@ -119,6 +121,14 @@ class SshTarget:
     def stop(self) -> None:
         if self.channel is not None:
             self.channel.close()
+        # paramiko's files flush on close: closed here, before their channel, so that a
+        # later garbage collection does not flush into a closed one (an "I/O operation on
+        # closed file" warning in whatever test runs then)
+        for f in self.files:
+            try:
+                f.close()
+            except (OSError, ValueError, EOFError):
+                pass
         if self.chan is not None:
             self.chan.close()
         if self.conn is not None:
