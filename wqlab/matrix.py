@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -38,6 +39,17 @@ class LineResult:
     suite_s: float = 0.0
     note: str = ""
     skips: tuple[tuple[str, int], ...] = ()  # (reason, how many), from the JUnit file
+
+
+def first_boot_seconds(art: Path, version: str) -> float | None:
+    """The session VM's first boot time from ``session-<version>.json``, or from one
+    pytest-xdist worker's (``session-<version>-gw0.json``); not from the VMs booted with
+    other kernel arguments (``session-<version>-preempt=full.json``)."""
+    own = re.compile(rf"session-{re.escape(version)}(-gw\d+)?\.json")
+    for sess in sorted(p for p in art.glob(f"session-{version}*.json") if own.fullmatch(p.name)):
+        b = json.loads(sess.read_text()).get("boot_seconds") or []
+        return float(b[0]) if b else None
+    return None
 
 
 def junit_counts(path: Path) -> dict[str, int]:
@@ -96,11 +108,7 @@ def run_line(line: str, extra: list[str]) -> LineResult:
     suite = time.monotonic() - t0
     if not junit.exists():
         return LineResult(line, k.version, suite_s=suite, note="pytest wrote no JUnit file")
-    boot = None
-    # session-<version>.json, or one per pytest-xdist worker (session-<version>-gw0.json)
-    for sess in sorted(art.glob(f"session-{k.version}*.json"))[:1]:
-        b = json.loads(sess.read_text()).get("boot_seconds") or []
-        boot = b[0] if b else None
+    boot = first_boot_seconds(art, k.version)
     c = junit_counts(junit)
     return LineResult(
         line,

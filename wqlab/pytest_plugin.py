@@ -29,6 +29,11 @@ with the splat in the report, and the next test boots a fresh VM. On a kernel wi
 kmemleak (the debug line), every VM is scanned before it stops; a leak whose backtrace
 points into wqlab fails the session (an error in the teardown of its last test).
 
+A test marked ``wqlab_cmdline("preempt=full")`` runs in a VM booted with those extra
+kernel arguments: a second VM of the session (its files end in ``-preempt=full``), booted
+on first use and stopped with the session; on a ``--wqlab-target`` machine the mark is
+ignored (we do not boot it).
+
 Under pytest-xdist (``-n N``) each worker is a session of its own: one VM per worker,
 with its own console log, session record and kmemleak file (``-gw0`` in the name), and
 its own splat/fresh-VM state. The controller writes the one JUnit (xdist) and the one
@@ -42,6 +47,7 @@ one worker, but with pytest 9.2 it cannot rename the items and groups nothing.)
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -292,9 +298,17 @@ class VmManager:
         self.leaks += mine
 
     def close(self) -> None:
-        for other in self.variants.values():
-            other.close()
-            self.leaks += other.leaks
+        try:
+            self._close_own()
+        finally:  # the other VMs go too, whatever happened to this one
+            variants, self.variants = list(self.variants.values()), {}
+            for other in variants:
+                try:
+                    other.close()
+                finally:
+                    self.leaks += other.leaks
+
+    def _close_own(self) -> None:
         if self.vm is not None:
             self._scan_kmemleak(self.vm)
             self.vm.stop()
@@ -305,6 +319,7 @@ class VmManager:
                 "kernel": self.kernel.version,
                 "boots": self.boots,
                 "boot_seconds": self.boot_seconds,
+                "append": list(self.append),  # extra kernel arguments (wqlab_cmdline)
             }
             self.artifacts.mkdir(parents=True, exist_ok=True)
             (self.artifacts / f"session-{self.kernel.version}{self.suffix}.json").write_text(
@@ -313,14 +328,29 @@ class VmManager:
 
 
 def _cmdline_tag(append: tuple[str, ...]) -> str:
-    """``-preempt_full`` for ``("preempt=full",)``: a file-name part; ``""`` for none."""
-    return "".join("-" + re.sub(r"[^A-Za-z0-9_.]+", "_", a) for a in append)
+    """``-preempt=full`` for ``("preempt=full",)``: a file-name part; ``""`` for none.
+    A long one, or one with a character a file name should not have, ends in a short hash
+    of the arguments, so that two sets of arguments never share files."""
+    if not append:
+        return ""
+    parts = [re.sub(r"[^A-Za-z0-9_.=,+]", "_", a) for a in append]
+    tag = "-" + "-".join(parts)
+    if len(tag) > 40 or parts != list(append):
+        digest = hashlib.sha256("\0".join(append).encode()).hexdigest()[:8]
+        tag = f"{tag[:32]}-{digest}"
+    return tag
 
 
 def _manager(request: pytest.FixtureRequest, mgr: VmManager) -> VmManager:
     """The manager of this test's VM: the session's, or the one of its ``wqlab_cmdline``."""
     marker = request.node.get_closest_marker("wqlab_cmdline")
-    return mgr.variant(tuple(marker.args)) if marker else mgr
+    if marker is None:
+        return mgr
+    args = tuple(marker.args)
+    for a in args:
+        if not isinstance(a, str) or not a or any(c.isspace() or c == '"' for c in a):
+            raise pytest.UsageError(f"wqlab_cmdline: {a!r} is not one kernel argument")
+    return mgr.variant(args)
 
 
 def _remove_serial_socket(vm: Vm) -> None:

@@ -307,10 +307,10 @@ class preempt_full:  # used as a context manager, reads like a statement
     there. ``skip`` if the kernel can be neither.
 
     Tests mark themselves ``PREEMPT_FULL_CMDLINE`` (a VM booted with ``preempt=full``):
-    then this only checks the mode. A switch at run time (left for a machine of
-    ``--wqlab-target``, which we do not boot) re-patches every ``cond_resched()`` and
-    ``preempt_schedule()`` call site through int3, and under QEMU's TCG (7.2) that now
-    and then hangs the guest: an RCU stall and soft lockup with a CPU at
+    then this only checks the mode; unmarked, it fails in a VM wqlab booted. A switch at
+    run time (left for a machine of ``--wqlab-target``, which we do not boot) re-patches
+    every ``cond_resched()`` and ``preempt_schedule()`` call site through int3, and under
+    QEMU's TCG (7.2) that now and then hangs the guest: an RCU stall and soft lockup with a CPU at
     ``asm_exc_int3``, one byte past a call site that memory holds as a plain call (a
     stale int3 run again and again, as far as we can tell), once in eight suite runs.
     Toggling the mode with both CPUs busy in the kernel (reading ``/proc/kallsyms``) hung
@@ -333,6 +333,12 @@ class preempt_full:  # used as a context manager, reads like a statement
         cur = [w.strip("()") for w in text.split() if w.startswith("(")]
         if cur == ["full"]:
             return self  # booted so (and writing the mode again would re-patch the kernel)
+        cmdline = self.agent.read("/proc/cmdline")
+        if re.search(r"guest_agent\.py|virtme", cmdline):  # a VM wqlab booted
+            pytest.fail(
+                "this test switches to full preemption: mark it PREEMPT_FULL_CMDLINE (a VM "
+                "booted with preempt=full); a switch at run time can hang a TCG guest"
+            )
         self.old = cur[0] if cur else None
         self.agent.write(SCHED_PREEMPT, "full")
         return self
