@@ -14,7 +14,7 @@ KDIR    ?= $(or $(shell PYTHONPATH=$(CURDIR) $(PYTHON) -m wqlab.kernels kdir $(K
 W       ?= 1
 PYTEST_ARGS ?=
 # parallel VMs (pytest-xdist): one VM per worker; a whole_vm test has the host to itself
-JOBS    ?= 1
+JOBS    ?= auto
 AUTO_JOBS := $(shell nproc 2>/dev/null || echo 1)
 JOBS_N  := $(if $(filter auto,$(JOBS)),$(AUTO_JOBS),$(JOBS))
 XDIST   := $(if $(filter-out 1,$(JOBS_N)),-n $(JOBS_N))
@@ -38,10 +38,10 @@ help:
 	@echo "  make shell         set up, boot KERNEL, a prompt to the module (Tab, help, trace, png FILE)"
 	@echo "  make test          set up, then the whole suite: unit tests and VM tests"
 	@echo "  make test-unit     unit tests only (no VM)"
-	@echo "  make test-vm       VM tests only (boots KERNEL once)"
-	@echo "  make test JOBS=2   (and test-vm) parallel VMs, pytest-xdist -n 2: one VM per worker, one JUnit"
-	@echo "                     and KTAP file; JOBS=auto: one per core ($(AUTO_JOBS) here); default 1."
-	@echo "                     JOBS=2 was 1.27x faster than 1 on 2 idle cores (README, Measured)"
+	@echo "  make test-vm       VM tests only (KERNEL booted once per worker)"
+	@echo "  make test JOBS=N   (and test-vm) parallel VMs, pytest-xdist -n N: one VM per worker, one JUnit"
+	@echo "                     and KTAP file; default JOBS=auto: one worker per core ($(AUTO_JOBS) here);"
+	@echo "                     JOBS=1: one VM. 2 workers were 1.27x faster than 1 on 2 idle cores (README)"
 	@echo "  make test-matrix   the VM suite on every installed kernel line (and rt, debug), as a table;"
 	@echo "                     LINES=default,6.12,rt picks the lines"
 	@echo "  make kernel        install the kernel line KERNEL= (image and headers)"
