@@ -17,10 +17,7 @@ PYTEST_ARGS ?=
 JOBS    ?= auto
 AUTO_JOBS := $(shell nproc 2>/dev/null || echo 1)
 JOBS_N  := $(if $(filter auto,$(JOBS)),$(AUTO_JOBS),$(JOBS))
-# --maxschedchunk=2: tests go to the workers two at a time as they free up (xdist's default
-# hands each a quarter of its share at once), so the long ones, first in the order under
-# xdist (tests/vm/conftest.py), start on both workers and the run ends without a tail
-XDIST   := $(if $(filter-out 1,$(JOBS_N)),-n $(JOBS_N) --maxschedchunk=2)
+XDIST   := $(if $(filter-out 1,$(JOBS_N)),-n $(JOBS_N))
 SEED    ?=
 N       ?= 20000
 THREADS ?= 4

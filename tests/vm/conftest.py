@@ -21,9 +21,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under pytest-xdist, the long tests (``slow``, and the fuzz run) go first: the workers
     then end together on short tests instead of one of them finishing a long one alone
     (the wheel check and the target sessions, last in name order, made a tail of their
-    own; the Makefile's ``--maxschedchunk=2`` hands tests out two at a time, so the long
-    ones start on every worker). Every worker orders the same way, as xdist requires; a
-    run without xdist keeps the name order."""
+    own). Every worker orders the same way, as xdist requires; a run without xdist keeps
+    the name order."""
     if not hasattr(config, "workerinput"):
         return
     first = [it for it in items if it.get_closest_marker("slow") or "test_fuzz.py" in it.nodeid]
