@@ -22,8 +22,8 @@ from wqlab import kernels
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.slow,
-    # it boots its own VM beside the session's; every wait ends on what the shell prints
-    # (60 s a step), none bounds a latency: it shares the host under pytest-xdist
+    # it boots its own VM beside the session's: the host to itself when parallel
+    pytest.mark.xdist_group("whole_vm"),
 ]
 
 PROMPT = "wqlab> "

@@ -276,8 +276,7 @@ def test_after_a_splat_the_vm_is_fresh(wqlab_guest, wqlab_vm, wqlab_vm_manager):
 """
 
 
-# an inner session with a VM of its own; it checks its own process group, bounds no
-# latency: it shares the host under pytest-xdist
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.slow
 def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -341,8 +340,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
-# a VM of its own, then its process group watched for 90 s (no latency bound): it shares
-# the host under pytest-xdist
+@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
 @pytest.mark.slow
 @pytest.mark.parametrize("state", ["alive", "hung"])
 def test_a_killed_harness_process_leaves_no_qemu(

@@ -14,9 +14,7 @@ import pytest
 
 from wqlab.kernels import Kernel
 
-# It boots VMs of its own and bounds no latency (the plain test's 60 s only tells a boot
-# from none): it shares the host under pytest-xdist.
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.xdist_group("whole_vm")]
 ROOT = Path(__file__).resolve().parents[2]
 
 
