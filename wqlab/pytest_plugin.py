@@ -72,7 +72,15 @@ from .session import Watch, arm_trace, begin_test, disarm_trace, load_module, un
 from .splat import Splat, find_splats
 from .targets import TargetHost, parse_target
 from .tracefs import TraceInstance, kallsyms
-from .vm import Vm, VmConfig, default_vng, free_port, host_boot_deadline, kvm_works
+from .vm import (
+    Vm,
+    VmConfig,
+    default_vng,
+    free_port,
+    host_boot_deadline,
+    is_cmdline_word,
+    kvm_works,
+)
 
 log = logging.getLogger("wqlab")
 
@@ -348,7 +356,7 @@ def _manager(request: pytest.FixtureRequest, mgr: VmManager) -> VmManager:
         return mgr
     args = tuple(marker.args)
     for a in args:
-        if not isinstance(a, str) or not a or any(c.isspace() or c == '"' for c in a):
+        if not isinstance(a, str) or not is_cmdline_word(a):
             raise pytest.UsageError(f"wqlab_cmdline: {a!r} is not one kernel argument")
     return mgr.variant(args)
 

@@ -152,6 +152,11 @@ def open_console_log(path: Path) -> tuple[Path, IO[str]]:
     raise AssertionError("unreachable")
 
 
+def is_cmdline_word(word: str) -> bool:
+    """Can ``word`` go on a kernel command line as one argument (no space, no quote)?"""
+    return bool(word) and not any(c.isspace() or c == '"' for c in word)
+
+
 def build_cmdline(cfg: VmConfig) -> str:
     """The kernel command line of a fast boot: the guest agent is init (pure).
 
@@ -172,7 +177,7 @@ def build_cmdline(cfg: VmConfig) -> str:
     init = [f"init={cfg.python}", "--", "-I", "-S", "-u", str(cfg.agent)]
     init += ["--init", "--chdir", str(cfg.cwd)]
     for p in init:
-        if not p or any(c.isspace() or c == '"' for c in p):
+        if not is_cmdline_word(p):
             raise SetupError(f"fast boot: {p!r} cannot go on a kernel command line; move it")
     return " ".join(parts + init)
 
