@@ -445,10 +445,10 @@ def wqlab_ssh(
     request: pytest.FixtureRequest, wqlab_vm_manager: VmManager, wqlab_vm: Vm
 ) -> Iterator[Any]:
     """The session VM reached over SSH through fabric (sshd started in it on first use)."""
-    from .ssh import SshTarget
+    from .ssh import GUEST_SSH_USER, SshTarget
 
     port, key = guest_ssh(_manager(request, wqlab_vm_manager), wqlab_vm)
-    target = SshTarget("127.0.0.1", port=port, key_filename=str(key))
+    target = SshTarget("127.0.0.1", port=port, user=GUEST_SSH_USER, key_filename=str(key))
     # the agent's start over ssh is a Python start in the guest: as slow as the boot's
     # (more than the default 60 s on the debug line at load 4), so the same deadline
     target.start(ready_timeout=host_boot_deadline(wqlab_vm.cfg.kvm))

@@ -88,7 +88,8 @@ class SshTarget:
         transport = self.conn.client.get_transport()
         self.chan = transport.open_session()
         self.chan.set_combine_stderr(True)  # the agent's errors show up in the log
-        cmd = f"exec {shlex.quote(self.python)} -u {REMOTE_AGENT}"
+        # -I -S as at the boot and on the serial line: no site, no PYTHON* variables
+        cmd = f"exec {shlex.quote(self.python)} -I -S -u {REMOTE_AGENT}"
         log.info("$ %s   # over ssh", cmd)
         self.chan.exec_command(cmd)
         reader = self.chan.makefile("rb")
@@ -150,6 +151,8 @@ def make_key(directory: Path) -> Path:
     return key
 
 
+GUEST_SSH_USER = "wqlabssh"  # the login start_guest_sshd makes in a harness VM
+
 GUEST_SSHD = r"""
 set -e
 modprobe virtio_net 2>/dev/null || true
@@ -170,6 +173,13 @@ chmod 600 $d/authorized_keys
 # root "no password" instead (password logins stay off). This writes the guest's
 # throw-away copy, never the host's file.
 sed 's/^root:[^:]*:/root:*:/' /etc/shadow > $d/shadow && cat $d/shadow > /etc/shadow
+# The harness's own login (GUEST_SSH_USER): uid 0 with the plain /bin/sh and a home of its
+# own, so that a command over SSH does not run root's bash and the host's ~/.bashrc first
+# (pyenv's init there: about 12 s a login under TCG). Guest-only, as above.
+if ! grep -q '^{user}:' /etc/passwd; then
+  echo '{user}:x:0:0:wqlab ssh target:/tmp/wqlab-sshd:/bin/sh' >> /etc/passwd
+  echo '{user}:*:19000:0:99999:7:::' >> /etc/shadow
+fi
 /usr/sbin/sshd -f /dev/null -p 22 -o HostKey=$d/host_key -o AuthorizedKeysFile=$d/authorized_keys \
   -o PermitRootLogin=prohibit-password -o UsePAM=no -o StrictModes=no -o PidFile=$d/pid \
   -o PasswordAuthentication=no -o "Subsystem=sftp internal-sftp" -o LogLevel=DEBUG1 \
@@ -183,4 +193,5 @@ def start_guest_sshd(agent: AgentChannel, pubkey: str) -> None:
     VM booted with ``ssh_port``: its user NIC gets 10.0.2.15, QEMU forwards the port."""
     if not Path("/usr/sbin/sshd").exists():
         raise SetupError("/usr/sbin/sshd missing: run `make setup` (installs openssh-server)")
-    agent.succeed(GUEST_SSHD.replace("{pubkey}", pubkey.strip()), timeout=120)
+    script = GUEST_SSHD.replace("{pubkey}", pubkey.strip()).replace("{user}", GUEST_SSH_USER)
+    agent.succeed(script, timeout=120)

@@ -17,6 +17,7 @@ from wqlab.channel import AgentChannel
 from wqlab.client import WqlabClient
 from wqlab.kernels import Kernel
 from wqlab.pytest_plugin import VmManager, guest_serial, guest_ssh
+from wqlab.ssh import GUEST_SSH_USER
 from wqlab.vm import Vm
 
 pytestmark = pytest.mark.vm
@@ -84,7 +85,7 @@ def test_wqlab_target_option_runs_the_fixtures_on_a_machine_it_did_not_boot(
         env.update(WQLAB_SERIAL_USER=user, WQLAB_SERIAL_PASSWORD=password)
     else:
         port, key = guest_ssh(wqlab_vm_manager, wqlab_vm)
-        target = f"ssh://root@127.0.0.1:{port}"
+        target = f"ssh://{GUEST_SSH_USER}@127.0.0.1:{port}"
         env["WQLAB_SSH_KEY"] = str(key)
     (tmp_path / "test_inner.py").write_text(INNER)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
