@@ -126,6 +126,18 @@ class AgentChannel:
             )
         return res
 
+    def py(
+        self, script: str, timeout: float = DEFAULT_TIMEOUT, check: bool = True
+    ) -> dict[str, Any]:
+        """Run a Python script in the guest, in a fork of the agent (what it has imported,
+        the netlink client above all, comes with it): ``{"rc", "stdout", "stderr"}``."""
+        res: dict[str, Any] = self.request("py", timeout + 5, script=script, limit=timeout)
+        if check and res["rc"] != 0:
+            raise GuestCommandError(
+                f"guest Python script failed (rc={res['rc']}):\n{res['stdout']}{res['stderr']}"
+            )
+        return res
+
     def succeed(self, cmd: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Run ``cmd``, fail unless it exits 0, return its stdout (NixOS vocabulary)."""
         return str(self.sh(cmd, timeout)["stdout"])

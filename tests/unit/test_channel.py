@@ -8,6 +8,8 @@ import importlib.util
 import io
 import json
 import os
+import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -124,3 +126,72 @@ def test_ensure_debugfs_mounts_only_when_missing(mounts: str, ran: list[str]) ->
     g = _Guest(mounts)
     ensure_debugfs(g)  # type: ignore[arg-type]
     assert [c[:16] for c in g.ran] == ran
+
+
+def test_guest_agent_py_runs_a_script_in_a_fork_with_what_the_agent_imported() -> None:
+    agent = _load_agent()
+    import types
+
+    sys.modules["wqlab_test_marker"] = types.ModuleType("wqlab_test_marker")  # the "import"
+    try:
+        script = (
+            "import sys, os\n"
+            "print('out', 'wqlab_test_marker' in sys.modules, os.getpid() != PARENT)\n"
+            "print('err', file=sys.stderr)\n"
+            "sys.exit(3)\n"
+        ).replace("PARENT", str(os.getpid()))
+        r = agent.op_py({"script": script})
+        assert r == {"rc": 3, "stdout": "out True True\n", "stderr": "err\n"}
+    finally:
+        del sys.modules["wqlab_test_marker"]
+    assert agent.op_py({"script": "pass"}) == {"rc": 0, "stdout": "", "stderr": ""}
+    assert agent.op_py({"script": "import sys; sys.exit('why')"})["stderr"] == "why\n"
+    r = agent.op_py({"script": "import os\nos.read(0, 1)\nraise ValueError('boom')"})
+    assert r["rc"] == 1 and "ValueError: boom" in r["stderr"], r  # stdin: /dev/null, at EOF
+    big = agent.op_py({"script": "import sys\nsys.stdout.write('x' * 300000)"})
+    assert big["stdout"] == "x" * 300000  # more than a pipe holds: read while it runs
+
+
+def test_guest_agent_py_past_its_limit_kills_the_script_and_replies_etimedout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = _load_agent()
+    replies: list[dict] = []
+    monkeypatch.setattr(agent, "_reply", replies.append)
+    t0 = time.monotonic()
+    agent._handle({"id": 4, "op": "py", "script": "import time\ntime.sleep(30)", "limit": 0.3})
+    assert time.monotonic() - t0 < 10
+    (r,) = replies
+    assert (r["id"], r["ok"], r["errno"]) == (4, False, errno.ETIMEDOUT), r
+    assert "0.3 s" in r["error"]
+
+
+class _ClosesItsFd:
+    """Garbage with a finalizer that closes a descriptor, as an asyncio loop of pyroute2's
+    left for the collector in the agent is."""
+
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+        self.fd = os.open(os.devnull, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        os.close(self.fd)
+
+
+def test_guest_agent_py_does_not_run_the_agents_finalizers_on_the_scripts_descriptors() -> None:
+    import gc
+
+    agent = _load_agent()
+    gc.disable()  # the garbage is still there at the fork
+    try:
+        _ClosesItsFd()
+        script = (
+            "import gc, os\n"
+            "fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(200)]\n"
+            "gc.collect()\n"
+            "print(sum(1 for fd in fds if os.path.exists(f'/proc/self/fd/{fd}')))\n"
+        )
+        assert agent.op_py({"script": script}) == {"rc": 0, "stdout": "200\n", "stderr": ""}
+    finally:
+        gc.enable()
+        gc.collect()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shlex
 import struct
 import time
 from collections import defaultdict
@@ -226,8 +225,8 @@ def test_malformed_messages_get_their_errno_with_extack_and_change_nothing(
 
 # permissions ----------------------------------------------------------------------------
 
-# One guest Python imports pyroute2 once (seconds over 9p under TCG), then forks a child
-# per identity; each child changes its credentials before it opens a socket and prints one
+# A fork of the agent (pyroute2 already imported there: seconds over 9p under TCG) forks a
+# child per identity; each child changes its credentials before it opens a socket and prints one
 # JSON line. The module's check is netlink_capable(skb, CAP_SYS_ADMIN): the credentials
 # the socket was opened with and the sender's effective capabilities, both the child's
 # own; genetlink checks CAP_NET_ADMIN the same way (GENL_ADMIN_PERM) and the sender's
@@ -307,7 +306,7 @@ def _probe(c: WqlabClient) -> dict[str, Any]:
         agent_dir=str(Path(wqlab.__file__).parent),
         workqueues=f"{DEBUGFS}/workqueues",
     )
-    r = c.agent.sh(f"/usr/bin/python3 -I -S -c {shlex.quote(script)}", timeout=180, check=False)
+    r = c.agent.py(script, timeout=180, check=False)  # a fork of the agent: no new imports
     assert r["rc"] == 0, r
     return dict(json.loads(line) for line in str(r["stdout"]).strip().splitlines())
 
@@ -454,7 +453,7 @@ def arrivals(nl, seqs, secs, finals=0):
 
 
 def _guest_py(c: WqlabClient, body: str, item: int, timeout: float = 300) -> dict[str, Any]:
-    """Run ``body`` (with ``_GUEST``'s helpers and the genl client) in the guest's Python;
+    """Run ``body`` (with ``_GUEST``'s helpers and the genl client) in a fork of the agent;
     the ``out`` dict it fills."""
     script = (
         _GUEST.format(
@@ -463,7 +462,7 @@ def _guest_py(c: WqlabClient, body: str, item: int, timeout: float = 300) -> dic
         + body
         + "\nprint(json.dumps(out))\n"
     )
-    r = c.agent.sh(f"/usr/bin/python3 -I -S -c {shlex.quote(script)}", timeout=timeout, check=False)
+    r = c.agent.py(script, timeout=timeout, check=False)
     assert r["rc"] == 0, r
     return dict(json.loads(str(r["stdout"]).strip().splitlines()[-1]))
 
@@ -478,8 +477,9 @@ def _blocked_item(c: WqlabClient) -> int:
 # block_max_ms: the old module held genetlink this long (the flush's wait)
 HELD_S = 100
 
-# the blocked run must outlive the guest Python's start (pyroute2's import: tens of seconds
-# on a loaded host, more than the default block_max_ms of 30 s): the tests release it
+# the blocked run must outlive the script (a new guest Python's import of pyroute2 took tens
+# of seconds on a loaded host, more than the default block_max_ms of 30 s): the tests
+# release it
 LONG_BLOCK = pytest.mark.wqlab_module_params(block_max_ms=HELD_S * 1000)
 
 
