@@ -40,8 +40,9 @@ its own splat/fresh-VM state. The controller writes the one JUnit (xdist) and th
 KTAP file (this plugin) with every test. A test marked ``xdist_group("whole_vm")`` (CPU
 hogs, timing-sensitive ones, the slow cycles) has the host to itself: it holds a lock in
 the artifacts directory exclusively while every other test holds it shared, so the other
-workers' VMs sit idle meanwhile. (xdist's ``--dist loadgroup`` would also send them all to
-one worker, but with pytest 9.2 it cannot rename the items and groups nothing.)
+workers' VMs sit idle meanwhile; each worker runs them first, then its ``slow`` tests, then
+the rest. (xdist's ``--dist loadgroup`` would also send them all to one worker, but with
+pytest 9.2 it cannot rename the items and groups nothing.)
 """
 
 from __future__ import annotations
@@ -532,12 +533,30 @@ WHOLE_VM = "whole_vm"
 _IN_USE = pytest.StashKey[bool]()  # some collected test uses wqlab (a fixture, whole_vm)
 
 
+def _is_whole_vm(item: pytest.Item) -> bool:
+    return any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
+
+
+def _xdist_order(item: pytest.Item) -> int:
+    """``whole_vm`` tests first, then the ``slow`` ones, then the rest."""
+    return 0 if _is_whole_vm(item) else 1 if item.get_closest_marker("slow") else 2
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Note whether wqlab is used at all. If it is, in an xdist worker, order the tests: the
+    ``whole_vm`` ones first, then those marked ``slow``, then the rest, each in its
+    collected order. xdist deals the first items out to the workers in turn, so the
+    exclusive tests take turns at the start: none of them waits for the end of a long
+    shared test that another worker began (while the exclusive test waits, that worker
+    idles too). The slow shared tests (VMs of their own, inner pytest sessions) then start
+    beside each other and the short tests fill in behind them. Every worker collects the
+    same order, as xdist requires."""
     config.stash[_IN_USE] = any(
-        any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ()))
-        or any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
+        any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ())) or _is_whole_vm(item)
         for item in items
     )
+    if hasattr(config, "workerinput") and config.stash[_IN_USE]:
+        items.sort(key=_xdist_order)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -551,7 +570,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not hasattr(item.config, "workerinput") or not item.config.stash.get(_IN_USE, False):
         yield
         return
-    whole = any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
+    whole = _is_whole_vm(item)
     root = artifacts_dir(item.config)
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".whole_vm.turn").open("a") as turn, (root / ".whole_vm.lock").open("a") as lk:

@@ -1,5 +1,6 @@
 """Parallel VMs (pytest-xdist, ``make test JOBS=N``): per-worker file names, one KTAP file
-with every test written by the controller, and the ``xdist_group`` mark known without xdist.
+with every test written by the controller, the ``xdist_group`` mark known without xdist, and
+each worker's order: ``whole_vm`` tests, then ``slow`` ones, then the rest.
 """
 
 import re
@@ -101,3 +102,51 @@ def test_without_xdist_the_group_mark_is_known_and_ktap_is_the_same(
     )
     res.assert_outcomes(passed=7, failed=1, skipped=1)
     assert _ktap_names(ktap) == WANT
+
+
+ORDER = textwrap.dedent(
+    """
+    import os
+    import pytest
+
+    def _log(kind):
+        with open(f"order-{os.environ['PYTEST_XDIST_WORKER']}.txt", "a") as f:
+            f.write(kind + "\\n")
+
+    @pytest.mark.parametrize("n", range(3))
+    def test_other(n):
+        _log("other")
+
+    @pytest.mark.slow
+    def test_slow():
+        _log("slow")
+
+    @pytest.mark.xdist_group("whole_vm")
+    @pytest.mark.parametrize("n", range(3))
+    def test_whole(n):
+        _log("whole")
+
+    @pytest.mark.slow
+    def test_slow_too():
+        _log("slow")
+    """
+)
+
+
+def test_each_worker_runs_whole_vm_then_slow_then_the_rest(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_order=ORDER)
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+    res = pytester.runpytest_subprocess(
+        "--strict-markers", "-n", "2", f"--wqlab-artifacts={pytester.path / 'art'}"
+    )
+    res.assert_outcomes(passed=8)
+    rank = {"whole": 0, "slow": 1, "other": 2}
+    runs = {p.name: p.read_text().split() for p in pytester.path.glob("order-gw*.txt")}
+    assert sorted(k for ks in runs.values() for k in ks) == sorted(
+        ["whole"] * 3 + ["slow"] * 2 + ["other"] * 3
+    ), runs
+    for name, kinds in runs.items():
+        assert kinds == sorted(kinds, key=rank.__getitem__), (name, runs)
+    # the exclusive tests were dealt out first: both workers began with one
+    assert {ks[0] for ks in runs.values()} == {"whole"}, runs

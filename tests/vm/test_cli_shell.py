@@ -21,9 +21,9 @@ from wqlab import kernels
 
 pytestmark = [
     pytest.mark.vm,
+    # It boots its own VM beside the session's; not whole_vm: each step's answer may take
+    # STEP seconds, room for a loaded host (slow tests start early under xdist).
     pytest.mark.slow,
-    # it boots its own VM beside the session's: the host to itself when parallel
-    pytest.mark.xdist_group("whole_vm"),
 ]
 
 PROMPT = "wqlab> "

@@ -276,8 +276,7 @@ def test_after_a_splat_the_vm_is_fresh(wqlab_guest, wqlab_vm, wqlab_vm_manager):
 """
 
 
-@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
-@pytest.mark.slow
+@pytest.mark.slow  # VMs of its own; no latency bound: it shares the host (not whole_vm)
 def test_splat_fails_test_fresh_vm_follows_and_no_qemu_is_left(
     pytester: pytest.Pytester, wqlab_kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -340,8 +339,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
-@pytest.mark.xdist_group("whole_vm")  # a CPU hog or timing-sensitive: the host to itself
-@pytest.mark.slow
+@pytest.mark.slow  # VMs of its own; no latency bound: it shares the host (not whole_vm)
 @pytest.mark.parametrize("state", ["alive", "hung"])
 def test_a_killed_harness_process_leaves_no_qemu(
     wqlab_kernel: Kernel, tmp_path: Path, state: str
