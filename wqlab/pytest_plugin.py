@@ -53,6 +53,7 @@ import json
 import logging
 import os
 import re
+import resource
 import secrets
 import shutil
 import tempfile
@@ -81,6 +82,7 @@ from .vm import (
     host_boot_deadline,
     is_cmdline_word,
     kvm_works,
+    live_vms,
 )
 
 log = logging.getLogger("wqlab")
@@ -580,6 +582,60 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield  # the lock goes when the file closes
 
 
+# CPU a test cost the host -------------------------------------------------------------
+# Two numbers per test, as JUnit properties (``guest_cpu_s``, ``host_cpu_s``) and summed up
+# at the end of the session: the CPU time of this worker's VMs (QEMU and its helpers) and
+# of the pytest process itself with the processes it started and reaped (builds, pip,
+# inner sessions with their VMs) while the test's set-up, call and teardown ran. On a
+# host without spare cores, CPU time, not sleeping, is what a test costs the suite.
+_CPU0 = pytest.StashKey[tuple[dict[int, float], float]]()
+GUEST_CPU, HOST_CPU = "guest_cpu_s", "host_cpu_s"
+
+
+def _vm_cpu() -> dict[int, float]:
+    out = {}
+    for vm in live_vms():
+        t = vm.cpu_seconds()
+        if t is not None:
+            out[id(vm)] = t
+    return out
+
+
+def _own_cpu() -> float:
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    if item.config.stash.get(_IN_USE, False):
+        item.stash[_CPU0] = (_vm_cpu(), _own_cpu())
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield
+    start = item.stash.get(_CPU0, None)
+    if start is None:
+        return
+    vms0, own0 = start
+    vms = _vm_cpu()
+    # A VM booted during the test counts from 0. One stopped during it (a session's last
+    # test, a fresh VM after a splat) was reaped: its whole life's CPU came into
+    # RUSAGE_CHILDREN, of which only what it spent during the test (counted as host) is
+    # this test's.
+    guest = sum(t - vms0.get(key, 0.0) for key, t in vms.items())
+    host = _own_cpu() - own0 - sum(t for key, t in vms0.items() if key not in vms)
+    item.user_properties += [
+        (GUEST_CPU, round(max(guest, 0.0), 2)),
+        (HOST_CPU, round(max(host, 0.0), 2)),
+    ]
+
+
 # reports ------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
@@ -665,6 +721,28 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         results.append((report.nodeid, status, reason))
     elif report.when == "teardown" and report.failed:
         results.append((report.nodeid + " (teardown)", "not ok", ""))
+    if report.when == "teardown":
+        props: dict[str, Any] = dict(report.user_properties)
+        if GUEST_CPU in props:
+            cfg.stash.setdefault(_CPU, []).append(
+                (float(props[GUEST_CPU]), float(props[HOST_CPU]), report.nodeid)
+            )
+
+
+_CPU = pytest.StashKey[list[tuple[float, float, str]]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """What the tests cost in CPU (see ``GUEST_CPU``), and the tests that cost the most."""
+    rows = config.stash.get(_CPU, [])
+    if not rows or hasattr(config, "workerinput"):
+        return
+    guest, host = sum(r[0] for r in rows), sum(r[1] for r in rows)
+    tr = terminalreporter
+    tr.write_sep("-", "wqlab: CPU time the tests cost the host")
+    tr.write_line(f"{len(rows)} tests: VMs {guest:.0f} s, pytest and its children {host:.0f} s")
+    for g, h, nodeid in sorted(rows, key=lambda r: -(r[0] + r[1]))[:10]:
+        tr.write_line(f"{g + h:7.1f} s (VM {g:.1f}, host {h:.1f})  {nodeid}")
 
 
 _CONFIG: dict[str, pytest.Config] = {}

@@ -34,6 +34,21 @@ def group_members(pgid: int) -> list[int]:
     return [pid for pid, (_, g, _, state) in _proc_table().items() if g == pgid and state != "Z"]
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User plus system CPU time so far of the live processes of a process group (a VM's
+    reaper, vng and QEMU: what the guest has cost the host), from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in group_members(pgid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _proc_table() -> dict[int, tuple[int, int, int, str]]:
     """pid -> (ppid, pgid, sid, state) of every process, from /proc/<pid>/stat."""
     table = {}

@@ -40,7 +40,7 @@ from typing import IO
 from .bootimage import cache_dir, pvh_vmlinux
 from .channel import AgentChannel
 from .errors import SetupError, VmBootError, VmLostError
-from .reaper import kill_family
+from .reaper import group_cpu_seconds, kill_family
 from .resources import guest_agent
 from .splat import PANIC_RE, Splat, splat_kind
 from .wait import wait_for
@@ -395,6 +395,11 @@ def kvm_works(
 _LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
 
 
+def live_vms() -> list[Vm]:
+    """The VMs this process started and has not killed yet."""
+    return list(_LIVE)
+
+
 def _kill_all_live() -> None:
     for vm in list(_LIVE):
         vm.kill()
@@ -490,6 +495,14 @@ class Vm:
             and self.channel.lost is None
             and not self.panicked
         )
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) so far of the VM's live processes (QEMU, vng, the
+        reaper): what this guest has cost the host. None once it has stopped."""
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return None
+        return group_cpu_seconds(p.pid)
 
     def agent(self) -> AgentChannel:
         if self.channel is None or not self.alive:
