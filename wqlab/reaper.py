@@ -37,8 +37,13 @@ def group_members(pgid: int) -> list[int]:
 def group_cpu_seconds(pgid: int) -> float:
     """User plus system CPU time so far of the live processes of a process group (a VM's
     reaper, vng and QEMU: what the guest has cost the host), from /proc/<pid>/stat."""
+    return cpu_seconds(group_members(pgid))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time so far of those of ``pids`` that still run."""
     ticks = 0
-    for pid in group_members(pgid):
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
