@@ -44,29 +44,28 @@ def cpu_seconds(pids: list[int]) -> float:
     """User plus system CPU time so far of those of ``pids`` that still run."""
     ticks = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        fields = _stat_fields(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat from its third field (state) on; [] once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:  # gone meanwhile
+        return []
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def _proc_table() -> dict[int, tuple[int, int, int, str]]:
     """pid -> (ppid, pgid, sid, state) of every process, from /proc/<pid>/stat."""
     table = {}
     for d in os.scandir("/proc"):
-        if not d.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d.name}/stat") as f:
-                stat = f.read()
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(d.name)] = (int(fields[1]), int(fields[2]), int(fields[3]), fields[0])
+        if d.name.isdigit() and (fields := _stat_fields(d.name)):
+            table[int(d.name)] = (int(fields[1]), int(fields[2]), int(fields[3]), fields[0])
     return table
 
 
