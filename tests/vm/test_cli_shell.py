@@ -22,7 +22,7 @@ from wqlab import kernels
 pytestmark = [
     pytest.mark.vm,
     # It boots its own VM beside the session's; not whole_vm: each step's answer may take
-    # STEP seconds, room for a loaded host (slow tests start early under xdist).
+    # STEP seconds, room for a loaded host (slow tests start early: wqlab/pytest_plugin.py).
     pytest.mark.slow,
 ]
 

@@ -29,8 +29,9 @@ N = int(os.environ.get("WQLAB_FUZZ_N", "20000"))
 RMMOD_DEADLINE_S = 60.0
 
 
-# Not whole_vm: it bounds no latency (a command hangs only after hang_s, 20 s, rmmod after
-# 60 s), and it runs after every whole_vm test (wqlab/pytest_plugin.py), so none waits for it.
+# Not whole_vm: a CPU hog, but its result does not depend on the host's timing (a command
+# hangs only after hang_s, 20 s, rmmod after 60 s); the whole_vm tests run first
+# (wqlab/pytest_plugin.py), so none of them waits for it.
 def test_fuzz_run_has_no_violation_and_rmmod_succeeds(wqlab_vm: Vm, wqlab_ko: Path) -> None:
     p = FuzzParams(seed=SEED, n=N, threads=4, rmmod_deadline=RMMOD_DEADLINE_S)
     out = run_fuzz(wqlab_vm, wqlab_ko, p, say=log.info)

@@ -2,7 +2,7 @@
 every lab's reference solution gets full marks and its untouched skeleton gets zero with
 a hint on every check; a class folder with a good, a broken and a crashing submission is
 graded to the end. One VM for all of it, but for the fresh one a kernel report asks for
-(the crashing student; the bug lab, whose reports are the point, runs last)."""
+(the crashing student; the bug lab, whose reports are the point)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import pytest
 
 from wqlab.kernels import Kernel
 
-# Not whole_vm: it bounds no latency; its pip install and its VMs share the host with the
-# other workers' tests (slow tests start early under xdist: wqlab/pytest_plugin.py).
+# Not whole_vm: its bounds (the plain test in under 60 s) have room for a loaded host; its
+# pip install and its VMs share the host (slow tests start early: wqlab/pytest_plugin.py).
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
