@@ -34,14 +34,9 @@ def group_members(pgid: int) -> list[int]:
     return [pid for pid, (_, g, _, state) in _proc_table().items() if g == pgid and state != "Z"]
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User plus system CPU time so far of the live processes of a process group (a VM's
-    reaper, vng and QEMU: what the guest has cost the host), from /proc/<pid>/stat."""
-    return cpu_seconds(group_members(pgid))
-
-
 def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time so far of those of ``pids`` that still run."""
+    """User plus system CPU time so far of those of ``pids`` that still run (a VM's
+    reaper, vng and QEMU: what the guest has cost the host), from /proc/<pid>/stat."""
     ticks = 0
     for pid in pids:
         fields = _stat_fields(pid)

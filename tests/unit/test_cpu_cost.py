@@ -11,25 +11,25 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from wqlab.reaper import group_cpu_seconds
+from wqlab.reaper import cpu_seconds, group_members
 
 pytest_plugins = ["pytester"]
 
 SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 
 
-def test_group_cpu_seconds_counts_what_the_group_spent() -> None:
+def test_cpu_seconds_counts_what_a_process_group_spent() -> None:
     p = subprocess.Popen([sys.executable, "-c", SPIN.format(s=60)], start_new_session=True)
     try:
         time.sleep(0.1)
-        first = group_cpu_seconds(p.pid)
+        first = cpu_seconds(group_members(p.pid))
         time.sleep(0.8)
-        spent = group_cpu_seconds(p.pid) - first
+        spent = cpu_seconds(group_members(p.pid)) - first
         assert 0.3 < spent < 1.5, spent  # one busy process: about 0.8 s
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    assert group_cpu_seconds(p.pid) == 0.0  # no live member
+    assert cpu_seconds(group_members(p.pid)) == 0.0  # no live member
 
 
 INNER = textwrap.dedent(
