@@ -6,7 +6,7 @@ As a driver developer would, outside this repository:
 
 1. build the wheel (``pip wheel``, not editable);
 2. install it into a new venv in a temporary directory (dependencies from PyPI, pinned by
-   requirements.lock where it pins them);
+   requirements.lock where it pins them; the running Python's pip installs: see below);
 3. copy examples/myproject/ there (a module of its own, ``mymod``: one work item on its
    own workqueue, and its tests) plus one test whose expectation is wrong;
 4. the extras (ssh, serial) not installed: their targets name the extra to install;
@@ -114,13 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         check(len(wheels) == 1, f"one wheel: {[w.name for w in wheels]}")
         times["wheel_s"] = time.monotonic() - t0
 
-        # 2. a new venv, the wheel installed (not editable)
+        # 2. a new venv, the wheel installed (not editable). The venv gets no pip of its
+        # own (ensurepip: 5-8 s of CPU on a 2-core TCG host, a third of this phase): the
+        # running Python's pip installs into it (``--python``: pip runs under the venv's
+        # interpreter, whose tags and markers decide what is installed), and nothing
+        # after the install uses pip, so what the venv holds is still the wheel and its
+        # dependencies alone. Bytecode is still compiled at install (``--no-compile`` was
+        # measured: with PYTHONDONTWRITEBYTECODE set, as here, every later Python process
+        # then compiled what it imported again, which cost more than it saved).
         t0 = time.monotonic()
         venv = tmp / "venv"
-        p = run([args.python, "-m", "venv", str(venv)], "venv")
+        p = run([args.python, "-m", "venv", "--without-pip", str(venv)], "venv")
         check(p.returncode == 0, "the venv is created", p.stderr)
         py = str(venv / "bin" / "python")
-        pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        pip = [sys.executable, "-m", "pip", "--python", py, "install", "-q"]
+        pip += ["--disable-pip-version-check"]
         p = run([*pip, "-c", str(REPO / "requirements.lock"), str(wheels[0])], "install")
         check(p.returncode == 0, "the wheel installs with its dependencies", p.stdout + p.stderr)
         times["install_s"] = time.monotonic() - t0
@@ -204,7 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         check(not list(venv.rglob("artifacts")), "nothing was written into the venv")
 
-        # 6. the CLI's own VM: the wheel's copy of the wqlab module built, loaded, driven
+        # 6. the CLI's own VM: the wheel's copy of the wqlab module built, loaded, driven.
+        # Build trees are named by their sources' content (wqlab/build.py): when the
+        # wheel's copy is byte for byte the sources some earlier build (the suite's, a
+        # previous check) built W=1-clean for this kernel, make finds that tree built and
+        # does nothing. Safe: the name covers every file's path and bytes, so a file the
+        # wheel lacks or changes gets a tree of its own and a real build from the wheel's
+        # files alone; what is loaded was built from exactly the wheel's sources.
         t0 = time.monotonic()
         cli = [str(venv / "bin" / "wqlab"), "run", f"--kernel={args.kernel}", "--wait=1"]
         p = run([*cli, "schedule_work id=0", "flush_work id=0"], "wqlab run", env=env, cwd=tmp)

@@ -2,19 +2,28 @@
 
 Each kernel gets its own copy of the sources under ``<cache>/build/<version>/``
 (:func:`wqlab.resources.build_dir`: writable wherever wqlab is installed) so that modules
-for several kernels can coexist (Kbuild writes objects next to the sources). A lock file
-per tree (``flock``) makes concurrent builders (pytest-xdist workers, a CLI beside a test
-run) take turns: the second one finds the tree built and ``make`` does nothing.
+for several kernels can coexist (Kbuild writes objects next to the sources). A tree is
+named by the content of the sources it builds (every file's name and bytes), not by
+where they lie: the same sources built from anywhere (a checkout, the copy inside an
+installed wheel, a temporary directory) share one tree and one build, and an edit gets a
+tree of its own. A lock file per tree (``flock``) makes concurrent builders (pytest-xdist
+workers, a CLI beside a test run) take turns: the second one finds the tree built and
+``make`` does nothing. Trees nobody has built for an hour, beyond the newest few of each
+module name, are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
+import os
 import shlex
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import BuildError
@@ -33,6 +42,10 @@ def make_argv(kdir: Path, src: Path, w: int | None = 1, target: str = "modules")
     return argv
 
 
+KEEP_TREES = 8  # per module name and kernel: the most recently used trees, never removed
+KEEP_SECONDS = 3600.0  # nor one used this recently (a session may still load its .ko)
+
+
 def build_module(
     kernel: Kernel,
     src: Path | None = None,
@@ -45,9 +58,12 @@ def build_module(
 
     ``src`` must hold a ``Kbuild`` (or ``Makefile``) that descends into ``subdir``; by
     default the wqlab module's own sources (:func:`wqlab.resources.module_sources`).
-    The tree is ``<out_root>/<version>/<name>-<hash of src's path>`` (``out_root``: by
-    default :func:`wqlab.resources.build_dir`), so two projects' modules of the same name
-    do not share one. Warnings fail the build when ``w`` is set: the module must build W=1-clean.
+    The tree is ``<out_root>/<version>/<name>-<hash of the sources>`` (``out_root``: by
+    default :func:`wqlab.resources.build_dir`; the hash covers every file copied, name and
+    content: :func:`source_files`), so a tree only ever holds one set of sources: two
+    projects' modules of the same name do not share one, a source missing from one copy
+    is missing from its tree, and the same sources anywhere reuse the build.
+    Warnings fail the build when ``w`` is set: the module must build W=1-clean.
     """
     if kernel.kdir is None:
         raise BuildError(
@@ -56,23 +72,117 @@ def build_module(
         )
     src = (src or module_sources()).resolve()
     out_root = out_root or build_dir()
-    key = f"{name}-{hashlib.sha256(str(src).encode()).hexdigest()[:10]}"
-    tree = out_root / kernel.version / key
-    tree.mkdir(parents=True, exist_ok=True)
-    with (out_root / kernel.version / f".{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        return _build_locked(kernel.kdir, src, name, subdir, tree, w, kernel.version)
+    files = source_files(src, subdir)
+    key = f"{name}-{sources_hash(files)}"
+    root = out_root / kernel.version
+    tree = root / key
+    root.mkdir(parents=True, exist_ok=True)
+    with _tree_lock(root / f".{key}.lock"):
+        ko = _build_locked(kernel.kdir, files, name, subdir, tree, w, kernel.version)
+    prune_trees(root, name, keep=key)
+    return ko
+
+
+@contextlib.contextmanager
+def _tree_lock(path: Path) -> Iterator[None]:
+    """Hold ``path``'s flock; its time becomes now (the tree's last use, for pruning).
+    A lock file that :func:`prune_trees` removed while we waited is not the lock any
+    more: take the one now at ``path``."""
+    while True:
+        with path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            try:
+                current = os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                os.utime(lock.fileno())
+                yield
+                return
+
+
+def source_files(src: Path, subdir: str) -> dict[str, Path]:
+    """What a build copies into its tree: ``src``'s ``Kbuild`` and ``subdir`` (every file,
+    recursively, but build products and hidden files), as relative path -> file."""
+    out: dict[str, Path] = {}
+    for item in ("Kbuild", subdir):
+        s = src / item
+        if s.is_file():
+            out[os.path.normpath(item)] = s
+        elif s.is_dir():
+            for d, dirs, names in os.walk(s):
+                skip = set(_not_sources(d, dirs + names))
+                dirs[:] = sorted(n for n in dirs if n not in skip)
+                for n in sorted(names):
+                    if n not in skip:
+                        f = Path(d) / n
+                        out[os.path.normpath(f.relative_to(src))] = f
+    return out
+
+
+def sources_hash(files: dict[str, Path]) -> str:
+    """A short hash of the files' relative paths and contents (pure but for reading)."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        data = files[rel].read_bytes()
+        h.update(f"{rel}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:16]
+
+
+def prune_trees(
+    root: Path,
+    name: str,
+    keep: str,
+    n: int = KEEP_TREES,
+    idle: float = KEEP_SECONDS,
+    now: float | None = None,
+) -> list[Path]:
+    """Remove ``name``'s trees in ``root`` (one kernel) but ``keep``, the ``n`` most
+    recently used and any used in the last ``idle`` seconds, each only when its lock is
+    free (nobody builds in it). Returns the trees removed."""
+    now = time.time() if now is None else now
+    used = []
+    for tree in root.glob(f"{name}-*"):
+        lock = root / f".{tree.name}.lock"
+        if not tree.is_dir() or tree.name == keep or tree.name.rpartition("-")[0] != name:
+            continue
+        try:
+            used.append((lock.stat().st_mtime, tree, lock))
+        except OSError:
+            used.append((0.0, tree, lock))
+    used.sort(key=lambda t: t[0], reverse=True)
+    removed = []
+    for t, tree, lock in used[max(0, n - 1) :]:
+        if now - t < idle:
+            continue
+        try:
+            with lock.open("a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(tree, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+        except OSError:  # in use (BlockingIOError), or not ours to remove
+            continue
+        removed.append(tree)
+    if removed:
+        log.info("removed %d unused build trees of %s in %s", len(removed), name, root)
+    return removed
 
 
 def _build_locked(
-    kdir: Path, src: Path, name: str, subdir: str, tree: Path, w: int | None, version: str
+    kdir: Path,
+    files: dict[str, Path],
+    name: str,
+    subdir: str,
+    tree: Path,
+    w: int | None,
+    version: str,
 ) -> Path:
-    for item in ("Kbuild", subdir):
-        s, d = src / item, tree / item
-        if s.is_dir():
-            shutil.copytree(s, d, dirs_exist_ok=True, ignore=_not_sources, copy_function=_sync)
-        elif s.exists():
-            _sync(s, d)
+    tree.mkdir(parents=True, exist_ok=True)
+    for rel, s in files.items():
+        d = tree / rel
+        d.parent.mkdir(parents=True, exist_ok=True)
+        _sync(s, d)
     argv = make_argv(kdir, tree, w)
     log.info("$ %s", shlex.join(argv))
     p = subprocess.run(argv, capture_output=True, text=True, check=False)
