@@ -46,6 +46,7 @@ from .splat import PANIC_RE, Splat, splat_kind
 from .wait import wait_for
 
 log = logging.getLogger(__name__)
+USR_TAG = "wqlab_usr"  # the /usr share's 9p mount tag: guest_agent.USR_TAG, which mounts it
 
 REAPER = Path(__file__).resolve().with_name("reaper.py")  # run as a script: the host side
 KVM_DEV = "/dev/kvm"
@@ -75,6 +76,7 @@ class VmConfig:
     append: tuple[str, ...] = ()
     ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22
     serial_socket: Path | None = None  # the guest's ttyS1 on this unix socket (a server)
+    usr_cache: bool = True  # fast boot: /usr again as a share the guest caches (USR_TAG)
     vng: str = field(default_factory=lambda: default_vng())
 
     @property
@@ -208,6 +210,16 @@ def build_vng_argv(cfg: VmConfig) -> list[str]:
         # makes an initramfs only when it has modules to put in it, so a kernel with 9p and
         # virtio built in (the debug line) would get none and no root: always ask for one
         argv.append("--force-initramfs")
+    if cfg.fast and cfg.usr_cache:
+        # the host's /usr a second time, read-only, as a 9p share that the agent (init)
+        # mounts over /usr with cache=loose: see guest_agent.USR_TAG
+        argv += [
+            "--qemu-opts=-fsdev",
+            f"--qemu-opts=local,id={USR_TAG},path=/usr,security_model=none,readonly=on,"
+            "multidevs=remap",
+            "--qemu-opts=-device",
+            f"--qemu-opts=virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}",
+        ]
     if cfg.fast and cfg.boot_image:
         # a later -kernel wins: vng still reads the bzImage (version, modules)
         argv += ["--qemu-opts=-kernel", "--qemu-opts=" + shlex.quote(str(cfg.boot_image))]

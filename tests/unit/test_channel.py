@@ -4,21 +4,17 @@
 from __future__ import annotations
 
 import errno
-import importlib.util
 import io
 import json
 import os
 import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from agentmod import load_agent
 
 from wqlab.channel import REPLY_MARK, AgentChannel
 from wqlab.errors import GuestCommandError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def channel() -> tuple[AgentChannel, int, list[bytes]]:
@@ -52,19 +48,10 @@ def test_a_torn_reply_fails_its_request_and_the_next_reply_still_lands() -> None
     os.close(w)
 
 
-def _load_agent() -> ModuleType:
-    """wqlab/guest_agent.py as a module (it is a script in the guest, not a package member)."""
-    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "wqlab" / "guest_agent.py")
-    assert spec and spec.loader
-    agent = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agent)
-    return agent
-
-
 def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    agent = _load_agent()
+    agent = load_agent()
     out: list[bytes] = []
     calls = {"n": 0}
 
@@ -87,7 +74,7 @@ def test_guest_agent_writes_a_reply_whole_even_when_write_takes_part(
 
 
 def test_guest_agent_sh_past_its_limit_replies_etimedout(monkeypatch: pytest.MonkeyPatch) -> None:
-    agent = _load_agent()
+    agent = load_agent()
     replies: list[dict] = []
     monkeypatch.setattr(agent, "_reply", replies.append)
     agent._handle({"id": 3, "op": "sh", "cmd": "sleep 5", "limit": 0.2})
@@ -129,7 +116,7 @@ def test_ensure_debugfs_mounts_only_when_missing(mounts: str, ran: list[str]) ->
 
 
 def test_guest_agent_py_runs_a_script_in_a_fork_with_what_the_agent_imported() -> None:
-    agent = _load_agent()
+    agent = load_agent()
     import types
 
     sys.modules["wqlab_test_marker"] = types.ModuleType("wqlab_test_marker")  # the "import"
@@ -155,7 +142,7 @@ def test_guest_agent_py_runs_a_script_in_a_fork_with_what_the_agent_imported() -
 def test_guest_agent_py_past_its_limit_kills_the_script_and_replies_etimedout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    agent = _load_agent()
+    agent = load_agent()
     replies: list[dict] = []
     monkeypatch.setattr(agent, "_reply", replies.append)
     t0 = time.monotonic()
@@ -181,7 +168,7 @@ class _ClosesItsFd:
 def test_guest_agent_py_does_not_run_the_agents_finalizers_on_the_scripts_descriptors() -> None:
     import gc
 
-    agent = _load_agent()
+    agent = load_agent()
     gc.disable()  # the garbage is still there at the fork
     try:
         _ClosesItsFd()

@@ -3,28 +3,16 @@ file steps (wqlab/guest_agent.py, run here on the host) against a fake tracefs."
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from agentmod import load_agent
 
 from wqlab import session
 from wqlab.errors import GuestCommandError
 from wqlab.tracefs import PIN_INSTANCES, WQ_EVENTS, TraceInstance, pin_events
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_agent() -> ModuleType:
-    """wqlab/guest_agent.py as a module (a script in the guest, not a package member)."""
-    spec = importlib.util.spec_from_file_location("guest_agent", ROOT / "wqlab" / "guest_agent.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 class LocalAgent:

@@ -3,12 +3,13 @@
 from pathlib import Path
 
 import pytest
+from agentmod import load_agent
 
 from wqlab.build import make_argv
 from wqlab.client import format_command, may_block, parse_kv, parse_table
 from wqlab.errors import SetupError
 from wqlab.splat import SPLAT_RE
-from wqlab.vm import VmConfig, build_cmdline, build_vng_argv
+from wqlab.vm import USR_TAG, VmConfig, build_cmdline, build_vng_argv
 
 IMG = Path("/boot/vmlinuz-6.1.0-56-amd64")
 VMLINUX = Path("/cache/wqlab/vmlinuz-6.1.0-56-amd64.1.2.pvh")
@@ -43,9 +44,21 @@ def test_fast_boot_argv_is_exact() -> None:
         "--exec",
         "exec /usr/bin/python3 -I -S -u /src/wqlab/wqlab/guest_agent.py",
         "--force-initramfs",
+        "--qemu-opts=-fsdev",
+        "--qemu-opts=local,id=wqlab_usr,path=/usr,security_model=none,readonly=on,multidevs=remap",
+        "--qemu-opts=-device",
+        "--qemu-opts=virtio-9p-pci,fsdev=wqlab_usr,mount_tag=wqlab_usr",
         "--qemu-opts=-append",
         "--qemu-opts='" + build_cmdline(c) + "'",
     ]
+
+
+def test_the_usr_share_is_the_one_the_agent_mounts_and_only_on_a_fast_boot() -> None:
+    ga = load_agent()
+    assert ga.USR_TAG == USR_TAG and "cache=loose" in ga.USR_OPTS
+    assert f"--qemu-opts=virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}" in build_vng_argv(cfg())
+    for off in (cfg(usr_cache=False), cfg(fast=False)):
+        assert not any(USR_TAG in a for a in build_vng_argv(off))
 
 
 def test_fast_boot_always_asks_vng_for_its_initramfs() -> None:
