@@ -261,3 +261,110 @@ def test_scenario_tunables_are_set_where_the_kernel_has_them_and_their_old_value
         assert Grader._set_tunables(agent, run) == saved  # type: ignore[arg-type]
         assert run.tunables == in_effect
         assert agent.files == in_effect
+
+
+def test_a_module_is_inert_only_when_it_imports_nothing_that_queues_arms_or_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An inert module's scenario ends at its load (no timeout waited out): only when
+    every import is known to start nothing; a queueing function, alloc_workqueue, a timer,
+    or imports that cannot be read keep the wait."""
+    from wqlab import grade
+
+    skeleton_01 = {"__fentry__", "__x86_return_thunk", "param_ops_uint"}
+    skeleton_05 = {"__SCT__cond_resched", "__cpu_online_mask", "__fentry__", "flush_work"}
+    cases: list[tuple[set[str] | None, bool]] = [
+        (skeleton_01, True),
+        (skeleton_05 | {"ktime_get", "msleep", "nr_cpu_ids", "param_ops_uint"}, True),
+        (skeleton_01 | {"queue_work_on"}, False),  # schedule_work() is inline
+        (skeleton_01 | {"queue_delayed_work_on", "delayed_work_timer_fn"}, False),
+        (skeleton_01 | {"alloc_workqueue"}, False),
+        (skeleton_01 | {"add_timer"}, False),
+        (skeleton_01 | {"kthread_create_on_node"}, False),
+        (None, False),  # nm failed: wait as before
+    ]
+    for imports, inert in cases:
+        fs = None if imports is None else frozenset(imports)
+        monkeypatch.setattr(grade, "module_imports", lambda ko, fs=fs: fs)
+        assert grade.inert_module(tmp_path / "x.ko") is inert, imports
+
+
+def test_module_imports_are_the_objects_undefined_symbols(tmp_path: Path) -> None:
+    import shutil
+
+    from wqlab.grade import module_imports
+
+    if shutil.which("gcc") is None or shutil.which("nm") is None:
+        pytest.skip("no gcc or nm")
+    (tmp_path / "m.c").write_text(
+        "extern int queue_work_on(int, void *, void *);\nstatic int x;\n"
+        "int init(void) { return queue_work_on(0, &x, &x); }\n"
+    )
+    subprocess.run(["gcc", "-c", "-o", str(tmp_path / "m.o"), str(tmp_path / "m.c")], check=True)
+    assert module_imports(tmp_path / "m.o") == {"queue_work_on"}
+    assert module_imports(tmp_path / "missing.ko") is None
+
+
+def test_the_same_sources_are_built_once_per_grader(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A class's copies of one solution share a build; any other byte is a build of its
+    own; the .ko handed out outlives a later build of the same student's folder."""
+    from wqlab import grade
+    from wqlab.kernels import Kernel
+
+    builds: list[str] = []
+
+    def fake_build(kernel: object, src: Path, name: str, subdir: str, out_root: Path) -> Path:
+        ko = out_root / "6.1.0-57-amd64" / "tree" / f"{name}.ko"
+        ko.parent.mkdir(parents=True)
+        ko.write_text((src / f"{name}.c").read_text())
+        builds.append((src / f"{name}.c").read_text())
+        return ko
+
+    monkeypatch.setattr(grade, "build_module", fake_build)
+    kernel = Kernel("6.1.0-57-amd64", tmp_path / "vmlinuz", tmp_path / "headers")
+    lab, _ = load_lab("01")
+    subs = {}
+    for who, text in (("alice", "good"), ("dave", "good"), ("bob", "bad"), ("alice2", "good")):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "global_lab.c").write_text(text)
+        subs[who] = tmp_path / who
+    g = Grader(kernel, out=tmp_path / "out", vms=lambda: None)  # type: ignore[arg-type,return-value]
+    alice, _ = g.build(lab, subs["alice"], "alice")
+    dave, _ = g.build(lab, subs["dave"], "dave")
+    bob, _ = g.build(lab, subs["bob"], "bob")
+    assert builds == ["good", "bad"] and alice == dave != bob
+    (subs["alice2"] / "global_lab.c").write_text("good, edited")
+    again, _ = g.build(lab, subs["alice2"], "alice")  # the same student, other sources
+    assert builds == ["good", "bad", "good, edited"] and again != alice
+    assert alice.read_text() == "good" and again.read_text() == "good, edited"
+
+
+def test_kallsyms_keeps_the_lines_of_the_module_and_no_other(tmp_path: Path) -> None:
+    """tracefs.kallsyms filters /proc/kallsyms in a fork of the agent (its ``py`` op) as
+    ``grep '\\[module\\]'`` did."""
+    import contextlib
+    import io
+
+    from wqlab import tracefs
+
+    text = (
+        "ffffffff81000000 T _stext\n"
+        "ffffffffc0a1b000 t ref_fn\t[refmod]\n"
+        "ffffffffc0a1c000 t other_fn\t[refmod2]\n"
+        "ffffffffc0a1b100 t ref_exit\t[refmod]"  # the last line has no newline
+    )
+    (tmp_path / "kallsyms").write_text(text)
+
+    class Agent:
+        def py(self, script: str, check: bool = True) -> dict[str, object]:
+            script = script.replace("/proc/kallsyms", str(tmp_path / "kallsyms"))
+            out = io.TextIOWrapper(io.BytesIO(), write_through=True)
+            with contextlib.redirect_stdout(out):
+                exec(script, {"__name__": "__main__"})
+            return {"rc": 0, "stdout": out.buffer.getvalue().decode(), "stderr": ""}  # type: ignore[attr-defined]
+
+    got = tracefs.kallsyms(Agent(), "refmod")  # type: ignore[arg-type]
+    assert got == "ffffffffc0a1b000 t ref_fn\t[refmod]\nffffffffc0a1b100 t ref_exit\t[refmod]\n"
+    assert tracefs.kallsyms(Agent(), "nomod") == ""  # type: ignore[arg-type]
