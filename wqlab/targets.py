@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SetupError, VmLostError
+from .serial_target import HAS_GZIP, gzip_bytes
 from .vm import Vm, VmConfig, open_console_log
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ class TargetHost(Vm):
     def guest_path(self, local: Path) -> str:
         """Copy ``local`` to the target (once per content) and return its path there. A
         kernel module goes without its debug information (``objcopy --strip-debug``:
-        the symbols stay), a tenth of the bytes over a serial line."""
+        the symbols stay), a tenth of the bytes over a serial line, and gzipped if the
+        target has ``gzip`` (a quarter of those)."""
         data = local.read_bytes()
         if local.suffix == ".ko" and shutil.which("objcopy"):
             with tempfile.TemporaryDirectory() as d:
@@ -184,13 +186,23 @@ class TargetHost(Vm):
         remote = f"{UPLOAD_DIR}/{sha[:12]}/{local.name}"
         agent = self.agent()
         q, tmp = shlex.quote(remote), shlex.quote(remote + ".b64")
-        agent.succeed(f"mkdir -p {shlex.quote(str(Path(remote).parent))} && : > {tmp}")
-        b64 = base64.b64encode(data).decode()
+        parent = shlex.quote(str(Path(remote).parent))
+        # gzipped when the target can unpack it: a quarter of the bytes over the line
+        gz = agent.succeed(f"mkdir -p {parent} && : > {tmp} && {HAS_GZIP}").strip() == "gzip"
+        b64 = base64.b64encode(gzip_bytes(data) if gz else data).decode()
         for i in range(0, len(b64), UPLOAD_CHUNK):
             agent.succeed(f"printf %s {b64[i : i + UPLOAD_CHUNK]} >> {tmp}", timeout=300)
-        got = agent.succeed(f"base64 -d {tmp} > {q} && rm -f {tmp} && sha256sum {q}").split()
+        unpack = f"base64 -d {tmp} | gzip -dc > {q}" if gz else f"base64 -d {tmp} > {q}"
+        got = agent.succeed(f"{unpack} && rm -f {tmp} && sha256sum {q}").split()
         if not got or got[0] != sha:
             raise SetupError(f"{self.name}: {local.name} arrived damaged at {remote}")
-        log.info("%s: copied %s (%d bytes) to %s", self.name, local.name, len(data), remote)
+        log.info(
+            "%s: copied %s (%d bytes, %d base64 characters sent) to %s",
+            self.name,
+            local.name,
+            len(data),
+            len(b64),
+            remote,
+        )
         self._uploads[sha] = remote
         return remote

@@ -5,8 +5,11 @@ tests/vm/test_targets.py."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -107,6 +110,36 @@ def test_put_copies_a_binary_file_checked_by_sha256(sock: Path, tmp_path: Path) 
         assert (
             hashlib.sha256(dst.read_bytes()).digest() == hashlib.sha256(src.read_bytes()).digest()
         )
+    finally:
+        con.close()
+        board.close()
+
+
+@pytest.mark.parametrize("has_gzip", [True, False])
+def test_put_sends_gzip_when_the_target_can_unpack_it_else_the_bytes(
+    sock: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, has_gzip: bool
+) -> None:
+    """A file that compresses (a module, the agent) crosses the line gzipped when the
+    target has ``gzip``, as it is otherwise; either way it arrives exact."""
+    board = FakeBoard(sock)
+    con = SerialConsole(f"unix:{sock}").open(5)
+    src = tmp_path / "text.py"
+    src.write_bytes(b"".join(b"line %d of a compressible file\n" % i for i in range(2000)))
+    dst = tmp_path / "copy.py"
+    bin_dir = tmp_path / "bin"  # the target's tools: with gzip or without
+    bin_dir.mkdir()
+    for tool in ("base64", "sha256sum", "rm") + (("gzip",) if has_gzip else ()):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
+    try:
+        con.login(timeout=20)
+        con.succeed(f"PATH={bin_dir}; export PATH")
+        with caplog.at_level(logging.INFO, logger="wqlab.serial_target"):
+            con.put(src, str(dst))
+        assert dst.read_bytes() == src.read_bytes()
+        sent = len(base64.b64encode(src.read_bytes()))
+        (msg,) = [r.getMessage() for r in caplog.records if "base64 characters" in r.getMessage()]
+        n = int(msg.split(" bytes, ")[1].split()[0])
+        assert (n < sent // 10) if has_gzip else (n == sent), msg
     finally:
         con.close()
         board.close()
