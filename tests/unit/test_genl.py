@@ -341,3 +341,107 @@ def test_sockets_start_their_sequence_numbers_apart() -> None:
     firsts = {genl.first_seq() for _ in range(8)}
     assert len(firsts) > 1
     assert all(genl._SEQ_BASE <= s < 0xFFFFFFFF - (1 << 20) for s in firsts)
+
+
+# the fuzzer's raw sender (Genl.raw): its own encoder and answer parser, checked against
+# pyroute2's on the same bytes
+
+RAW_ATTRS = [
+    [],
+    [(2, b"q3\0"), (1, struct.pack("<I", 11)), (7, struct.pack("<I", 3))],
+    [(1, b""), (4, b"\x01"), (5, b"abc"), (39, bytes(5)), (0, b"zz\0")],
+    [(int(uapi.Attr.FLAGS), struct.pack("<I", 1 << 31)), (3, b"x" * 47 + b"\0")],
+]
+
+
+@pytest.mark.parametrize("attrs", RAW_ATTRS)
+def test_raw_requests_are_the_bytes_pyroute2_sends(attrs: list[tuple[int, bytes]]) -> None:
+    for cmd, version in ((uapi.COMMAND_NRS["queue_work"], uapi.GENL_VERSION), (0xEE, 0)):
+        msg = genl.wqlabrawmsg()
+        msg["cmd"] = cmd
+        msg["version"] = version
+        msg["attrs"] = [(genl.wqlabrawmsg.nla_map[t][0], data) for t, data in attrs]
+        msg["header"]["type"] = FAMILY
+        msg["header"]["flags"] = genl.NLM_F_REQUEST | genl.NLM_F_ACK
+        msg["header"]["sequence_number"] = genl._SEQ_BASE + 7
+        msg["header"]["pid"] = 0
+        msg.encode()
+        want = bytes(msg.data)
+        assert genl.encode_raw(FAMILY, genl._SEQ_BASE + 7, cmd, version, attrs) == want
+
+
+def _kernel_error(seq: int, error: int, request: bytes, text: str | None) -> bytes:
+    """An error message as the kernel sends it to an extended-ack socket: nlmsgerr (the
+    errno, then the request whole), then NLMSGERR_ATTR_MSG when there is a text."""
+    body = struct.pack("<i", error) + request
+    flags = 0
+    if text is not None:
+        raw = text.encode() + b"\0"
+        body += struct.pack("<HH", 4 + len(raw), genl.NLMSGERR_ATTR_MSG) + raw
+        body += bytes(-len(raw) % 4)
+        flags = NLM_F_ACK_TLVS
+    return struct.pack("<IHHII", 16 + len(body), NLMSG_ERROR, flags, seq, 1234) + body
+
+
+def _pyroute2_view(data: bytes) -> list[tuple[int, int, Any, tuple[int, str] | None]]:
+    from pyroute2.netlink.nlsocket import Marshal
+
+    m = Marshal()
+    m.msg_map[FAMILY] = genl.wqlabmsg
+    return [_view(x) for x in m.parse(data)]
+
+
+def _view(m: Any) -> tuple[int, int, Any, tuple[int, str] | None]:
+    """What Genl.answers() and raw() read of a message."""
+    err = m["header"].get("error")
+    failed = genl._failed(err) if err is not None else None
+    return (
+        m["header"]["type"],
+        m["header"]["sequence_number"],
+        genl._decode(m) if m["header"]["type"] == FAMILY else None,
+        (failed.errno, str(failed)) if failed is not None else None,
+    )
+
+
+def test_raw_answers_parse_as_pyroute2_parses_them() -> None:
+    seq = genl._SEQ_BASE + 3
+    request = genl.encode_raw(FAMILY, seq, 0x34, 0, RAW_ATTRS[1])
+    reply = _reply(seq, ret=1, id=5, deferred=0)
+    strings = genl.wqlabmsg()
+    strings["header"]["type"] = FAMILY
+    strings["header"]["sequence_number"] = seq
+    strings["cmd"] = uapi.COMMAND_NRS["work_busy"]
+    strings["attrs"] = [
+        ("WQLAB_A_WQ", "system_unbound"),
+        ("WQLAB_A_CPU", -1),
+        ("WQLAB_A_PAD", None),
+    ]
+    strings.encode()
+    datagrams = [
+        reply + _kernel_error(seq, 0, request[:16], None),  # the ack: the request's header only
+        _kernel_error(seq, -errno.EPROTO, request, None),  # the kernel's: no text
+        _kernel_error(seq, -errno.EINVAL, request, "wqlab: unknown queue"),
+        _kernel_error(seq, -errno.ERANGE, request, "integer out of range"),
+        _kernel_error(seq - 1, -errno.ENOENT, request, ""),  # another request's, empty text
+        bytes(strings.data) + _reply(seq + 1, errno=errno.ENOMEM),
+    ]
+    for data in datagrams:
+        want = _pyroute2_view(data)
+        assert [_view(m) for m in genl.parse_answers(data, FAMILY)] == want
+        assert want  # every datagram has a message
+
+
+def test_raw_sends_its_request_and_returns_the_answer() -> None:
+    nl, kernel = _client()
+    seq = nl.seq + 1
+    kernel.send(_reply(seq, deferred=1) + _kernel_error(seq, 0, b"", None))
+    kernel.send(_reply(seq, ret=1))  # the deferred command's last message
+    assert nl.raw(0x34, RAW_ATTRS[1], 1) == {"ret": 1}
+    assert kernel.recv(4096) == genl.encode_raw(FAMILY, seq, 0x34, 1, RAW_ATTRS[1])
+    request = genl.encode_raw(FAMILY, seq + 1, 0x34, 0, RAW_ATTRS[1])
+    kernel.send(_kernel_error(seq + 1, -errno.EPROTO, request, "wqlab: bad version"))
+    with pytest.raises(OSError) as e:
+        nl.raw(0x34, RAW_ATTRS[1], 0)
+    assert e.value.errno == errno.EPROTO and e.value.strerror == "wqlab: bad version"
+    with pytest.raises(IndexError):  # a type pyroute2's message has no name for
+        nl.raw(0x34, [(40, b"")], 1)
