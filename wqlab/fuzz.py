@@ -7,9 +7,17 @@ several threads at once, and checks every answer against docs/commands.md.
 ``wqlab.fuzzhost`` starts it through the guest agent and reads ``--log``/``--result``).
 Standard library, ``wqlab.uapi``, ``wqlab.fuzzgen`` and ``wqlab.client``'s parsers
 only: it runs on the guest's system Python. The netlink plane (``--netlink-share``, a share
-of the commands: a netlink round trip costs about eight text or ioctl ones under TCG) needs
+of the commands, sent by ``wqlab.genl.Genl.raw``: its own encoder and answer parser, a few
+text or ioctl commands' worth under TCG, where pyroute2's codec cost 20-40) needs
 ``wqlab.genl`` and pyroute2, imported the guest agent's way from the host's copies
 (``--genl-path``, given by ``wqlab.fuzzhost``).
+
+Cost: the run reports the CPU it took (``cpu`` in ``--result``: the process, each thread,
+the whole guest); ``--profile DIR`` runs every thread under cProfile (``make fuzz
+FUZZ_ARGS=--profile=FILE`` brings the report to the host). Per command, the oracle's state
+reads are what they must be; what only a report needs (the last commands' descriptions)
+is formatted when a report is made, and the releaser parses only the lines of
+``works`` that can be a blocked run (:func:`maybe_blocked`).
 
 A run is rounds of two phases:
 
@@ -151,6 +159,17 @@ def blocked_run(w: Mapping[str, str]) -> bool:
     return w.get("running") == "1" and w.get("block") == "1" and w.get("released") == "0"
 
 
+def maybe_blocked(line: str) -> bool:
+    """Whether a line of ``works`` may be an item :func:`blocked_run` says is blocked: true
+    for every such line (each of its conditions is a ``key=value`` of the line), so that
+    only those lines need parsing (the releaser reads ``works`` every ``release_ms``)."""
+    return (
+        "blocked=1" in line
+        or "state=blocked" in line
+        or ("running=1" in line and "block=1" in line)
+    )
+
+
 def kmsg_records(fd: int) -> Iterator[str]:
     """The records a non-blocking ``/dev/kmsg`` descriptor has now, one per read."""
     while True:
@@ -197,7 +216,8 @@ class ThreadStats:
     failed: int = 0
     errnos: Counter[str] = field(default_factory=Counter)
     planes: Counter[str] = field(default_factory=Counter)
-    last: deque[str] = field(default_factory=lambda: deque(maxlen=6))
+    # (command, errno): formatted only for a report (recent())
+    last: deque[tuple[fg.Op, int | None]] = field(default_factory=lambda: deque(maxlen=6))
     inflight: tuple[fg.Op, float] | None = None
     hang_reported: bool = False
     tid: int = 0  # the kernel's thread id, for /proc/self/task/<tid>/stack
@@ -222,12 +242,87 @@ class Config:
     leftovers: bool = True
     log: str | None = None
     result: str | None = None
+    profile: str | None = None  # a directory: one cProfile per thread (--profile)
+
+
+def guest_cpu_ticks() -> list[int]:
+    """The guest's ``cpu`` line of ``/proc/stat`` (user nice system idle iowait irq
+    softirq steal, in clock ticks); empty if unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+class Profiles:
+    """Each thread's CPU time (``time.thread_time``), summed by name, and with a
+    directory (``--profile``) a cProfile of each name, dumped by :meth:`dump`."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.cpu: dict[str, float] = {}
+        self.profiles: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def start(self, name: str) -> tuple[float, Any]:
+        prof = None
+        if self.path:
+            import cProfile
+
+            with self.lock:
+                prof = self.profiles.setdefault(name, cProfile.Profile())
+            prof.enable()
+        return time.thread_time(), prof
+
+    def stop(self, name: str, began: tuple[float, Any]) -> None:
+        t, prof = began
+        if prof is not None:
+            prof.disable()
+        with self.lock:
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.thread_time() - t
+
+    def run(self, name: str, fn: Callable[..., object], *args: object) -> None:
+        """``fn(*args)`` in this thread, accounted (and profiled) as ``name``."""
+        began = self.start(name)
+        try:
+            fn(*args)
+        finally:
+            self.stop(name, began)
+
+    def dump(self) -> None:
+        """``<dir>/<name>.prof`` per thread name and ``<dir>/report.txt``: the functions
+        of every thread together by own time, then by cumulative time."""
+        if not self.path or not self.profiles:
+            return
+        import io
+        import pstats
+
+        os.makedirs(self.path, exist_ok=True)
+        files = []
+        for name, prof in sorted(self.profiles.items()):
+            files.append(f"{self.path}/{name}.prof")
+            prof.dump_stats(files[-1])
+        buf = io.StringIO()
+        buf.write(
+            "thread CPU (s): " + " ".join(f"{k}={v:.2f}" for k, v in sorted(self.cpu.items()))
+        )
+        buf.write("\n")
+        stats = pstats.Stats(*files, stream=buf)
+        stats.sort_stats("tottime").print_stats(60)
+        stats.sort_stats("cumulative").print_stats(60)
+        with open(f"{self.path}/report.txt", "w") as f:
+            f.write(buf.getvalue())
 
 
 class Fuzzer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.t0 = time.monotonic()
+        self.times0 = os.times()
+        self.ticks0 = guest_cpu_ticks()
+        self.prof = Profiles(cfg.profile)
+        self.main_began = self.prof.start("main")
         self.out_lock = threading.Lock()
         self.logf = open(cfg.log, "a", buffering=1) if cfg.log else None
         self.violations: list[dict[str, Any]] = []
@@ -252,6 +347,7 @@ class Fuzzer:
             self.genl_import_s = time.monotonic() - t
         self.main = Conn(self.genl)
         self.queue_sig: dict[str, tuple[str, ...]] = {}
+        self.errno_tables: dict[tuple[object, str | None, str], frozenset[int]] = {}
         base = parse_kv(read_file("stats"))
         self.base_ok = int(base["cmds_ok"])
         self.base_failed = int(base["cmds_failed"])
@@ -309,7 +405,7 @@ class Fuzzer:
             else:
                 st.failed += 1
         st.errnos[errname(ans.err)] += 1
-        st.last.append(f"{op.describe()} -> {errname(ans.err)}")
+        st.last.append((op, ans.err))
         self.check(op, ans, st.name, concurrent)
         return ans
 
@@ -335,10 +431,10 @@ class Fuzzer:
             if err is None:
                 if not fg.ret_ok(spec, ans.ret):
                     self.violation(thread, f"implausible ret={ans.ret}", op)
-            elif err not in fg.valid_errnos(spec, op.plane, self.uni):
+            elif err not in self.errnos(fg.valid_errnos, spec, op.plane):
                 self.violation(thread, f"well-formed command got {errname(err)}", op)
             return
-        allowed = fg.allowed_errnos(spec, op.plane, self.uni)
+        allowed = self.errnos(fg.allowed_errnos, spec, op.plane)
         if op.kind == "mutated" and op.expect is not None:
             exact = not concurrent or op.stage in ("parse", "validate", "dispatch", "policy")
             state_free = op.mutation != "wrong_kind"  # the other kinds never become valid
@@ -352,6 +448,20 @@ class Fuzzer:
             return
         if err is not None and err not in allowed:
             self.violation(thread, f"{errname(err)} not allowed for this command", op)
+
+    def errnos(
+        self,
+        table: Callable[[Any, str, fg.Universe], frozenset[int]],
+        spec: fg.CommandSpec | None,
+        plane: str,
+    ) -> frozenset[int]:
+        """``table(spec, plane, self.uni)`` (``fuzzgen.allowed_errnos`` or
+        ``valid_errnos``: pure), computed once for each command and plane."""
+        key = (table, spec.name if spec is not None else None, plane)
+        got = self.errno_tables.get(key)
+        if got is None:
+            got = self.errno_tables[key] = table(spec, plane, self.uni)
+        return got
 
     def cmd(self, name: str, /, plane: str = fg.TEXT, **args: object) -> Answer:
         """A well-formed command from the main thread (normalising, quiescing)."""
@@ -379,7 +489,11 @@ class Fuzzer:
                 conn.close()
 
         threads = [
-            threading.Thread(target=worker, args=(i, self.gens[i], self.wstats[i]), daemon=True)
+            threading.Thread(
+                target=self.prof.run,
+                args=(f"t{i}", worker, i, self.gens[i], self.wstats[i]),
+                daemon=True,
+            )
             for i in range(self.cfg.threads)
         ]
         for t in threads:
@@ -418,9 +532,12 @@ class Fuzzer:
                 time.sleep(self.cfg.release_ms / 1000)
                 began = time.monotonic()
                 self.release_polls = (began, self.release_polls[1])
-                works = parse_table(read_file("works"))
+                text = read_file("works")
                 self.release_polls = (began, time.monotonic())
-                for w in works:
+                for line in text.splitlines():
+                    if not maybe_blocked(line):
+                        continue
+                    w = parse_kv(line)
                     if blocked_run(w) and self.release_on.is_set():
                         plane ^= 1
                         op = fg.Op("release", (("id", w["id"]),), plane=(fg.TEXT, fg.IOCTL)[plane])
@@ -671,8 +788,9 @@ class Fuzzer:
         self.wstats = [self._new_stats(f"t{i}") for i in range(cfg.threads)]
         self.main_gen = fg.Generator(self.table, self.uni, cfg.seed, "main", netlink_p=share)
         rng = random.Random(f"wqlab-fuzz:{cfg.seed}:single")
-        rel = threading.Thread(target=self.releaser, daemon=True)
-        watch = threading.Thread(target=self.watch, daemon=True)
+        rel = threading.Thread(target=self.prof.run, args=("releaser", self.releaser), daemon=True)
+        watch = threading.Thread(target=self.prof.run, args=("watch", self.watch), daemon=True)
+        self.watch_thread = watch
         watch.start()
         self.normalise()
         self.check_stats("start")
@@ -805,12 +923,38 @@ class Fuzzer:
         return "\n".join(out + box)
 
     def recent(self) -> str:
-        return "\n".join(f"    {s.name}: {line}" for s in self.stats for line in s.last)
+        return "\n".join(
+            f"    {s.name}: {op.describe()} -> {errname(err)}"
+            for s in self.stats
+            for op, err in list(s.last)
+        )
+
+    def cpu(self) -> dict[str, Any]:
+        """CPU seconds since the start: this process (user, system), each thread (by
+        name, summed over rounds), and the whole guest (every vCPU: busy, idle)."""
+        t = os.times()
+        out: dict[str, Any] = {
+            "user": round(t.user - self.times0.user, 2),
+            "system": round(t.system - self.times0.system, 2),
+            "threads": {k: round(v, 2) for k, v in sorted(self.prof.cpu.items())},
+        }
+        ticks = guest_cpu_ticks()
+        if ticks and len(ticks) == len(self.ticks0):
+            d = [b - a for a, b in zip(self.ticks0, ticks, strict=True)]
+            hz = os.sysconf("SC_CLK_TCK")
+            idle = d[3] + d[4]
+            out["guest_busy"] = round((sum(d) - idle) / hz, 2)
+            out["guest_idle"] = round(idle / hz, 2)
+            out["guest_system"] = round((d[2] + d[5] + d[6]) / hz, 2)
+        return out
 
     def finish(self) -> int:
         self.progress()
+        self.watch_thread.join(2.0)  # done is set: it ends within a second
+        self.prof.stop("main", self.main_began)
         sent, counted, ok, failed = self.totals()
         dt = time.monotonic() - self.t0
+        cpu = self.cpu()
         errs: Counter[str] = Counter()
         planes: Counter[str] = Counter()
         for s in self.stats:
@@ -832,12 +976,25 @@ class Fuzzer:
             "violations": self.violations,
             "run_overlaps": self.overlaps_seen,
             "kernel": self.features.get("kernel"),
+            "cpu": cpu,
         }
         self.say(
             f"wqlab fuzz: seed={self.cfg.seed} {sent} commands in {dt:.1f} s "
             f"({res['rate']}/s), {len(self.violations)} violation(s), "
             f"{self.overlaps_seen} run overlap(s)"
         )
+        self.say(
+            f"wqlab fuzz: CPU {cpu['user']:.1f} s user, {cpu['system']:.1f} s system; "
+            "threads "
+            + " ".join(f"{k}={v:.1f}" for k, v in cpu["threads"].items())
+            + (
+                f"; the guest busy {cpu['guest_busy']:.1f} s (system {cpu['guest_system']:.1f}),"
+                f" idle {cpu['guest_idle']:.1f} s"
+                if "guest_busy" in cpu
+                else ""
+            )
+        )
+        self.prof.dump()
         if self.cfg.result:
             tmp = self.cfg.result + ".tmp"
             with open(tmp, "w") as f:
@@ -923,6 +1080,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
     ap.add_argument("--log", default=None)
     ap.add_argument("--result", default=None)
     ap.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="profile every thread (cProfile, several times slower): DIR/<thread>.prof "
+        "and DIR/report.txt",
+    )
+    ap.add_argument(
         "--genl-path",
         action="append",
         default=[],
@@ -946,6 +1110,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         leftovers=not a.no_leftovers,
         log=a.log,
         result=a.result,
+        profile=a.profile,
     )
 
 

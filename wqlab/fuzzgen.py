@@ -23,6 +23,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from typing import Final
 
 from . import uapi
@@ -70,14 +71,16 @@ class CommandSpec:
     optional: tuple[str, ...] = ()
     help: str = ""
 
-    @property
+    # cached: the generator asks these for every command it draws (cached_property writes
+    # the instance's __dict__, which a frozen dataclass allows)
+    @cached_property
     def args(self) -> tuple[str, ...]:
         return self.required + self.optional
 
     def takes(self, key: str) -> bool:
         return key in self.required or key in self.optional
 
-    @property
+    @cached_property
     def item_kind(self) -> str:
         """Which items it takes: ``plain``, ``delayed``, ``either`` or ``none`` (docs:
         names with ``delayed`` need a delayed item; the ``*_work`` families a plain one)."""
@@ -90,11 +93,11 @@ class CommandSpec:
             return "plain"
         return "either"
 
-    @property
+    @cached_property
     def creates_queue(self) -> bool:
         return self.takes("name")
 
-    @property
+    @cached_property
     def queues(self) -> bool:
         """Queues an item (takes behaviours)."""
         return self.takes("sleep_ms")
@@ -197,17 +200,21 @@ class Universe:
             features=dict(feats),
         )
 
-    @property
+    @cached_property
     def ids(self) -> tuple[int, ...]:
         return tuple(range(self.max_items + 2))
 
     def kind(self, item: int) -> str:
         return "plain" if item % 2 == 0 else "delayed"
 
+    @cached_property
+    def _ids_by_kind(self) -> dict[str, tuple[int, ...]]:
+        out = {k: tuple(i for i in self.ids if self.kind(i) == k) for k in ("plain", "delayed")}
+        return {**out, "either": self.ids, "none": self.ids}
+
     def ids_of(self, kind: str) -> tuple[int, ...]:
-        if kind in ("either", "none"):
-            return self.ids
-        return tuple(i for i in self.ids if self.kind(i) == kind)
+        got = self._ids_by_kind.get(kind)
+        return got if got is not None else tuple(i for i in self.ids if self.kind(i) == kind)
 
     def flavor(self, name: str) -> Flavor:
         return FLAVORS[int(name[1:]) % len(FLAVORS)]
@@ -312,7 +319,6 @@ def pack_args(args: Iterable[tuple[str, str]]) -> bytes:
     """Text-plane ``key=value`` pairs → ``struct wqlab_cmd`` (every key sets its bit).
 
     Numbers are masked to their field (an s32 ``cpu`` of -1 stays -1)."""
-    cmd = uapi.Cmd()
     fields: dict[str, object] = {}
     bits = 0
     for key, value in args:
@@ -321,11 +327,19 @@ def pack_args(args: Iterable[tuple[str, str]]) -> bytes:
         if t.kind == "name":
             fields[key] = value
         elif t.kind == "flags":
-            fields[key] = int(uapi.parse_flags(value))
+            fields[key] = _flag_bits(value)
         else:
             n = int(value, 0)
             fields[key] = n if t.kind == "s32" else n & U32_MAX
-    return replace(cmd, args=bits, **fields).pack()  # type: ignore[arg-type]
+    fields["args"] = bits
+    return uapi.Cmd(**fields).pack()  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=256)
+def _flag_bits(value: str) -> int:
+    """``uapi.parse_flags`` of a text-plane value, as an int (cached: a handful of
+    values, and enum arithmetic is slow in a TCG guest); a ValueError is not cached."""
+    return int(uapi.parse_flags(value))
 
 
 _NLA_PACK: Final = {"u32": "<I", "s32": "<i", "u64": "<Q", "s64": "<q"}
@@ -521,6 +535,11 @@ class Generator:
             self.scenarios.append(("disable_storm", 0.5))
         self.names = [n for n, s in self.table.items() if uni.supported(s)]
         self.weights = [weight(n) for n in self.names]
+        # what valid() and pick_queue() draw from (the same lists each time: computed once)
+        self.unordered = [q for q in uni.queues if not uni.flavor(q).ordered]
+        self.fits: dict[str, list[str]] = {}
+        for q in uni.queues:
+            self.fits.setdefault(uni.flavor(q).command, []).append(q)
 
     # building blocks ----------------------------------------------------------------------
     def plane(self) -> str:
@@ -537,11 +556,11 @@ class Generator:
 
     def pick_queue(self, spec: CommandSpec) -> str:
         n = spec.name
-        custom = list(self.uni.queues)
+        custom = self.uni.queues
         if n in ("drain_workqueue", "destroy_workqueue"):
             return self.rng.choice(custom)
         if n == "workqueue_set_max_active":
-            return self.rng.choice([q for q in custom if not self.uni.flavor(q).ordered])
+            return self.rng.choice(self.unordered)
         if self.rng.random() < 0.25:
             return self.rng.choice(self.uni.system_queues)
         return self.rng.choice(custom)
@@ -570,8 +589,7 @@ class Generator:
         args: list[tuple[str, str]] = []
         queue = str(fixed["name"]) if "name" in fixed else None
         if spec.creates_queue and queue is None:
-            fits = [q for q in self.uni.queues if self.uni.flavor(q).command == name]
-            queue = r.choice(fits or list(self.uni.queues))
+            queue = r.choice(self.fits.get(name) or self.uni.queues)
         for key in spec.args:
             if key in fixed:
                 if fixed[key] is not None:

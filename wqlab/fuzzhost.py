@@ -35,6 +35,7 @@ from .vm import Vm
 log = logging.getLogger(__name__)
 
 GUEST_DIR = "/tmp/wqlab-fuzz"
+PROFILE_DIR = f"{GUEST_DIR}/profile"
 GUEST_PYTHON = "/usr/bin/python3"
 
 
@@ -49,6 +50,7 @@ class FuzzParams:
     rmmod_deadline: float = 120.0
     netlink_share: float = NETLINK_SHARE
     trace: bool = False
+    profile: str | None = None  # a host file: the guest's cProfile report (--profile)
     extra: tuple[str, ...] = ()
 
 
@@ -87,6 +89,14 @@ class FuzzOutcome:
             "planes: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("planes", {}).items())),
             "errnos: " + " ".join(f"{k}={v}" for k, v in sorted(r.get("errnos", {}).items())),
         ]
+        cpu = r.get("cpu")
+        if cpu:
+            threads = " ".join(f"{k}={v}" for k, v in cpu.get("threads", {}).items())
+            lines.append(
+                f"guest CPU: the fuzzer {cpu.get('user')} s user, {cpu.get('system')} s system "
+                f"({threads}); every vCPU busy {cpu.get('guest_busy', '?')} s "
+                f"(kernel {cpu.get('guest_system', '?')} s), idle {cpu.get('guest_idle', '?')} s"
+            )
         if self.overlap_trace:
             lines.append(
                 "the first overlap's item in the trace (workqueue:* and wqlab:* events; "
@@ -119,6 +129,8 @@ def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_P
     argv += ["--netlink-share", str(p.netlink_share)]
     if p.netlink_share:
         argv += [f"--genl-path={path}" for path in guest_import_paths()]
+    if p.profile:
+        argv += ["--profile", PROFILE_DIR]
     argv += list(p.extra)
     root = root or package_parent()
     return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
@@ -236,6 +248,12 @@ def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print
         except (GuestCommandError, HarnessError, ValueError) as e:
             out.problems.append(f"no result from the guest fuzzer: {e}")
         out.hung = out.hung or bool(out.result.get("hung"))
+    if p.profile and vm.alive and not out.hung:
+        try:
+            Path(p.profile).write_text(agent.read(f"{PROFILE_DIR}/report.txt"))
+            say(f"the guest's profile: {p.profile}")
+        except (GuestCommandError, HarnessError) as e:
+            out.problems.append(f"no profile from the guest fuzzer: {e}")
     if p.trace and vm.alive and not out.hung:
         try:
             r = agent.sh(trace_overlap_command(), timeout=120, check=False)
@@ -292,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         help="record workqueue:* and wqlab:* events in a trace instance that stops at the "
         "first run overlap, and print that item's events",
     )
+    ap.add_argument(
+        "--profile",
+        default=None,
+        metavar="FILE",
+        help="run the guest fuzzer under cProfile (every thread; several times slower) and "
+        "write its report (functions by own and cumulative time) here",
+    )
     ap.add_argument("--json", default=None, help="write the outcome here")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -309,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         hang_s=args.hang_s,
         netlink_share=args.netlink_share,
         trace=args.trace,
+        profile=args.profile,
         extra=tuple(f"--skip={s}" for s in args.skip),
     )
     print(f"wqlab fuzz: seed={seed} n={p.n} threads={p.threads} kernel={args.kernel}", flush=True)

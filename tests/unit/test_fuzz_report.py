@@ -124,3 +124,20 @@ def test_trace_setup_command_stops_the_instance_at_the_first_overlap() -> None:
     cmd = fuzzhost.trace_setup_command("/t/i", kb=1024)
     assert "echo traceoff > /t/i/events/wqlab/wqlab_work_overlap/trigger" in cmd
     assert "echo 1 > /t/i/events/workqueue/enable" in cmd and "buffer_size_kb" in cmd
+
+
+def test_the_releasers_line_filter_keeps_every_blocked_run() -> None:
+    # the releaser parses only the lines maybe_blocked() keeps: it must keep every line
+    # blocked_run() says is blocked, under every combination of the fields it reads
+    import itertools
+
+    fields = ("blocked", "running", "block", "released")
+    for state in ("idle", "queued", "running", "blocked", "canceled", "done"):
+        for values in itertools.product("01", repeat=len(fields)):
+            line = WORK.strip().replace("state=canceled", f"state={state}")
+            for k, v in zip(fields, values, strict=True):
+                line = line.replace(f" {k}=0 ", f" {k}={v} ").replace(f" {k}=1 ", f" {k}={v} ")
+            w = fuzz.parse_kv(line)
+            assert tuple(w[k] for k in fields) == values, line
+            if fuzz.blocked_run(w):
+                assert fuzz.maybe_blocked(line), line
