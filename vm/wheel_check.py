@@ -129,10 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         py = str(venv / "bin" / "python")
         pip = [sys.executable, "-m", "pip", "--python", py, "install", "-q"]
         pip += ["--disable-pip-version-check"]
-        p = run([*pip, "-c", str(REPO / "requirements.lock"), str(wheels[0])], "install")
+        # in the new user's environment: with this checkout on PYTHONPATH (its
+        # wqlab.egg-info, which the wheel build leaves), pip took wqlab for installed
+        env = clean_env(venv)
+        req = ["-c", str(REPO / "requirements.lock"), str(wheels[0])]
+        p = run([*pip, *req], "install", env=env, cwd=tmp)
         check(p.returncode == 0, "the wheel installs with its dependencies", p.stdout + p.stderr)
         times["install_s"] = time.monotonic() - t0
-        env = clean_env(venv)
         probe = (
             "import json, wqlab, wqlab.resources as r, wqlab.trace as t;"
             "print(json.dumps({'pkg': wqlab.__file__, 'agent': str(r.guest_agent()),"
