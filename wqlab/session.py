@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,12 +142,19 @@ def disarm_trace(vm: Vm, inst: TraceInstance) -> None:
 def session(
     selector: str = "default", cpus: int = 2, plane: str = "debugfs", trace_name: str = "wqlab_cli"
 ) -> Iterator[Session]:
-    """Build the module, boot, load it, open a trace instance; undo all on exit."""
+    """Build the module while the kernel boots, load it, open a trace instance; undo all
+    on exit. (A build is make on this host, a boot mostly QEMU waiting on its guest: side
+    by side they take the longer of the two, not the sum.)"""
     kernel = kernels.resolve(selector)
-    log.info("building wqlab.ko for %s", kernel.version)
-    ko = build_module(kernel)
-    log.info("booting %s (%d vCPUs)", kernel.version, cpus)
-    vm = boot(kernel, cpus)
+    log.info("building wqlab.ko for %s while it boots (%d vCPUs)", kernel.version, cpus)
+    with ThreadPoolExecutor(1, thread_name_prefix="wqlab-build") as pool:
+        built = pool.submit(build_module, kernel)
+        vm = boot(kernel, cpus)  # a failed boot waits for the build, then raises
+        try:
+            ko = built.result()  # a build error is said as such
+        except BaseException:
+            vm.stop()
+            raise
     try:
         agent = vm.agent()
         load_module(agent, str(ko))
