@@ -39,9 +39,10 @@ with its own console log, session record and kmemleak file (``-gw0`` in the name
 its own splat/fresh-VM state. The controller writes the one JUnit (xdist) and the one
 KTAP file (this plugin) with every test. A test marked ``xdist_group("whole_vm")`` (one
 whose result depends on the host's timing: a latency bound, an overlap or order that a
-starved vCPU changes) has the host to itself: it holds a lock in the artifacts directory
-exclusively while every other test holds it shared, so the other workers' VMs sit idle
-meanwhile. A test that only loads the host (a fuzz run, VMs of its own) shares it. The
+starved vCPU changes) has the host to itself while its body runs: it holds a lock in the
+artifacts directory exclusively while every other test holds it shared, so the other
+workers' VMs sit idle meanwhile (its set-up and teardown, a boot or a module load, share
+the host). A test that only loads the host (a fuzz run, VMs of its own) shares it. The
 ``whole_vm`` tests come first in the order, then the ``slow`` ones, then the rest (see
 ``pytest_collection_modifyitems``). (xdist's ``--dist loadgroup`` would also send them all
 to one worker, but with pytest 9.2 it cannot rename the items and groups nothing.)
@@ -62,7 +63,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -564,25 +565,60 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=_xdist_order)
 
 
+_LOCKS = pytest.StashKey[tuple[IO[str], IO[str]]]()  # a whole_vm test's turnstile, lock
+
+
+def _lock(turn: IO[str], lk: IO[str], how: int) -> None:
+    """Take the whole_vm lock ``how`` (shared, exclusive) through the turnstile. Never
+    called with the lock held: a worker that waits holds nothing another one waits for."""
+    fcntl.flock(turn, fcntl.LOCK_EX)
+    fcntl.flock(lk, how)
+    fcntl.flock(turn, fcntl.LOCK_UN)
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """In an xdist worker: a ``whole_vm`` test runs alone on the host (an exclusive lock),
     every other test beside the others (the same lock, shared). A turnstile lock in front
     keeps a waiting ``whole_vm`` test from being starved by the others' shared locks.
-    Outermost (tryfirst), so that the wait is not part of a test's timeout. A session
-    none of whose tests uses a wqlab fixture or is ``whole_vm`` (a project that does not
-    use wqlab) takes no lock and writes nothing."""
+    Outermost (tryfirst), so that the wait is not part of a test's timeout. A ``whole_vm``
+    test holds the lock exclusively only while its body runs (``pytest_runtest_call``):
+    its set-up and teardown (a boot, a module load) share the host like any test, so the
+    other workers go on meanwhile. A session none of whose tests uses a wqlab fixture or
+    is ``whole_vm`` (a project that does not use wqlab) takes no lock and writes
+    nothing."""
     if not hasattr(item.config, "workerinput") or not item.config.stash.get(_IN_USE, False):
         yield
         return
-    whole = _is_whole_vm(item)
     root = artifacts_dir(item.config)
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".whole_vm.turn").open("a") as turn, (root / ".whole_vm.lock").open("a") as lk:
-        fcntl.flock(turn, fcntl.LOCK_EX)
-        fcntl.flock(lk, fcntl.LOCK_EX if whole else fcntl.LOCK_SH)
-        fcntl.flock(turn, fcntl.LOCK_UN)
-        yield  # the lock goes when the file closes
+        _lock(turn, lk, fcntl.LOCK_SH)
+        if _is_whole_vm(item):
+            item.stash[_LOCKS] = (turn, lk)
+        try:
+            yield  # the lock goes when the file closes
+        finally:
+            if _LOCKS in item.stash:
+                del item.stash[_LOCKS]
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A ``whole_vm`` test's body: the shared lock its set-up held is let go and the lock
+    taken exclusively (through the turnstile), then shared again for its teardown."""
+    locks = item.stash.get(_LOCKS, None)
+    if locks is None:
+        yield
+        return
+    turn, lk = locks
+    fcntl.flock(lk, fcntl.LOCK_UN)
+    _lock(turn, lk, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lk, fcntl.LOCK_UN)
+        _lock(turn, lk, fcntl.LOCK_SH)
 
 
 # CPU a test cost the host -------------------------------------------------------------
