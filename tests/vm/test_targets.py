@@ -23,15 +23,7 @@ from wqlab.vm import Vm
 pytestmark = pytest.mark.vm
 
 
-# ssh and serial start a server in the VM on first use (sshd, a getty): slow, so that
-# they start early under xdist rather than end the run (wqlab/pytest_plugin.py)
-@pytest.fixture(
-    params=[
-        "console",
-        pytest.param("ssh", marks=pytest.mark.slow),
-        pytest.param("serial", marks=pytest.mark.slow),
-    ]
-)
+@pytest.fixture(params=["console", "ssh", "serial"])
 def target(request: pytest.FixtureRequest, wqlab: WqlabClient) -> AgentChannel:
     """The agent of each target; the module is loaded by the ``wqlab`` fixture."""
     if request.param == "console":
