@@ -73,7 +73,8 @@ def build_module(
     src = (src or module_sources()).resolve()
     out_root = out_root or build_dir()
     files = source_files(src, subdir)
-    key = f"{name}-{sources_hash(files)}"
+    # the sources, and what else decides the build: the headers and the warning level
+    key = f"{name}-{sources_hash(files, extra=f'{kernel.kdir} W={w}')}"
     root = out_root / kernel.version
     tree = root / key
     root.mkdir(parents=True, exist_ok=True)
@@ -120,9 +121,10 @@ def source_files(src: Path, subdir: str) -> dict[str, Path]:
     return out
 
 
-def sources_hash(files: dict[str, Path]) -> str:
-    """A short hash of the files' relative paths and contents (pure but for reading)."""
-    h = hashlib.sha256()
+def sources_hash(files: dict[str, Path], extra: str = "") -> str:
+    """A short hash of the files' relative paths and contents, and of ``extra`` (pure but
+    for reading)."""
+    h = hashlib.sha256(extra.encode() + b"\0")
     for rel in sorted(files):
         data = files[rel].read_bytes()
         h.update(f"{rel}\0{len(data)}\0".encode())
@@ -159,6 +161,11 @@ def prune_trees(
         try:
             with lock.open("a") as f:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # what was read before the lock may be stale: a build or a use since
+                # (its time), another pruner that removed this lock file (its inode)
+                st = os.fstat(f.fileno())
+                if os.stat(lock).st_ino != st.st_ino or now - st.st_mtime < idle:
+                    continue
                 shutil.rmtree(tree, ignore_errors=True)
                 lock.unlink(missing_ok=True)
         except OSError:  # in use (BlockingIOError), or not ours to remove

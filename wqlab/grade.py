@@ -373,6 +373,9 @@ sys.stdout.write("".join(ln + "\\n" for ln in lines if ln.endswith("=y")))
 """
 
 
+_BUILT_AT = "\0built-at\0"  # a cached build's warnings: where its student's tree was
+
+
 class Grader:
     """One grading session: one kernel, one VM reused across students until a report, a
     hang or a module left loaded spoils it (then the next student gets a fresh one)."""
@@ -471,8 +474,10 @@ class Grader:
             h.update(f"{f.name}\0{f.stat().st_size}\0".encode() + f.read_bytes())
         key = h.hexdigest()[:20]
         hit = self._built.get(key)
+        here = str(out_root)
         if hit is not None and hit[0].is_file():
-            return hit
+            # the warnings name the files where they were built: this student's paths
+            return hit[0], hit[1].replace(_BUILT_AT, here)
         try:
             warnings = ""
             ko = build_module(
@@ -486,8 +491,10 @@ class Grader:
         # a copy: a later build of the same student's folder empties the tree it is in
         cached = self.out / "build" / ".built" / key / ko.name
         cached.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ko, cached)
-        self._built[key] = (cached, warnings)
+        part = cached.with_name(f".{cached.name}.{os.getpid()}")
+        shutil.copy2(ko, part)
+        os.replace(part, cached)  # whole or absent for another grader of the same --out
+        self._built[key] = (cached, warnings.replace(here, _BUILT_AT))
         return cached, warnings
 
     # one student --------------------------------------------------------------------

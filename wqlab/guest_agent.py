@@ -696,6 +696,8 @@ DEV_LINKS = (
 # before, builds and venvs live elsewhere): ``cache=loose`` keeps its pages and dentries,
 # and a new guest Python imports asyncio in 3 s instead of 9 under TCG. Mounted over
 # /usr once the agent runs (PID 1 keeps what it has loaded); no such share, no mount.
+# So a change under /usr while a VM runs (apt, `make install` to /usr/local) is not seen
+# by that VM, or seen torn: boot again, or set WQLAB_USR_CACHE=0 on the host.
 USR_TAG = "wqlab_usr"
 USR_OPTS = "trans=virtio,version=9p2000.L,cache=loose,access=any,msize=524288"
 MS_RDONLY = 0x1

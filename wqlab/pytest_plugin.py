@@ -581,7 +581,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """In an xdist worker: a ``whole_vm`` test runs alone on the host (an exclusive lock),
     every other test beside the others (the same lock, shared). A turnstile lock in front
     keeps a waiting ``whole_vm`` test from being starved by the others' shared locks.
-    Outermost (tryfirst), so that the wait is not part of a test's timeout. A ``whole_vm``
+    Outermost (tryfirst), so that the wait is not part of a test's timeout (nor are the
+    waits of ``_relock``, which stop the timer). A ``whole_vm``
     test holds the lock exclusively only while its body runs (``pytest_runtest_call``):
     its set-up and teardown (a boot, a module load) share the host like any test, so the
     other workers go on meanwhile. A session none of whose tests uses a wqlab fixture or
@@ -603,6 +604,30 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 del item.stash[_LOCKS]
 
 
+_TIMEOUT = pytest.StashKey[Any]()  # pytest-timeout's settings for the test, when it has it
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """pytest-timeout arms a test's timer: keep its settings, to arm it again after a
+    wait for the lock (it goes on to arm the timer: this returns None)."""
+    item.stash[_TIMEOUT] = settings
+
+
+def _relock(item: pytest.Item, turn: IO[str], lk: IO[str], how: int) -> None:
+    """Let the lock go and take it ``how``, the test's timer (pytest-timeout, which
+    arms it inside this plugin's protocol wrapper) stopped meanwhile: waiting for
+    another worker's test is not this test's time, and a timeout must not fire inside
+    ``flock`` with the turnstile held. The timer starts again afterwards, from zero."""
+    settings = item.stash.get(_TIMEOUT, None)
+    if settings is not None:
+        item.config.hook.pytest_timeout_cancel_timer(item=item)
+    fcntl.flock(lk, fcntl.LOCK_UN)
+    _lock(turn, lk, how)
+    if settings is not None:
+        item.config.hook.pytest_timeout_set_timer(item=item, settings=settings)
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A ``whole_vm`` test's body: the shared lock its set-up held is let go and the lock
@@ -612,13 +637,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         yield
         return
     turn, lk = locks
-    fcntl.flock(lk, fcntl.LOCK_UN)
-    _lock(turn, lk, fcntl.LOCK_EX)
+    _relock(item, turn, lk, fcntl.LOCK_EX)
     try:
         yield
     finally:
-        fcntl.flock(lk, fcntl.LOCK_UN)
-        _lock(turn, lk, fcntl.LOCK_SH)
+        _relock(item, turn, lk, fcntl.LOCK_SH)
 
 
 # CPU a test cost the host -------------------------------------------------------------

@@ -349,8 +349,12 @@ class SerialConsole:
         )
 
 
-# a shell test that prints whether the target can unpack gzip (uploads: fewer bytes)
-HAS_GZIP = "{ command -v gzip >/dev/null 2>&1 && echo gzip || echo plain; }"
+# a shell test that prints whether the target can unpack gzip (uploads: fewer bytes): a
+# round trip, since a busybox may have the applet without -d
+HAS_GZIP = (
+    '{ [ "$(echo x | gzip -c 2>/dev/null | gzip -dc 2>/dev/null)" = x ] '
+    "&& echo gzip || echo plain; }"
+)
 
 
 def gzip_bytes(data: bytes) -> bytes:

@@ -152,8 +152,11 @@ def session(
         vm = boot(kernel, cpus)  # a failed boot waits for the build, then raises
         try:
             ko = built.result()  # a build error is said as such
-        except BaseException:
-            vm.stop()
+        except BaseException as e:
+            try:
+                vm.stop()
+            except Exception as stop_error:  # the build error stays the one raised
+                e.add_note(f"stopping the VM afterwards failed too: {stop_error}")
             raise
     try:
         agent = vm.agent()

@@ -76,7 +76,8 @@ class VmConfig:
     append: tuple[str, ...] = ()
     ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22
     serial_socket: Path | None = None  # the guest's ttyS1 on this unix socket (a server)
-    usr_cache: bool = True  # fast boot: /usr again as a share the guest caches (USR_TAG)
+    # fast boot: /usr again as a share the guest caches (USR_TAG); WQLAB_USR_CACHE=0: not
+    usr_cache: bool = field(default_factory=lambda: os.environ.get("WQLAB_USR_CACHE") != "0")
     vng: str = field(default_factory=lambda: default_vng())
 
     @property

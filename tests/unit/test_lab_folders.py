@@ -341,6 +341,33 @@ def test_the_same_sources_are_built_once_per_grader(
     assert alice.read_text() == "good" and again.read_text() == "good, edited"
 
 
+def test_a_shared_build_s_warnings_name_each_student_s_own_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from wqlab import grade
+    from wqlab.errors import BuildError
+    from wqlab.kernels import Kernel
+
+    def fake_build(kernel: object, src: Path, name: str, subdir: str, out_root: Path) -> Path:
+        ko = out_root / "6.1.0-57-amd64" / "tree" / f"{name}.ko"
+        ko.parent.mkdir(parents=True)
+        ko.write_text("ko")
+        raise BuildError(f"{name} has warnings:\n{out_root}/src/{name}.c:3: warning: unused")
+
+    monkeypatch.setattr(grade, "build_module", fake_build)
+    kernel = Kernel("6.1.0-57-amd64", tmp_path / "vmlinuz", tmp_path / "headers")
+    lab, _ = load_lab("01")
+    for who in ("alice", "dave"):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "global_lab.c").write_text("same")
+    g = Grader(kernel, out=tmp_path / "out", vms=lambda: None)  # type: ignore[arg-type,return-value]
+    ka, wa = g.build(lab, tmp_path / "alice", "alice")
+    kd, wd = g.build(lab, tmp_path / "dave", "dave")
+    assert ka == kd
+    assert f"{tmp_path}/out/build/alice/src/global_lab.c:3" in wa and "dave" not in wa
+    assert f"{tmp_path}/out/build/dave/src/global_lab.c:3" in wd and "alice" not in wd
+
+
 def test_kallsyms_keeps_the_lines_of_the_module_and_no_other(tmp_path: Path) -> None:
     """tracefs.kallsyms filters /proc/kallsyms in a fork of the agent (its ``py`` op) as
     ``grep '\\[module\\]'`` did."""

@@ -148,3 +148,37 @@ def test_each_worker_runs_whole_vm_then_slow_then_the_rest(pytester: pytest.Pyte
     ), runs
     for name, kinds in runs.items():
         assert kinds == sorted(kinds, key=rank.__getitem__), (name, runs)
+
+
+TIMED = textwrap.dedent(
+    """
+    import time
+    import pytest
+
+    @pytest.fixture
+    def slow_setup():
+        time.sleep(1.5)  # set-up shares the host: it runs beside test_long
+
+    def test_long():
+        time.sleep(6)
+
+    @pytest.mark.timeout(3)
+    @pytest.mark.xdist_group("whole_vm")
+    def test_whole(slow_setup):
+        time.sleep(0.1)
+    """
+)
+
+
+def test_a_whole_vm_test_s_wait_for_the_host_is_not_part_of_its_timeout(
+    pytester: pytest.Pytester,
+) -> None:
+    """The whole_vm body waits for test_long (6 s) to end; its timer (3 s) is stopped
+    meanwhile, so it passes; the lock was taken after the shared set-up."""
+    pytest.importorskip("xdist")
+    pytest.importorskip("pytest_timeout")
+    pytester.makepyfile(test_timed=TIMED)
+    res = pytester.runpytest_subprocess(
+        "--strict-markers", "-n", "2", "-p", "timeout", f"--wqlab-artifacts={pytester.path / 'art'}"
+    )
+    res.assert_outcomes(passed=2)

@@ -61,6 +61,13 @@ def test_the_usr_share_is_the_one_the_agent_mounts_and_only_on_a_fast_boot() -> 
         assert not any(USR_TAG in a for a in build_vng_argv(off))
 
 
+def test_wqlab_usr_cache_0_keeps_usr_on_the_uncached_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WQLAB_USR_CACHE", "0")
+    assert not any(USR_TAG in a for a in build_vng_argv(cfg()))
+    monkeypatch.setenv("WQLAB_USR_CACHE", "1")
+    assert any(USR_TAG in a for a in build_vng_argv(cfg()))
+
+
 def test_fast_boot_always_asks_vng_for_its_initramfs() -> None:
     # vng makes an initramfs only when it has modules to load in it: a kernel with 9p and
     # virtio built in (the debug line) gets none, and then nothing mounts the root before
