@@ -620,6 +620,8 @@ def _relock(item: pytest.Item, turn: IO[str], lk: IO[str], how: int) -> None:
     another worker's test is not this test's time, and a timeout must not fire inside
     ``flock`` with the turnstile held. The timer starts again afterwards, from zero."""
     settings = item.stash.get(_TIMEOUT, None)
+    if getattr(settings, "func_only", False):
+        settings = None  # timed around the body only: no timer runs while we wait here
     if settings is not None:
         item.config.hook.pytest_timeout_cancel_timer(item=item)
     fcntl.flock(lk, fcntl.LOCK_UN)

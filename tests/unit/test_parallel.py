@@ -170,8 +170,9 @@ TIMED = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("func_only", ["false", "true"])
 def test_a_whole_vm_test_s_wait_for_the_host_is_not_part_of_its_timeout(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, func_only: str
 ) -> None:
     """The whole_vm body waits for test_long (6 s) to end; its timer (3 s) is stopped
     meanwhile, so it passes; the lock was taken after the shared set-up."""
@@ -179,6 +180,13 @@ def test_a_whole_vm_test_s_wait_for_the_host_is_not_part_of_its_timeout(
     pytest.importorskip("pytest_timeout")
     pytester.makepyfile(test_timed=TIMED)
     res = pytester.runpytest_subprocess(
-        "--strict-markers", "-n", "2", "-p", "timeout", f"--wqlab-artifacts={pytester.path / 'art'}"
+        "--strict-markers",
+        "-n",
+        "2",
+        "-p",
+        "timeout",
+        "-o",
+        f"timeout_func_only={func_only}",
+        f"--wqlab-artifacts={pytester.path / 'art'}",
     )
     res.assert_outcomes(passed=2)
