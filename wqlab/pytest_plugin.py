@@ -582,12 +582,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     every other test beside the others (the same lock, shared). A turnstile lock in front
     keeps a waiting ``whole_vm`` test from being starved by the others' shared locks.
     Outermost (tryfirst), so that the wait is not part of a test's timeout (nor are the
-    waits of ``_relock``, which stop the timer). A ``whole_vm``
-    test holds the lock exclusively only while its body runs (``pytest_runtest_call``):
-    its set-up and teardown (a boot, a module load) share the host like any test, so the
-    other workers go on meanwhile. A session none of whose tests uses a wqlab fixture or
-    is ``whole_vm`` (a project that does not use wqlab) takes no lock and writes
-    nothing."""
+    waits of ``_relock``, which stop the timer). A ``whole_vm`` test holds the lock
+    exclusively only while its body runs (``pytest_runtest_call``): its set-up and
+    teardown (a boot, a module load) share the host like any test, so the other workers
+    go on meanwhile. A session none of whose tests uses a wqlab fixture or is
+    ``whole_vm`` (a project that does not use wqlab) takes no lock and writes nothing."""
     if not hasattr(item.config, "workerinput") or not item.config.stash.get(_IN_USE, False):
         yield
         return
