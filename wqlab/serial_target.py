@@ -326,25 +326,18 @@ class SerialConsole:
         Gzipped when the target has ``gzip`` (the agent: a third of the bytes, a
         module: a quarter): every byte crosses an emulated or real UART."""
         data = local.read_bytes()
-        tmp = shlex.quote(remote + ".b64")
         deadline = time.monotonic() + timeout
-        gz = self.succeed(f": > {tmp} && {HAS_GZIP}").strip() == "gzip"
-        b64 = base64.b64encode(gzip_bytes(data) if gz else data).decode()
-        for i in range(0, len(b64), CHUNK):
-            left = max(5.0, deadline - time.monotonic())
-            self.succeed(f"printf %s {b64[i : i + CHUNK]} >> {tmp}", timeout=left)
-        q = shlex.quote(remote)
-        unpack = f"base64 -d {tmp} | gzip -dc > {q}" if gz else f"base64 -d {tmp} > {q}"
-        got = self.succeed(f"{unpack} && rm -f {tmp} && sha256sum {q}")
-        want = hashlib.sha256(data).hexdigest()
-        if not got.split() or got.split()[0] != want:
+        got, sent = upload_b64(
+            self.succeed, data, remote, CHUNK, lambda: max(5.0, deadline - time.monotonic())
+        )
+        if got != hashlib.sha256(data).hexdigest():
             raise GuestCommandError(f"{self.name}: {remote} arrived damaged ({got!r})")
         log.info(
             "%s: put %s (%d bytes, %d base64 characters sent) at %s",
             self.name,
             local.name,
             len(data),
-            len(b64),
+            sent,
             remote,
         )
 
@@ -360,6 +353,29 @@ HAS_GZIP = (
 def gzip_bytes(data: bytes) -> bytes:
     """``data`` gzipped for an upload (no time stamp: the same bytes each time)."""
     return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def upload_b64(
+    succeed: Callable[..., str],
+    data: bytes,
+    remote: str,
+    chunk: int,
+    chunk_timeout: Callable[[], float],
+    first: str = "",
+) -> tuple[str, int]:
+    """Write ``data`` to ``remote`` through shell commands only (``succeed(cmd,
+    timeout=...)``: a serial console, a target's agent): base64 in ``printf`` lines of
+    ``chunk`` characters, gzipped first when the target can unpack it. ``first``: a
+    command to run before (``mkdir -p ... && ``). Returns the sha256 the target computed
+    of what arrived (the caller compares it) and the base64 characters sent."""
+    tmp, q = shlex.quote(remote + ".b64"), shlex.quote(remote)
+    gz = succeed(f"{first}: > {tmp} && {HAS_GZIP}").strip() == "gzip"
+    b64 = base64.b64encode(gzip_bytes(data) if gz else data).decode()
+    for i in range(0, len(b64), chunk):
+        succeed(f"printf %s {b64[i : i + chunk]} >> {tmp}", timeout=chunk_timeout())
+    unpack = f"base64 -d {tmp} | gzip -dc > {q}" if gz else f"base64 -d {tmp} > {q}"
+    got = succeed(f"{unpack} && rm -f {tmp} && sha256sum {q}").split()
+    return (got[0] if got else ""), len(b64)
 
 
 class SerialTarget:

@@ -21,7 +21,6 @@ catches splats.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SetupError, VmLostError
-from .serial_target import HAS_GZIP, gzip_bytes
+from .serial_target import upload_b64
 from .vm import Vm, VmConfig, open_console_log
 
 log = logging.getLogger(__name__)
@@ -185,23 +184,18 @@ class TargetHost(Vm):
             return self._uploads[sha]
         remote = f"{UPLOAD_DIR}/{sha[:12]}/{local.name}"
         agent = self.agent()
-        q, tmp = shlex.quote(remote), shlex.quote(remote + ".b64")
         parent = shlex.quote(str(Path(remote).parent))
-        # gzipped when the target can unpack it: a quarter of the bytes over the line
-        gz = agent.succeed(f"mkdir -p {parent} && : > {tmp} && {HAS_GZIP}").strip() == "gzip"
-        b64 = base64.b64encode(gzip_bytes(data) if gz else data).decode()
-        for i in range(0, len(b64), UPLOAD_CHUNK):
-            agent.succeed(f"printf %s {b64[i : i + UPLOAD_CHUNK]} >> {tmp}", timeout=300)
-        unpack = f"base64 -d {tmp} | gzip -dc > {q}" if gz else f"base64 -d {tmp} > {q}"
-        got = agent.succeed(f"{unpack} && rm -f {tmp} && sha256sum {q}").split()
-        if not got or got[0] != sha:
+        got, sent = upload_b64(
+            agent.succeed, data, remote, UPLOAD_CHUNK, lambda: 300, first=f"mkdir -p {parent} && "
+        )
+        if got != sha:
             raise SetupError(f"{self.name}: {local.name} arrived damaged at {remote}")
         log.info(
             "%s: copied %s (%d bytes, %d base64 characters sent) to %s",
             self.name,
             local.name,
             len(data),
-            len(b64),
+            sent,
             remote,
         )
         self._uploads[sha] = remote
