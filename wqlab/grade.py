@@ -31,7 +31,6 @@ module named ``Lab.module``) and ``check.py`` defining ``LAB`` (a :class:`Lab`).
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
 import logging
 import os
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from . import kernels
-from .build import build_module
+from .build import build_module, sources_hash
 from .channel import AgentChannel
 from .client import INSMOD_ERRORS, RMMOD_ERRORS, is_loaded, module_error, module_params
 from .errors import BuildError, GuestCommandError, HarnessError
@@ -469,10 +468,8 @@ class Grader:
         staged = out_root / "src"
         if f"{lab.module}.c" not in stage_sources(lab, src, staged):
             raise BuildError(f"{src} has no {lab.module}.c (copy the lab's skeleton/ folder)")
-        h = hashlib.sha256(f"{self.kernel.version}\0{self.kernel.kdir}\0".encode())
-        for f in sorted(staged.iterdir()):
-            h.update(f"{f.name}\0{f.stat().st_size}\0".encode() + f.read_bytes())
-        key = h.hexdigest()[:20]
+        files = {f.name: f for f in staged.iterdir()}
+        key = sources_hash(files, extra=f"{self.kernel.version} {self.kernel.kdir}")
         hit = self._built.get(key)
         here = str(out_root)
         if hit is not None and hit[0].is_file():
