@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from .errors import BuildError
 from .kernels import Kernel
@@ -92,14 +93,18 @@ def _tree_lock(path: Path) -> Iterator[None]:
     while True:
         with path.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            try:
-                current = os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
+            if _is_current(path, lock):
                 os.utime(lock.fileno())
                 yield
                 return
+
+
+def _is_current(path: Path, lock: IO[str]) -> bool:
+    """Is the open ``lock`` still the file at ``path`` (not one a pruner removed)?"""
+    try:
+        return os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def source_files(src: Path, subdir: str) -> dict[str, Path]:
@@ -163,8 +168,7 @@ def prune_trees(
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 # what was read before the lock may be stale: a build or a use since
                 # (its time), another pruner that removed this lock file (its inode)
-                st = os.fstat(f.fileno())
-                if os.stat(lock).st_ino != st.st_ino or now - st.st_mtime < idle:
+                if not _is_current(lock, f) or now - os.fstat(f.fileno()).st_mtime < idle:
                     continue
                 shutil.rmtree(tree, ignore_errors=True)
                 lock.unlink(missing_ok=True)
