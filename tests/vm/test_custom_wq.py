@@ -39,11 +39,18 @@ def test_max_active_caps_concurrency_and_activates_the_rest_later(
     cpu = online_cpus(wqlab)[0]
     wqlab.cmd("alloc_workqueue", name="ma", max_active=max_active)
     items = new_items(wqlab, max_active + 3)
-    for item in items:
-        assert wqlab.cmd("queue_work_on", wq="ma", cpu=cpu, id=item, sleep_ms=40).ret == 1
+    # the first max_active block until released: all items are queued while they still
+    # run, however slowly the host sends the commands (with sleep_ms alone, a loaded host
+    # queued the second item after the first had ended)
+    for n, item in enumerate(items):
+        how = {"block": 1} if n < max_active else {"sleep_ms": 40}
+        assert wqlab.cmd("queue_work_on", wq="ma", cpu=cpu, id=item, **how).ret == 1
+    for item in items[:max_active]:
+        wqlab.cmd("release", id=item)
     obs = wait_runs(wqlab, wqlab_trace, {i: 1 for i in items})
     expected = (
-        f"max_active={max_active}: exactly {max_active} executing at once (they sleep); "
+        f"max_active={max_active}: exactly {max_active} executing at once (blocked, then "
+        "sleeping); "
         f"the last 3 activated later than queued, after an earlier item ended"
     )
     assert obs.max_concurrency(*items) == max_active, obs.explain(expected)
