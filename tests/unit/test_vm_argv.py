@@ -41,6 +41,8 @@ def test_fast_boot_argv_is_exact() -> None:
         "--cwd",
         "/src/wqlab",
         "--disable-kvm",
+        "--qemu-opts=-accel",
+        "--qemu-opts=tcg,thread=single",
         "--exec",
         "exec /usr/bin/python3 -I -S -u /src/wqlab/wqlab/guest_agent.py",
         "--force-initramfs",
@@ -109,6 +111,18 @@ def test_pvh_boot_overrides_vngs_kernel_with_the_vmlinux() -> None:
     assert i < argv.index("--qemu-opts=-append")
     # a plain boot never swaps the image
     assert "--qemu-opts=-kernel" not in build_vng_argv(cfg(boot_image=VMLINUX, fast=False))
+
+
+def test_tcg_runs_every_vcpu_in_one_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WQLAB_TCG_THREAD", raising=False)
+    assert "--qemu-opts=tcg,thread=single" in build_vng_argv(cfg())
+    monkeypatch.setenv("WQLAB_TCG_THREAD", "multi")
+    assert "--qemu-opts=tcg,thread=multi" in build_vng_argv(cfg())
+    # KVM: no TCG option (QEMU refuses -accel beside vng's -machine accel=kvm:tcg)
+    assert not any("tcg" in a for a in build_vng_argv(cfg(kvm=True)))
+    monkeypatch.setenv("WQLAB_TCG_THREAD", "2")
+    with pytest.raises(SetupError, match="use single or multi"):
+        cfg()
 
 
 def test_plain_boot_with_kvm_uses_vng_append() -> None:
