@@ -176,6 +176,13 @@ class TraceInstance:
         self.agent.write(path, "1")
         return True
 
+    def enable_events(self, *events: str) -> None:
+        """Enable more events (``system/event``) in this instance, e.g. the kernel's
+        ``timer/timer_start`` for one test; turned off when the instance is armed again."""
+        self.agent.request(
+            "batch", steps=[_write(f"{self.path}/events/{ev}/enable", "1") for ev in events]
+        )
+
     def set_filter(self, event: str, expr: str) -> None:
         """An event filter, e.g. ``set_filter("workqueue/workqueue_queue_work",
         'workqueue ~ "wqlab_*"')``; cleared when the instance is armed again."""

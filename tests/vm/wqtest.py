@@ -166,6 +166,53 @@ class Observed:
         )
 
 
+# The kernel's timer events: a delayed item's timer in jiffies (enable_events before the
+# command; the next arm of the instance turns them off)
+TIMER_EVENTS = ("timer/timer_start", "timer/timer_expire_entry")
+_TIMER_START_RE = re.compile(r"timer=(\S+) function=(\S+) expires=(\d+) \[timeout=(-?\d+)\]")
+_TIMER_FIRED_RE = re.compile(r"timer=(\S+) function=(\S+) now=(\d+)")
+
+
+@dataclass(frozen=True)
+class ArmedTimer:
+    """A delayed item's timer as the kernel traced it, in jiffies: armed in a command
+    (``timer_start``), fired (``timer_expire_entry``, ``fired_ns`` its trace time)."""
+
+    timeout: int  # expires minus jiffies when timer_start was traced
+    expires: int
+    fired: int  # jiffies when the timer function ran
+    fired_ns: int
+
+
+def armed_timer(obs: Observed, cmd: str, item: int) -> ArmedTimer:
+    """The ``delayed_work_timer_fn`` timer that the (last) command ``cmd`` on ``item``
+    armed: the last ``timer_start`` of it in the commanding task before the command's
+    ``wqlab_cmd`` event, and that timer's first ``timer_expire_entry`` after it."""
+    ev = obs.cmd_events(cmd, item)[-1]
+    starts = [
+        e
+        for e in obs.events
+        if e.name == "timer_start"
+        and e.pid == ev.pid
+        and e.ts_ns <= ev.ts_ns
+        and " function=delayed_work_timer_fn " in e.body
+    ]
+    assert starts, obs.explain(f"{cmd} armed a delayed_work_timer_fn timer (timer_start)")
+    m = _TIMER_START_RE.search(starts[-1].body)
+    assert m, f"a timer_start line this helper cannot read: {starts[-1].body!r}"
+    fired = [
+        e
+        for e in obs.events
+        if e.name == "timer_expire_entry"
+        and e.ts_ns >= starts[-1].ts_ns
+        and e.body.startswith(f"timer={m[1]} ")
+    ]
+    assert fired, obs.explain(f"the timer {cmd} armed fired (timer_expire_entry)")
+    f = _TIMER_FIRED_RE.search(fired[0].body)
+    assert f, f"a timer_expire_entry line this helper cannot read: {fired[0].body!r}"
+    return ArmedTimer(int(m[4]), int(m[3]), int(f[3]), fired[0].ts_ns)
+
+
 def observe(c: WqlabClient, wqlab_trace: TraceInstance, ids: Iterable[int]) -> Observed:
     """Read the trace once, now."""
     text = wqlab_trace.read()
@@ -266,6 +313,9 @@ def ms(ns: int | float | None) -> str:
 
 # Re-exported for the tests.
 __all__ = [
+    "TIMER_EVENTS",
+    "ArmedTimer",
+    "armed_timer",
     "new_item",
     "poll",
     "hog_detection_off",
