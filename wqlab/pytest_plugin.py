@@ -43,9 +43,10 @@ starved vCPU changes) has the host to itself while its body runs: it holds a loc
 artifacts directory exclusively while every other test holds it shared, so the other
 workers' VMs sit idle meanwhile (its set-up and teardown, a boot or a module load, share
 the host). A test that only loads the host (a fuzz run, VMs of its own) shares it. The
-``whole_vm`` tests come first in the order, then the ``slow`` ones, then the rest (see
-``pytest_collection_modifyitems``). (xdist's ``--dist loadgroup`` would also send them all
-to one worker, but with pytest 9.2 it cannot rename the items and groups nothing.)
+``whole_vm`` tests run first, on one worker, the ``slow`` ones after them side by side,
+the rest around them (:mod:`wqlab.xdist_sched`). (xdist's ``--dist loadgroup`` would also
+send them all to one worker, but with pytest 9.2 it cannot rename the items and groups
+nothing.)
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from typing import IO, Any
 
 import pytest
 
-from . import kernels, kmemleak
+from . import kernels, kmemleak, xdist_sched
 from .build import build_module
 from .channel import AgentChannel
 from .client import WqlabClient, ensure_debugfs, is_loaded
@@ -143,6 +144,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "wqlab_cmdline(*args): the test's VM boots with these extra kernel arguments "
         "(a VM of its own, kept for the session beside the default one)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "wqlab_long: runs for minutes (a fuzz run): under xdist it starts once the whole_vm "
+        "tests are done, beside the other long ones (as `slow` tests do)",
     )
     # pytest-xdist registers it too; without xdist the mark must still be known
     config.addinivalue_line(
@@ -542,27 +548,32 @@ def _is_whole_vm(item: pytest.Item) -> bool:
     return any(m.args[:1] == (WHOLE_VM,) for m in item.iter_markers("xdist_group"))
 
 
-def _xdist_order(item: pytest.Item) -> int:
-    """``whole_vm`` tests first, then the ``slow`` ones, then the rest."""
-    return 0 if _is_whole_vm(item) else 1 if item.get_closest_marker("slow") else 2
+def _xdist_kind(item: pytest.Item) -> str:
+    if _is_whole_vm(item):
+        return xdist_sched.WHOLE_VM
+    long = item.get_closest_marker("slow") or item.get_closest_marker("wqlab_long")
+    return xdist_sched.SLOW if long else xdist_sched.REST
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Note whether wqlab is used at all. If it is, in an xdist worker, order the tests: the
-    ``whole_vm`` ones first, then those marked ``slow``, then the rest, each in its
-    collected order. xdist's load scheduling hands each worker a first block of
-    consecutive items (with ``-n 2`` and 900 tests, 112 of them; round robin only for a
-    handful of tests): so one worker runs every exclusive test at the start, then the slow
-    ones one after another, while the others run the short tests. No exclusive test waits
-    for the end of a long shared test that another worker began (while an exclusive test
-    waits, that worker idles too), and no long test starts last. Every worker collects the
-    same order, as xdist requires."""
+    """Note whether wqlab is used at all. If it is, an xdist worker writes the plan that
+    the controller schedules by (``whole_vm`` tests first on one worker, ``slow`` ones
+    after them side by side, the rest around them: :mod:`wqlab.xdist_sched`)."""
     config.stash[_IN_USE] = any(
         any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ())) or _is_whole_vm(item)
         for item in items
     )
     if hasattr(config, "workerinput") and config.stash[_IN_USE]:
-        items.sort(key=_xdist_order)
+        kinds = {item.nodeid: _xdist_kind(item) for item in items}
+        xdist_sched.write_plan(artifacts_dir(config), config.workerinput["testrunuid"], kinds)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load scheduling, by kind of test when the workers wrote a plan."""
+    if config.getvalue("dist") != "load":
+        return None
+    return xdist_sched.phased_scheduling(config, log, artifacts_dir(config))
 
 
 _LOCKS = pytest.StashKey[tuple[IO[str], IO[str]]]()  # a whole_vm test's turnstile, lock

@@ -1,6 +1,6 @@
 """Parallel VMs (pytest-xdist, ``make test JOBS=N``): per-worker file names, one KTAP file
 with every test written by the controller, the ``xdist_group`` mark known without xdist, and
-each worker's order: ``whole_vm`` tests, then ``slow`` ones, then the rest.
+the order: ``whole_vm`` tests first on one worker, then ``slow`` ones side by side.
 """
 
 import re
@@ -107,47 +107,66 @@ def test_without_xdist_the_group_mark_is_known_and_ktap_is_the_same(
 ORDER = textwrap.dedent(
     """
     import os
+    import time
     import pytest
 
-    def _log(kind):
+    def _log(kind, t0):
         with open(f"order-{os.environ['PYTEST_XDIST_WORKER']}.txt", "a") as f:
-            f.write(kind + "\\n")
+            f.write(f"{kind} {t0} {time.time()}\\n")
 
     @pytest.mark.parametrize("n", range(40))  # enough for xdist to hand out blocks
     def test_other(n):
-        _log("other")
+        t0 = time.time()
+        time.sleep(0.05)
+        _log("other", t0)
 
     @pytest.mark.slow
     def test_slow():
-        _log("slow")
+        t0 = time.time()
+        time.sleep(1.0)
+        _log("slow", t0)
 
     @pytest.mark.xdist_group("whole_vm")
     @pytest.mark.parametrize("n", range(3))
     def test_whole(n):
-        _log("whole")
+        t0 = time.time()
+        time.sleep(0.3)
+        _log("whole", t0)
 
-    @pytest.mark.slow
+    @pytest.mark.wqlab_long
     def test_slow_too():
-        _log("slow")
+        t0 = time.time()
+        time.sleep(1.0)
+        _log("slow", t0)
     """
 )
 
 
-def test_each_worker_runs_whole_vm_then_slow_then_the_rest(pytester: pytest.Pytester) -> None:
+def test_whole_vm_tests_run_on_one_worker_first_then_the_long_ones_side_by_side(
+    pytester: pytest.Pytester,
+) -> None:
     pytest.importorskip("xdist")
     pytester.makepyfile(test_order=ORDER)
     pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
     res = pytester.runpytest_subprocess(
-        "--strict-markers", "-n", "2", f"--wqlab-artifacts={pytester.path / 'art'}"
+        "--strict-markers", "-n", "3", f"--wqlab-artifacts={pytester.path / 'art'}"
     )
     res.assert_outcomes(passed=45)
-    rank = {"whole": 0, "slow": 1, "other": 2}
-    runs = {p.name: p.read_text().split() for p in pytester.path.glob("order-gw*.txt")}
-    assert sorted(k for ks in runs.values() for k in ks) == sorted(
-        ["whole"] * 3 + ["slow"] * 2 + ["other"] * 40
-    ), runs
-    for name, kinds in runs.items():
-        assert kinds == sorted(kinds, key=rank.__getitem__), (name, runs)
+    runs = {
+        p.name: [
+            (k, float(t0), float(t1)) for k, t0, t1 in map(str.split, p.read_text().splitlines())
+        ]
+        for p in pytester.path.glob("order-gw*.txt")
+    }
+    kinds = sorted(k for rs in runs.values() for k, _, _ in rs)
+    assert kinds == sorted(["whole"] * 3 + ["slow"] * 2 + ["other"] * 40), runs
+    whole = [(w, r) for w, rs in runs.items() for r in rs if r[0] == "whole"]
+    slow = [(w, r) for w, rs in runs.items() for r in rs if r[0] == "slow"]
+    assert len({w for w, _ in whole}) == 1, runs  # one worker, one after the other
+    assert min(r[1] for _, r in slow) >= max(r[2] for _, r in whole), runs  # then the long
+    (w1, s1), (w2, s2) = slow
+    assert w1 != w2 and s1[1] < s2[2] and s2[1] < s1[2], runs  # side by side
+    assert not list((pytester.path / "art").glob(".xdist-plan-*")), "the plan file is left"
 
 
 TIMED = textwrap.dedent(

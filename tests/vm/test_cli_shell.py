@@ -22,7 +22,8 @@ from wqlab import kernels
 pytestmark = [
     pytest.mark.vm,
     # It boots its own VM beside the session's; not whole_vm: each step's answer may take
-    # STEP seconds, room for a loaded host (slow tests start early: wqlab/pytest_plugin.py).
+    # STEP seconds, room for a loaded host (slow tests run after the whole_vm ones:
+    # wqlab/xdist_sched.py).
     pytest.mark.slow,
 ]
 

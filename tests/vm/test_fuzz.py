@@ -20,7 +20,8 @@ import pytest
 from wqlab.fuzzhost import FuzzParams, run_fuzz
 from wqlab.vm import Vm
 
-pytestmark = pytest.mark.vm
+# wqlab_long, not slow: `.ci/run`'s second kernel line runs -m 'not slow' and keeps it
+pytestmark = [pytest.mark.vm, pytest.mark.wqlab_long]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ RMMOD_DEADLINE_S = 60.0
 
 
 # Not whole_vm: a CPU hog, but its result does not depend on the host's timing (a command
-# hangs only after hang_s, 20 s, rmmod after 60 s); the whole_vm tests run first
-# (wqlab/pytest_plugin.py), so none of them waits for it.
+# hangs only after hang_s, 20 s, rmmod after 60 s); it starts once the whole_vm tests are
+# done (wqlab/xdist_sched.py), so none of them waits for it.
 def test_fuzz_run_has_no_violation_and_rmmod_succeeds(wqlab_vm: Vm, wqlab_ko: Path) -> None:
     p = FuzzParams(seed=SEED, n=N, threads=4, rmmod_deadline=RMMOD_DEADLINE_S)
     out = run_fuzz(wqlab_vm, wqlab_ko, p, say=log.info)

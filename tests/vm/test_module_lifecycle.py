@@ -189,7 +189,7 @@ def test_rmmod_with_work_in_flight_in_every_state_is_clean(
 
 
 # Not whole_vm: a CPU hog in its guest (requeue chains), but it bounds no latency (30 s a
-# state, 300 s an rmmod): it shares the host, after the whole_vm tests (pytest_plugin.py).
+# state, 300 s an rmmod): it shares the host, after the whole_vm tests (xdist_sched.py).
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_100_load_unload_cycles_with_work_in_flight_leave_no_splat(

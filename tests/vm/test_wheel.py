@@ -15,7 +15,8 @@ import pytest
 from wqlab.kernels import Kernel
 
 # Not whole_vm: its bounds (the plain test in under 60 s) have room for a loaded host; its
-# pip install and its VMs share the host (slow tests start early: wqlab/pytest_plugin.py).
+# pip install and its VMs share the host (slow tests run after the whole_vm ones:
+# wqlab/xdist_sched.py).
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
