@@ -178,10 +178,13 @@ class TraceInstance:
 
     def enable_events(self, *events: str) -> None:
         """Enable more events (``system/event``) in this instance, e.g. the kernel's
-        ``timer/timer_start`` for one test; turned off when the instance is armed again."""
-        self.agent.request(
-            "batch", steps=[_write(f"{self.path}/events/{ev}/enable", "1") for ev in events]
-        )
+        ``timer/timer_start`` for one test; turned off when the instance is armed again.
+        Pinned first, like the instance's own events (module doc): enabling the first
+        probe of ``timer_start`` or removing it at the next arm would patch the timer
+        code's text while other vCPUs run it. One round trip."""
+        steps = pin_steps(events, self.root)
+        steps += [_write(f"{self.path}/events/{ev}/enable", "1") for ev in events]
+        self.agent.request("batch", steps=steps)
 
     def set_filter(self, event: str, expr: str) -> None:
         """An event filter, e.g. ``set_filter("workqueue/workqueue_queue_work",

@@ -245,3 +245,19 @@ def test_the_plugin_arms_one_instance_per_vm_and_a_fresh_vm_gets_its_own(
     assert (d / "buffer_size_kb").read_text() == "sentinel"  # re-armed, not made anew
     fresh = _FakeVm(agent)  # after a splat: a new VM, a new instance
     assert session.arm_trace(fresh) is not first and len(made) == 2  # type: ignore[arg-type]
+
+
+def test_more_events_for_one_test_are_pinned_first_in_one_round_trip(tmp_path: Path) -> None:
+    timer = ("timer/timer_start", "timer/timer_expire_entry")
+    agent = fake_tracefs(tmp_path, (*WQ_EVENTS, *timer))
+    inst = TraceInstance(agent, "t7", root=str(tmp_path)).start()
+    calls = agent.calls
+    inst.enable_events(*timer)
+    assert agent.calls == calls + 1
+    assert all(enabled(tmp_path, "t7", ev) == "1" for ev in timer)
+    # pinned: the instance's next arm turns them off without patching the kernel's text
+    assert all(enabled(tmp_path, p, ev) == "1" for p in PIN_INSTANCES for ev in timer)
+    inst.rearm()
+    assert all(enabled(tmp_path, p, ev) == "1" for p in PIN_INSTANCES for ev in timer)
+    with pytest.raises(ValueError, match="bad event name"):
+        inst.enable_events("timer/*")
