@@ -563,9 +563,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ())) or _is_whole_vm(item)
         for item in items
     )
-    if hasattr(config, "workerinput") and config.stash[_IN_USE]:
+    # only for the scheduler that reads it (``--dist load``, what -n gives; a worker's own
+    # dist option is always "no": the controller says, pytest_configure_node): under another
+    # --dist nothing would take the file away
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and workerinput.get(_PLAN) and config.stash[_IN_USE]:
         kinds = {item.nodeid: _xdist_kind(item) for item in items}
-        xdist_sched.write_plan(artifacts_dir(config), config.workerinput["testrunuid"], kinds)
+        xdist_sched.write_plan(artifacts_dir(config), workerinput["testrunuid"], kinds)
+
+
+_PLAN = "wqlab_plan"  # in a worker's workerinput: write the plan (the controller reads it)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist, controller) Tell each worker whether the scheduler reads a plan."""
+    node.workerinput[_PLAN] = node.config.getvalue("dist") == "load"
 
 
 @pytest.hookimpl(optionalhook=True)

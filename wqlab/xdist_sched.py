@@ -126,5 +126,9 @@ def phased_scheduling(config: Any, log: Any, root: Path) -> Any:
                 self.pending.remove(i)
                 self.node2pending[node].append(i)
                 node.send_runtest_some([i])
+            if not self.pending and len(self.node2pending[node]) < QUEUED:
+                # the last test, alone: it runs only once the worker is told to stop (a
+                # worker that replaced a crashed one, given what the crash left)
+                node.shutdown()
 
     return PhasedScheduling(config, log)

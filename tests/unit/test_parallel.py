@@ -209,3 +209,71 @@ def test_a_whole_vm_test_s_wait_for_the_host_is_not_part_of_its_timeout(
         f"--wqlab-artifacts={pytester.path / 'art'}",
     )
     res.assert_outcomes(passed=2)
+
+
+class _Worker:
+    """An xdist worker as the controller sees it: it runs the first test it was sent
+    only once it has a second one, or was told to shut down (xdist/remote.py)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.queue, self.down = name, [], False
+        self.workerinput = {"testrunuid": "run1"}
+        self.gateway = SimpleNamespace(id=name)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.down
+
+    def shutdown(self) -> None:
+        self.down = True
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.queue.extend(indices)
+
+    def can_run(self) -> bool:
+        return len(self.queue) >= 2 or (self.down and bool(self.queue))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def test_the_scheduler_never_leaves_a_worker_waiting_for_a_second_test(tmp_path: Path) -> None:
+    """A worker that replaces a crashed one and gets the one test left is told to shut down
+    (it runs it), rather than wait until the others have finished theirs."""
+    pytest.importorskip("xdist")
+    from wqlab import xdist_sched
+
+    ids = [f"t{i}" for i in range(5)]
+    xdist_sched.write_plan(tmp_path, "run1", dict.fromkeys(ids, xdist_sched.REST))
+    config = SimpleNamespace(
+        getvalue=lambda name: ["popen", "popen"] if name == "tx" else None,
+        getoption=lambda name: None,
+    )
+    sched = xdist_sched.phased_scheduling(config, None, tmp_path)
+    gw0, gw1 = _Worker("gw0"), _Worker("gw1")
+    for w in (gw0, gw1):
+        sched.add_node(w)
+        sched.add_node_collection(w, ids)
+    sched.schedule()
+    assert (gw0.queue, gw1.queue, sched.pending) == ([0, 1], [2, 3], [4])
+    assert sched.remove_node(gw0) == "t0"  # gw0 crashed running t0: t1 back to pending
+    gw1.queue.pop(0)
+    sched.mark_test_complete(gw1, 2)  # gw1 ran t2, takes one more
+    assert len(gw1.queue) == 2 and len(sched.pending) == 1
+    gw2 = _Worker("gw2")  # xdist's replacement for gw0
+    sched.add_node(gw2)
+    sched.add_node_collection(gw2, ids)
+    sched.schedule()
+    assert len(gw2.queue) == 1 and not sched.pending
+    assert gw2.can_run(), "gw2 waits with one test until gw1 ends both of its own"
+
+
+def test_under_another_dist_no_plan_is_written(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        test_one='import pytest\n\n@pytest.mark.xdist_group("whole_vm")\ndef test_w():\n    pass\n'
+    )
+    art = pytester.path / "art"
+    res = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", f"--wqlab-artifacts={art}")
+    res.assert_outcomes(passed=1)
+    assert not list(art.glob(".xdist-plan-*")), "a plan no scheduler reads, left behind"
