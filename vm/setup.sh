@@ -79,12 +79,21 @@ else
 	# every core rather than by pip one file at a time (19 s of the rest).
 	wh="${WQLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wqlab}/wheelhouse"
 	mkdir -p "$wh"
+	# Held while the wheelhouse is read or written: pip download copies each wheel into it
+	# in place, and another clone setting up at once would install a half-copied one.
+	exec 9>"$wh/.lock"
+	flock 9
 	pipi=(.venv/bin/pip install -q --disable-pip-version-check --no-compile)
 	if ! "${pipi[@]}" --no-index --find-links "$wh" -r requirements.lock 2>/dev/null; then
 		step "downloading the pinned wheels into $wh"
 		.venv/bin/pip download -q --disable-pip-version-check -d "$wh" -r requirements.lock
-		"${pipi[@]}" --no-index --find-links "$wh" -r requirements.lock
+		"${pipi[@]}" --no-index --find-links "$wh" -r requirements.lock || {
+			echo "wqlab: installing the pinned wheels from $wh failed (a damaged wheel" \
+				"there? remove the directory to download them afresh)" >&2
+			exit 1
+		}
 	fi
+	exec 9>&-
 	.venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null
 	.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	echo "$want" > "$stamp"
