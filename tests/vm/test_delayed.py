@@ -10,7 +10,6 @@ from wqtest import (
     ExecuteEnd,
     QueueWork,
     armed_timer,
-    hz_tick_ns,
     ms,
     new_items,
     online_cpus,
@@ -27,8 +26,9 @@ LATE_NS = 2_000_000_000
 
 
 def jiffies_for(c: WqlabClient, delay_ms: int) -> int:
-    """msecs_to_jiffies(delay_ms): the kernel rounds up to whole ticks."""
-    return -(-delay_ms * 1_000_000 // hz_tick_ns(c))
+    """msecs_to_jiffies(delay_ms): the kernel rounds up to whole ticks (from HZ itself: a
+    tick in whole ns is short of its length when HZ does not divide 10^9, e.g. 300)."""
+    return -(-delay_ms * int(c.features()["hz"]) // 1000)
 
 
 def timer_expected(what: str, want: int, t: ArmedTimer, waited: int) -> str:

@@ -184,6 +184,13 @@ class ArmedTimer:
     fired_ns: int
 
 
+def _irq_context(e: TraceEvent) -> str:
+    """The hardirq/softirq column of the event's flags (``.`` in a task; see
+    :func:`wqlab.trace.softirq_flag` for where it is)."""
+    col = 3 if len(e.flags) == 7 else 2
+    return e.flags[col : col + 1]
+
+
 def armed_timer(obs: Observed, cmd: str, item: int) -> ArmedTimer:
     """The ``delayed_work_timer_fn`` timer that the (last) command ``cmd`` on ``item``
     armed: the last ``timer_start`` of it in the commanding task before the command's
@@ -194,6 +201,7 @@ def armed_timer(obs: Observed, cmd: str, item: int) -> ArmedTimer:
         for e in obs.events
         if e.name == "timer_start"
         and e.pid == ev.pid
+        and _irq_context(e) == _irq_context(ev)  # not an interrupt's, in the same task
         and e.ts_ns <= ev.ts_ns
         and " function=delayed_work_timer_fn " in e.body
     ]
