@@ -78,8 +78,8 @@ class VmConfig:
     serial_socket: Path | None = None  # the guest's ttyS1 on this unix socket (a server)
     # fast boot: /usr again as a share the guest caches (USR_TAG); WQLAB_USR_CACHE=0: not
     usr_cache: bool = field(default_factory=lambda: os.environ.get("WQLAB_USR_CACHE") != "0")
-    # without KVM: QEMU's TCG runs every vCPU in one host thread ("single", the default) or
-    # one thread each ("multi", WQLAB_TCG_THREAD=multi): see tcg_thread_mode()
+    # without KVM: QEMU's TCG runs every vCPU in one host thread ("single") or one thread
+    # each ("multi"): see tcg_thread_mode()
     tcg_thread: str = field(default_factory=lambda: tcg_thread_mode())
     vng: str = field(default_factory=lambda: default_vng())
 
@@ -92,15 +92,22 @@ class VmConfig:
 
 
 def tcg_thread_mode() -> str:
-    """How QEMU's TCG runs a VM's vCPUs: ``WQLAB_TCG_THREAD`` (single or multi), else single.
+    """How QEMU's TCG runs a VM's vCPUs: ``WQLAB_TCG_THREAD`` (single or multi); else one
+    host thread for all of them ("single") when several VMs run at once (a pytest-xdist
+    worker of several: ``PYTEST_XDIST_WORKER_COUNT``, and the VMs its tests boot), one
+    thread each ("multi") for a VM alone (the demo, the shell, ``make bench``, JOBS=1).
 
-    On a host with fewer free cores than vCPUs, multi-threaded TCG loses host time to the
-    guest's own waiting: a vCPU spins on a lock (or waits for an IPI's answer) held by a
+    With more vCPUs than free host cores, multi-threaded TCG loses host time to the
+    guest's own waiting: a vCPU spins on a lock, or waits for an IPI's answer, held by a
     vCPU whose host thread is not running. One thread for all vCPUs interleaves them
-    instead; the guest still has its CPUs, each runs work in turn. Measured on 2 host cores
-    (README, Measured): the same tests took 25 % less CPU, and three single-threaded VMs
-    ran them a third faster than two multi-threaded ones."""
-    mode = os.environ.get("WQLAB_TCG_THREAD", "single")
+    instead. Measured on 2 host cores (README, Measured): the same tests took 25 % less
+    CPU, and three single-threaded VMs ran them a third faster than two multi-threaded
+    ones; but a VM alone on the host is quicker with a thread per vCPU (``make bench``: a
+    test's fixed cost 0.15 s against 0.33 s, a module load+unload 0.09 s against 0.26 s)."""
+    mode = os.environ.get("WQLAB_TCG_THREAD")
+    if mode is None:
+        workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+        return "single" if workers.isdigit() and int(workers) > 1 else "multi"
     if mode not in ("single", "multi"):
         raise SetupError(f"WQLAB_TCG_THREAD={mode!r}: use single or multi")
     return mode

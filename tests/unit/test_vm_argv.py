@@ -27,7 +27,7 @@ def cfg(**kw: object) -> VmConfig:
 
 
 def test_fast_boot_argv_is_exact() -> None:
-    c = cfg()
+    c = cfg(tcg_thread="single")
     assert build_vng_argv(c) == [
         "vng",
         "--run",
@@ -113,8 +113,16 @@ def test_pvh_boot_overrides_vngs_kernel_with_the_vmlinux() -> None:
     assert "--qemu-opts=-kernel" not in build_vng_argv(cfg(boot_image=VMLINUX, fast=False))
 
 
-def test_tcg_runs_every_vcpu_in_one_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tcg_is_single_threaded_beside_other_vms_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("WQLAB_TCG_THREAD", raising=False)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")  # VMs of several workers at once
+    assert "--qemu-opts=tcg,thread=single" in build_vng_argv(cfg())
+    for alone in ("1", ""):  # one worker, no xdist: a VM alone
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", alone)
+        assert "--qemu-opts=tcg,thread=multi" in build_vng_argv(cfg())
+    monkeypatch.setenv("WQLAB_TCG_THREAD", "single")
     assert "--qemu-opts=tcg,thread=single" in build_vng_argv(cfg())
     monkeypatch.setenv("WQLAB_TCG_THREAD", "multi")
     assert "--qemu-opts=tcg,thread=multi" in build_vng_argv(cfg())
