@@ -193,7 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             require("matplotlib", "--png")
         if args.perfetto:
             require("perfetto.trace_builder.proto_builder", "--perfetto")
-    say(f"wqlab demo: building, booting {args.kernel} under QEMU (about 1 minute without KVM)")
+    say(f"wqlab demo: building, booting {args.kernel} under QEMU (about 20 s without KVM)")
     with session(args.kernel, args.cpus) as s:
         say(
             f"kernel {s.kernel.version} ready in {s.vm.boot_seconds:.1f} s; "
@@ -248,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     from .shell import Shell
 
-    say(f"wqlab shell: building, booting {args.kernel} under QEMU (about 1 minute without KVM)")
+    say(f"wqlab shell: building, booting {args.kernel} under QEMU (about 20 s without KVM)")
     with session(args.kernel, args.cpus, plane=args.plane) as s:
         say(f"kernel {s.kernel.version} ready in {s.vm.boot_seconds:.1f} s, {args.cpus} CPUs")
         return Shell(s, lambda text, style: say(text, style)).run()
