@@ -155,8 +155,14 @@ def softirq_flag(flags: str) -> bool:
     which adds a lazy need-resched column and prints seven (``d..s113``: irqs-off,
     need-resched, need-resched-lazy, hardirq/softirq, preempt, preempt-lazy, migrate).
     """
+    return irq_column(flags) in ("s", "H")
+
+
+def irq_column(flags: str) -> str:
+    """The hardirq/softirq column of an event's flags (``.`` in a task, ``""`` if the
+    flags are too short): see :func:`softirq_flag` for where it is."""
     col = 3 if len(flags) == 7 else 2
-    return len(flags) > col and flags[col] in "sH"
+    return flags[col : col + 1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,29 +51,42 @@ def _queued_after_cmd(obs, item: int, cmd: str) -> int:  # type: ignore[no-untyp
     return q - obs.cmd_ns(cmd, item)
 
 
+def check_timer(  # type: ignore[no-untyped-def]
+    obs, c: WqlabClient, item: int, cmd: str, delay_ms: int, what: str
+) -> tuple[int, str]:
+    """Assert that the (last) ``cmd`` on ``item`` armed a timer of msecs_to_jiffies
+    (``delay_ms``) jiffies, that it fired at its expiry or later, and that the item was
+    queued after it fired; return the ns from the command to that queue_work and the
+    expectation, for the caller's own checks."""
+    want = jiffies_for(c, delay_ms)
+    t = armed_timer(obs, cmd, item)
+    waited = _queued_after_cmd(obs, item, cmd)
+    expected = timer_expected(what, want, t, waited)
+    assert t.timeout in (want, want - 1), obs.explain(expected)
+    assert t.fired >= t.expires, obs.explain(expected)
+    assert obs.of(QueueWork, item)[-1].ts_ns >= t.fired_ns, obs.explain(expected)
+    return waited, expected
+
+
 # Not whole_vm: the lower bound is in jiffies, which a loaded host cannot make early, and
 # the upper bound (LATE_NS) has seconds of room
 @pytest.mark.parametrize("delay_ms", [20, 100])
 def test_delayed_work_is_queued_no_earlier_than_its_delay(
     wqlab: WqlabClient, wqlab_trace: TraceInstance, delay_ms: int
 ) -> None:
-    want = jiffies_for(wqlab, delay_ms)
     (item,) = new_items(wqlab, 1, delayed=True)
     wqlab_trace.enable_events(*TIMER_EVENTS)
     assert wqlab.cmd("schedule_delayed_work", id=item, delay_ms=delay_ms).ret == 1
     pending = wqlab.cmd("delayed_work_pending", id=item).ret
     obs = wait_runs(wqlab, wqlab_trace, {item: 1})
     lc = obs.one(item)
-    t = armed_timer(obs, "schedule_delayed_work", item)
-    waited = _queued_after_cmd(obs, item, "schedule_delayed_work")
+    waited, expected = check_timer(
+        obs, wqlab, item, "schedule_delayed_work", delay_ms, f"delay {delay_ms} ms"
+    )
     # pending until the timer queues it; on a loaded host (parallel VMs) the delay may
     # be over before the next command runs: then the item was queued before it
     queued_before = obs.of(QueueWork, item)[-1].ts_ns < obs.cmd_ns("delayed_work_pending", item)
     assert pending == 1 or queued_before, obs.explain("pending until queued")
-    expected = timer_expected(f"delay {delay_ms} ms", want, t, waited)
-    assert t.timeout in (want, want - 1), obs.explain(expected)
-    assert t.fired >= t.expires, obs.explain(expected)
-    assert lc.queued_ns is not None and lc.queued_ns >= t.fired_ns, obs.explain(expected)
     assert waited <= delay_ms * 1_000_000 + LATE_NS, obs.explain(expected)
     assert lc.queued_in_softirq, obs.explain(expected)
     assert lc.workqueue == "events", obs.explain(expected)
@@ -122,18 +135,13 @@ def test_cancel_delayed_work_sync_before_expiry_returns_true_and_it_never_runs(
 def test_mod_delayed_work_brings_the_deadline_forward(
     wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
-    want = jiffies_for(wqlab, 50)
     (item,) = new_items(wqlab, 1, delayed=True)
     wqlab_trace.enable_events(*TIMER_EVENTS)
     assert wqlab.cmd("queue_delayed_work", wq="system", id=item, delay_ms=30000).ret == 1
     assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=50).ret == 1
     obs = wait_runs(wqlab, wqlab_trace, {item: 1}, timeout=20)
-    t = armed_timer(obs, "mod_delayed_work", item)
-    waited = _queued_after_cmd(obs, item, "mod_delayed_work")
-    expected = timer_expected("mod_delayed_work to 50 ms (not 30 s)", want, t, waited)
-    assert t.timeout in (want, want - 1), obs.explain(expected)
-    assert t.fired >= t.expires, obs.explain(expected)
-    assert obs.of(QueueWork, item)[-1].ts_ns >= t.fired_ns, obs.explain(expected)
+    what = "mod_delayed_work to 50 ms (not 30 s)"
+    waited, expected = check_timer(obs, wqlab, item, "mod_delayed_work", 50, what)
     assert waited <= 50_000_000 + LATE_NS, obs.explain(expected)
     assert obs.count(QueueWork, item) == 1, obs.explain(expected)
 
@@ -141,19 +149,14 @@ def test_mod_delayed_work_brings_the_deadline_forward(
 def test_mod_delayed_work_pushes_the_deadline_back(
     wqlab: WqlabClient, wqlab_trace: TraceInstance
 ) -> None:
-    want = jiffies_for(wqlab, 2500)
     (item,) = new_items(wqlab, 1, delayed=True)
     wqlab_trace.enable_events(*TIMER_EVENTS)
     # the mod must come before the first deadline, also on a loaded host (parallel VMs)
     wqlab.cmd("queue_delayed_work", wq="system", id=item, delay_ms=1500)
     assert wqlab.cmd("mod_delayed_work", wq="system", id=item, delay_ms=2500).ret == 1
     obs = wait_runs(wqlab, wqlab_trace, {item: 1})
-    t = armed_timer(obs, "mod_delayed_work", item)
-    waited = _queued_after_cmd(obs, item, "mod_delayed_work")
-    expected = timer_expected("mod_delayed_work to 2500 ms (not 1500)", want, t, waited)
-    assert t.timeout in (want, want - 1), obs.explain(expected)
-    assert t.fired >= t.expires, obs.explain(expected)
-    assert obs.of(QueueWork, item)[-1].ts_ns >= t.fired_ns, obs.explain(expected)
+    what = "mod_delayed_work to 2500 ms (not 1500)"
+    _, expected = check_timer(obs, wqlab, item, "mod_delayed_work", 2500, what)
     assert obs.count(QueueWork, item) == 1, obs.explain(expected)
 
 

@@ -31,6 +31,7 @@ from wqlab.trace import (
     QueueWork,
     TraceEvent,
     WqlabEvent,
+    irq_column,
     parse,
 )
 from wqlab.tracefs import TraceInstance
@@ -184,13 +185,6 @@ class ArmedTimer:
     fired_ns: int
 
 
-def _irq_context(e: TraceEvent) -> str:
-    """The hardirq/softirq column of the event's flags (``.`` in a task; see
-    :func:`wqlab.trace.softirq_flag` for where it is)."""
-    col = 3 if len(e.flags) == 7 else 2
-    return e.flags[col : col + 1]
-
-
 def armed_timer(obs: Observed, cmd: str, item: int) -> ArmedTimer:
     """The ``delayed_work_timer_fn`` timer that the (last) command ``cmd`` on ``item``
     armed: the last ``timer_start`` of it in the commanding task before the command's
@@ -201,7 +195,7 @@ def armed_timer(obs: Observed, cmd: str, item: int) -> ArmedTimer:
         for e in obs.events
         if e.name == "timer_start"
         and e.pid == ev.pid
-        and _irq_context(e) == _irq_context(ev)  # not an interrupt's, in the same task
+        and irq_column(e.flags) == irq_column(ev.flags)  # not an interrupt's, same task
         and e.ts_ns <= ev.ts_ns
         and " function=delayed_work_timer_fn " in e.body
     ]
