@@ -46,11 +46,15 @@ the host). A test that only loads the host (a fuzz run, VMs of its own) shares i
 ``whole_vm`` tests run first, on one worker, the ``slow`` ones after them side by side,
 the rest around them (:mod:`wqlab.xdist_sched`). (xdist's ``--dist loadgroup`` would also
 send them all to one worker, but with pytest 9.2 it cannot rename the items and groups
-nothing.)
+nothing.) A test marked ``wqlab_host`` (one that boots and uses no VM: a unit test) takes
+no lock: it runs beside a ``whole_vm`` test's body, on the core its single-threaded VM
+leaves, at nice +10 so that the VM wins the core whenever it wants it (as root only, who
+may take the priority back afterwards; otherwise it shares the lock like any test).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -144,6 +148,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "wqlab_cmdline(*args): the test's VM boots with these extra kernel arguments "
         "(a VM of its own, kept for the session beside the default one)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "wqlab_host: boots and uses no VM (a unit test): under xdist it runs beside a "
+        "whole_vm test's body, at nice +10 (as root)",
     )
     config.addinivalue_line(
         "markers",
@@ -600,6 +609,30 @@ def _lock(turn: IO[str], lk: IO[str], how: int) -> None:
     fcntl.flock(turn, fcntl.LOCK_UN)
 
 
+HOST_NICE = 10  # a wqlab_host test beside a whole_vm body: its VM's thread takes ~90 %
+
+
+def _host_only(item: pytest.Item) -> bool:
+    """A ``wqlab_host`` test that may run without the lock: not ``whole_vm`` itself, and
+    this process may raise its priority again after lowering it (root)."""
+    return (
+        item.get_closest_marker("wqlab_host") is not None
+        and not _is_whole_vm(item)
+        and os.geteuid() == 0
+    )
+
+
+@contextlib.contextmanager
+def _niced(inc: int) -> Iterator[None]:
+    """This process (and what it starts meanwhile) at its nice value + ``inc``."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, min(before + inc, 19))
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """In an xdist worker: a ``whole_vm`` test runs alone on the host (an exclusive lock),
@@ -613,6 +646,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     ``whole_vm`` (a project that does not use wqlab) takes no lock and writes nothing."""
     if not hasattr(item.config, "workerinput") or not item.config.stash.get(_IN_USE, False):
         yield
+        return
+    if _host_only(item):
+        with _niced(HOST_NICE):
+            yield
         return
     root = artifacts_dir(item.config)
     root.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ with every test written by the controller, the ``xdist_group`` mark known withou
 the order: ``whole_vm`` tests first on one worker, then ``slow`` ones side by side.
 """
 
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -209,6 +210,73 @@ def test_a_whole_vm_test_s_wait_for_the_host_is_not_part_of_its_timeout(
         f"--wqlab-artifacts={pytester.path / 'art'}",
     )
     res.assert_outcomes(passed=2)
+
+
+HOST = textwrap.dedent(
+    """
+    import os
+    import time
+    from pathlib import Path
+    import pytest
+
+    def _log(kind, t0, nice=0):
+        with open(f"{kind}.txt", "w") as f:
+            f.write(f"{t0} {time.time()} {nice} {os.getpriority(os.PRIO_PROCESS, 0)}\\n")
+
+    @pytest.mark.xdist_group("whole_vm")  # two: the first worker queues both
+    @pytest.mark.parametrize("n", range(2))
+    def test_whole(n):
+        t0 = time.time()
+        Path("whole-started").touch()
+        time.sleep(2)
+        _log(f"whole{n}", t0)
+
+    @pytest.mark.wqlab_host
+    def test_host():
+        deadline = time.time() + 20
+        while not Path("whole-started").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        t0 = time.time()
+        time.sleep(0.5)
+        _log("host", t0, os.getpriority(os.PRIO_PROCESS, 0))
+
+    @pytest.mark.parametrize("n", range(6))
+    def test_plain(n):
+        t0 = time.time()
+        time.sleep(0.2)
+        _log(f"plain{n}", t0)
+    """
+)
+
+
+def test_a_host_only_test_runs_beside_a_whole_vm_body_niced_and_the_others_do_not(
+    pytester: pytest.Pytester,
+) -> None:
+    """A ``wqlab_host`` test takes no lock: it runs while a whole_vm body holds the host,
+    at nice +10, and its worker's priority is back afterwards; a test without the mark
+    never overlaps the body."""
+    pytest.importorskip("xdist")
+    if os.geteuid() != 0:
+        pytest.skip("only root may raise a priority again: the lock is kept otherwise")
+    pytester.makepyfile(test_host=HOST)
+    res = pytester.runpytest_subprocess(
+        "--strict-markers", "-n", "2", f"--wqlab-artifacts={pytester.path / 'art'}"
+    )
+    res.assert_outcomes(passed=9)
+    t = {
+        p.stem: [float(x) for x in p.read_text().split()]
+        for p in pytester.path.glob("*.txt")
+        if p.stem.startswith(("whole", "host", "plain"))
+    }
+    wholes = [v[:2] for k, v in t.items() if k.startswith("whole")]
+    h0, h1, nice_in, nice_after = t["host"]
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert len(wholes) == 2 and any(w0 <= h0 and h1 <= w1 for w0, w1 in wholes), t  # inside
+    assert nice_in == min(base + 10, 19) and nice_after == nice_in, t  # the test's own
+    plains = [v for k, v in t.items() if k.startswith("plain")]
+    assert len(plains) == 6, t  # none overlaps a whole_vm body
+    assert all(p1 <= w0 or p0 >= w1 for p0, p1, _, _ in plains for w0, w1 in wholes), t
+    assert all(p[3] == base for p in plains), t  # its worker's priority taken back
 
 
 class _Worker:
