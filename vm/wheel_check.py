@@ -5,8 +5,10 @@
 As a driver developer would, outside this repository:
 
 1. build the wheel (``pip wheel``, not editable);
-2. install it into a new venv in a temporary directory (dependencies from PyPI, pinned by
-   requirements.lock where it pins them; the running Python's pip installs: see below);
+2. install it into a new venv in a temporary directory (dependencies pinned by
+   requirements.lock where it pins them, from the wheelhouse set-up keeps in the wqlab
+   cache when it holds them all, else from PyPI; the running Python's pip installs: see
+   below);
 3. copy examples/myproject/ there (a module of its own, ``mymod``: one work item on its
    own workqueue, and its tests) plus one test whose expectation is wrong;
 4. the extras (ssh, serial) not installed: their targets name the extra to install;
@@ -25,6 +27,7 @@ temporary directory; ``--kernel`` picks the kernel line (default ``default``).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -80,6 +83,28 @@ def clean_env(venv: Path) -> dict[str, str]:
     return env
 
 
+def wheelhouse() -> Path:
+    """Where vm/setup.sh keeps the pinned wheels (the same rule as its ``wh``)."""
+    cache = os.environ.get("WQLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "wqlab"
+    )
+    return Path(cache) / "wheelhouse"
+
+
+def install_offline(
+    pip: list[str], req: list[str], wh: Path, **kw: object
+) -> subprocess.CompletedProcess[str] | None:
+    """The install from set-up's wheelhouse alone (``--no-index``: the same pinned wheels
+    a new user would download, without asking the index: pip's resolver online took
+    about 15 s here). None if there is no wheelhouse; a failure (a dependency it lacks)
+    is the caller's cue to ask the index. Read under set-up's lock on it, shared."""
+    if not any(wh.glob("*.whl")):
+        return None
+    with open(wh / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        return run([*pip, "--no-index", "--find-links", str(wh), *req], "install", **kw)
+
+
 def junit_outcomes(path: Path) -> dict[str, str]:
     out = {}
     for case in ET.parse(path).getroot().iter("testcase"):
@@ -133,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         # wqlab.egg-info, which the wheel build leaves), pip took wqlab for installed
         env = clean_env(venv)
         req = ["-c", str(REPO / "requirements.lock"), str(wheels[0])]
-        p = run([*pip, *req], "install", env=env, cwd=tmp)
+        p = install_offline(pip, req, wheelhouse(), env=env, cwd=tmp)
+        if p is None or p.returncode != 0:
+            p = run([*pip, *req], "install (dependencies from the index)", env=env, cwd=tmp)
         check(p.returncode == 0, "the wheel installs with its dependencies", p.stdout + p.stderr)
         times["install_s"] = time.monotonic() - t0
         probe = (
