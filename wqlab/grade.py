@@ -373,6 +373,45 @@ sys.stdout.write("".join(ln + "\\n" for ln in lines if ln.endswith("=y")))
 
 
 _BUILT_AT = "\0built-at\0"  # a cached build's warnings: where its student's tree was
+STORE_DAYS = 30  # a stored build unused this long is removed
+
+
+def build_store(kernel: kernels.Kernel) -> Path:
+    """Where graders keep their builds for ``kernel`` between runs (the wqlab cache)."""
+    from .bootimage import cache_dir
+
+    return cache_dir() / "grade" / kernel.version
+
+
+def toolchain_stamp(kernel: kernels.Kernel) -> str:
+    """What besides the sources decides a build's .ko: the headers (their tree, its
+    ``.config`` and ``Module.symvers``) and the compiler kbuild runs (``gcc`` on PATH),
+    each by path, size and time. A new headers package or compiler: new keys."""
+    parts = [str(kernel.kdir)]
+    gcc = shutil.which("gcc")
+    paths = [Path(gcc).resolve()] if gcc else []
+    if kernel.kdir is not None:
+        paths += [kernel.kdir / ".config", kernel.kdir / "Module.symvers"]
+    for p in paths:
+        try:
+            st = p.stat()
+            parts.append(f"{p}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{p}:-")
+    return " ".join(parts)
+
+
+def prune_store(store: Path, days: float = STORE_DAYS) -> None:
+    """Remove the builds in ``store`` unused for ``days`` (best effort)."""
+    if not store.is_dir():
+        return
+    old = time.time() - days * 86400
+    for d in store.iterdir():
+        try:
+            if d.is_dir() and d.stat().st_mtime < old:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
 
 
 class Grader:
@@ -385,14 +424,20 @@ class Grader:
         cpus: int = 2,
         out: Path | None = None,
         vms: Callable[[], Vm] | None = None,
+        store: Path | None = None,
     ) -> None:
         """``vms``: where VMs come from when not booted here (the pytest plugin's VM
         manager: it replaces a VM the grader marked tainted); the grader stops only the
-        VMs it booted itself."""
+        VMs it booted itself. ``store``: a directory of earlier builds that outlives the
+        grader (:func:`build_store`), shared by graders (a class graded again, the test
+        suite's workers); None: only this grader's own builds are reused."""
         self.kernel = kernel
         self.cpus = cpus
         self.out = out or Path.cwd() / "artifacts" / "grade"
         self.vms = vms
+        self.store = store
+        if store is not None:
+            prune_store(store)
         self.vm: Vm | None = None
         self.boots = 0
         # sources already built (hash of the staged tree) -> the .ko's copy, its warnings
@@ -469,8 +514,8 @@ class Grader:
         if f"{lab.module}.c" not in stage_sources(lab, src, staged):
             raise BuildError(f"{src} has no {lab.module}.c (copy the lab's skeleton/ folder)")
         files = {f.name: f for f in staged.iterdir()}
-        key = sources_hash(files, extra=f"{self.kernel.version} {self.kernel.kdir}")
-        hit = self._built.get(key)
+        key = sources_hash(files, extra=f"{self.kernel.version} {toolchain_stamp(self.kernel)}")
+        hit = self._built.get(key) or self._stored(key, lab.module)
         here = str(out_root)
         if hit is not None and hit[0].is_file():
             # the warnings name the files where they were built: this student's paths
@@ -486,13 +531,32 @@ class Grader:
                 raise
             ko, warnings = built[0], str(e)
         # a copy: a later build of the same student's folder empties the tree it is in
-        cached = self.out / "build" / ".built" / key / ko.name
+        root = self.store if self.store is not None else self.out / "build" / ".built"
+        cached = root / key / ko.name
         cached.parent.mkdir(parents=True, exist_ok=True)
+        stored = warnings.replace(here, _BUILT_AT)
         part = cached.with_name(f".{cached.name}.{os.getpid()}")
+        part.with_suffix(".warnings").write_text(stored)
+        os.replace(part.with_suffix(".warnings"), cached.with_suffix(".warnings"))
         shutil.copy2(ko, part)
-        os.replace(part, cached)  # whole or absent for another grader of the same --out
-        self._built[key] = (cached, warnings.replace(here, _BUILT_AT))
+        os.replace(part, cached)  # whole or absent for another grader (the .ko comes last)
+        self._built[key] = (cached, stored)
         return cached, warnings
+
+    def _stored(self, key: str, module: str) -> tuple[Path, str] | None:
+        """A build of the same sources in the store (its time now: the last use)."""
+        if self.store is None:
+            return None
+        ko = self.store / key / f"{module}.ko"
+        try:
+            warnings = ko.with_suffix(".warnings").read_text()
+            os.utime(ko.parent)
+        except OSError:
+            return None
+        if not ko.is_file():
+            return None
+        self._built[key] = (ko, warnings)
+        return ko, warnings
 
     # one student --------------------------------------------------------------------
     def grade(self, lab: Lab, src: Path, student: str = "student") -> Grade:
@@ -932,7 +996,7 @@ def grade_cli(
     say(f"wqlab grade {lab.name} ({lab.title}): {len(todo)} submission(s) on {kernel.version}")
     grades: list[Grade] = []
     t0 = time.monotonic()
-    with Grader(kernel, cpus, out) as gr:
+    with Grader(kernel, cpus, out, store=build_store(kernel)) as gr:
         for student, path in todo:
             g = gr.grade(lab, path.resolve(), student)
             grades.append(g)

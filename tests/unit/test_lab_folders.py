@@ -5,8 +5,10 @@ CSV outputs."""
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -366,6 +368,61 @@ def test_a_shared_build_s_warnings_name_each_student_s_own_files(
     assert ka == kd
     assert f"{tmp_path}/out/build/alice/src/global_lab.c:3" in wa and "dave" not in wa
     assert f"{tmp_path}/out/build/dave/src/global_lab.c:3" in wd and "alice" not in wd
+
+
+def test_a_store_shares_builds_between_graders_until_the_headers_change(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Graders with one store (the suite's workers, a class graded again) build the same
+    sources once, warnings and all, each student's warnings naming their own files; new
+    headers (their .config) or a build that failed are built again."""
+    from wqlab import grade
+    from wqlab.errors import BuildError
+    from wqlab.kernels import Kernel
+
+    builds: list[str] = []
+
+    def fake_build(kernel: object, src: Path, name: str, subdir: str, out_root: Path) -> Path:
+        text = (src / f"{name}.c").read_text()
+        builds.append(text)
+        if text == "bad":
+            raise BuildError("global_lab.c:1: error: expected ';'")
+        ko = out_root / "6.1.0-57-amd64" / "tree" / f"{name}.ko"
+        ko.parent.mkdir(parents=True)
+        ko.write_text(text)
+        raise BuildError(f"{name} has warnings:\n{out_root}/src/{name}.c:3: warning: unused")
+
+    monkeypatch.setattr(grade, "build_module", fake_build)
+    kdir = tmp_path / "headers"
+    kdir.mkdir()
+    (kdir / ".config").write_text("CONFIG_A=y\n")
+    kernel = Kernel("6.1.0-57-amd64", tmp_path / "vmlinuz", kdir)
+    lab, _ = load_lab("01")
+    for who, text in (("alice", "good"), ("dave", "good"), ("bob", "bad")):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "global_lab.c").write_text(text)
+    store = tmp_path / "store"
+
+    def grader(n: int) -> grade.Grader:
+        return grade.Grader(kernel, out=tmp_path / f"out{n}", vms=lambda: None, store=store)  # type: ignore[arg-type,return-value]
+
+    ka, wa = grader(1).build(lab, tmp_path / "alice", "alice")
+    kd, wd = grader(2).build(lab, tmp_path / "dave", "dave")  # another grader: from the store
+    assert builds == ["good"] and ka == kd and ka.is_relative_to(store) and ka.read_text() == "good"
+    assert f"{tmp_path}/out1/build/alice/src/global_lab.c:3" in wa and "dave" not in wa
+    assert f"{tmp_path}/out2/build/dave/src/global_lab.c:3" in wd and "alice" not in wd
+    for n in (3, 4):  # a failed build is not stored: the compiler's message every time
+        with pytest.raises(BuildError, match="expected"):
+            grader(n).build(lab, tmp_path / "bob", "bob")
+    assert builds == ["good", "bad", "bad"]
+    (kdir / ".config").write_text("CONFIG_A=y\nCONFIG_B=y\n")  # new headers: built again
+    grader(5).build(lab, tmp_path / "dave", "dave")
+    assert builds == ["good", "bad", "bad", "good"]
+    old = time.time() - 31 * 86400
+    for d in store.iterdir():
+        os.utime(d, (old, old))
+    grade.prune_store(store)
+    assert not list(store.iterdir())  # unused for 30 days: gone
 
 
 def test_kallsyms_keeps_the_lines_of_the_module_and_no_other(tmp_path: Path) -> None:

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from wqlab.grade import Grade, Grader, format_grade, junit, ktap, lab_names, load_lab, write_csv
+from wqlab.grade import (
+    Grade,
+    Grader,
+    build_store,
+    format_grade,
+    junit,
+    ktap,
+    lab_names,
+    load_lab,
+    write_csv,
+)
 from wqlab.kernels import Kernel
 from wqlab.pytest_plugin import VmManager
 
@@ -44,7 +54,9 @@ def grader(
     wqlab_kernel: Kernel, wqlab_vm_manager: VmManager, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Grader]:
     out = tmp_path_factory.mktemp("grade")
-    with Grader(wqlab_kernel, out=out, vms=wqlab_vm_manager.get) as g:
+    # the store: the workers' graders (and earlier runs) build each lab's tree once
+    store = build_store(wqlab_kernel)
+    with Grader(wqlab_kernel, out=out, vms=wqlab_vm_manager.get, store=store) as g:
         yield g
 
 
