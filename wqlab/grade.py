@@ -30,7 +30,10 @@ module named ``Lab.module``) and ``check.py`` defining ``LAB`` (a :class:`Lab`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import hashlib
 import importlib.util
 import logging
 import os
@@ -383,15 +386,46 @@ def build_store(kernel: kernels.Kernel) -> Path:
     return cache_dir() / "grade" / kernel.version
 
 
+# what kbuild reads from the environment that changes a module's objects or warnings
+_KBUILD_ENV = (
+    "ARCH",
+    "CC",
+    "CROSS_COMPILE",
+    "LLVM",
+    "KCFLAGS",
+    "KCPPFLAGS",
+    "KBUILD_EXTRA_SYMBOLS",
+)
+
+
+def _kbuild_cc(kdir: Path | None) -> str:
+    """The compiler the headers were made with, which kbuild runs (Debian's
+    ``.kernelvariables`` names ``x86_64-linux-gnu-gcc-12``, not ``gcc``): the first word
+    of ``CONFIG_CC_VERSION_TEXT``; ``gcc`` without it."""
+    try:
+        text = (kdir / ".config").read_text() if kdir is not None else ""
+    except OSError:
+        text = ""
+    m = re.search(r'^CONFIG_CC_VERSION_TEXT="(\S+)', text, re.M)
+    return m.group(1) if m else "gcc"
+
+
 def toolchain_stamp(kernel: kernels.Kernel) -> str:
-    """What besides the sources decides a build's .ko: the headers (their tree, its
-    ``.config`` and ``Module.symvers``) and the compiler kbuild runs (``gcc`` on PATH),
-    each by path, size and time. A new headers package or compiler: new keys."""
-    parts = [str(kernel.kdir)]
-    gcc = shutil.which("gcc")
-    paths = [Path(gcc).resolve()] if gcc else []
+    """What besides the sources decides a build's .ko and its warnings: the headers
+    (their tree, its ``.config``, ``Module.symvers`` and Debian's ``.kernelvariables``),
+    the compiler kbuild runs (the one the ``.config`` names), each by path, size and
+    time; wqlab's build recipe (``wqlab/build.py``: the make command, the W level, which
+    lines are warnings) and what kbuild takes from the environment. A new headers package,
+    compiler or recipe: new keys."""
+    from . import build as _build
+
+    recipe = hashlib.sha256(Path(_build.__file__).read_bytes()).hexdigest()[:12]
+    parts = [str(kernel.kdir), f"recipe={recipe}"]
+    parts += [f"{k}={os.environ[k]}" for k in _KBUILD_ENV if k in os.environ]
+    cc = shutil.which(_kbuild_cc(kernel.kdir)) or shutil.which("gcc")
+    paths = [Path(cc).resolve()] if cc else []
     if kernel.kdir is not None:
-        paths += [kernel.kdir / ".config", kernel.kdir / "Module.symvers"]
+        paths += [kernel.kdir / n for n in (".config", "Module.symvers", ".kernelvariables")]
     for p in paths:
         try:
             st = p.stat()
@@ -515,6 +549,24 @@ class Grader:
             raise BuildError(f"{src} has no {lab.module}.c (copy the lab's skeleton/ folder)")
         files = {f.name: f for f in staged.iterdir()}
         key = sources_hash(files, extra=f"{self.kernel.version} {toolchain_stamp(self.kernel)}")
+        with self._key_lock(key):  # another grader building the same sources: wait, reuse
+            return self._build(lab, key, staged, out_root)
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """With a store: its key's lock held, so that graders that share it (the suite's
+        workers, a grade beside a test run) build the same sources once."""
+        if self.store is None:
+            yield
+            return
+        d = self.store / key
+        d.mkdir(parents=True, exist_ok=True)
+        with (d / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            os.utime(d)  # in use: not for prune_store
+            yield
+
+    def _build(self, lab: Lab, key: str, staged: Path, out_root: Path) -> tuple[Path, str]:
         hit = self._built.get(key) or self._stored(key, lab.module)
         here = str(out_root)
         if hit is not None and hit[0].is_file():
@@ -535,9 +587,11 @@ class Grader:
         cached = root / key / ko.name
         cached.parent.mkdir(parents=True, exist_ok=True)
         stored = warnings.replace(here, _BUILT_AT)
+        # temporary names of this process's own (``part.with_suffix`` would drop the pid)
         part = cached.with_name(f".{cached.name}.{os.getpid()}")
-        part.with_suffix(".warnings").write_text(stored)
-        os.replace(part.with_suffix(".warnings"), cached.with_suffix(".warnings"))
+        wpart = cached.with_name(f".{cached.stem}.warnings.{os.getpid()}")
+        wpart.write_text(stored)
+        os.replace(wpart, cached.with_suffix(".warnings"))
         shutil.copy2(ko, part)
         os.replace(part, cached)  # whole or absent for another grader (the .ko comes last)
         self._built[key] = (cached, stored)
