@@ -8,7 +8,10 @@ As a driver developer would, outside this repository:
 2. install it into a new venv in a temporary directory (dependencies pinned by
    requirements.lock where it pins them, from the wheelhouse set-up keeps in the wqlab
    cache when it holds them all, else from PyPI; the running Python's pip installs: see
-   below);
+   below). The wheelhouse holds the unpinned dependencies (pluggy, packaging, pygments,
+   markdown-it-py...) in the versions set-up downloaded, which it does not refresh while
+   requirements.lock is unchanged: a new release of one of them reaches this check only
+   through the index (``WQLAB_WHEEL_CHECK_INDEX=1``);
 3. copy examples/myproject/ there (a module of its own, ``mymod``: one work item on its
    own workqueue, and its tests) plus one test whose expectation is wrong;
 4. the extras (ssh, serial) not installed: their targets name the extra to install;
@@ -96,12 +99,20 @@ def install_offline(
 ) -> subprocess.CompletedProcess[str] | None:
     """The install from set-up's wheelhouse alone (``--no-index``: the same pinned wheels
     a new user would download, without asking the index: pip's resolver online took
-    about 15 s here). None if there is no wheelhouse; a failure (a dependency it lacks)
-    is the caller's cue to ask the index. Read under set-up's lock on it, shared."""
-    if not any(wh.glob("*.whl")):
+    about 15 s here). None if there is no wheelhouse, or set-up is writing it (its lock
+    taken: no wait for its download), or it cannot be locked; a failure (a dependency it
+    lacks) is the caller's cue to ask the index. Read under set-up's lock on it, shared."""
+    if os.environ.get("WQLAB_WHEEL_CHECK_INDEX") == "1" or not any(wh.glob("*.whl")):
         return None
-    with open(wh / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
+    try:
+        lock = open(wh / ".lock", "a")
+    except OSError:
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
         return run([*pip, "--no-index", "--find-links", str(wh), *req], "install", **kw)
 
 
