@@ -48,8 +48,12 @@ the rest around them (:mod:`wqlab.xdist_sched`). (xdist's ``--dist loadgroup`` w
 send them all to one worker, but with pytest 9.2 it cannot rename the items and groups
 nothing.) A test marked ``wqlab_host`` (one that boots and uses no VM: a unit test) takes
 no lock: it runs beside a ``whole_vm`` test's body, on the core its single-threaded VM
-leaves, at nice +10 so that the VM wins the core whenever it wants it (as root only, who
-may take the priority back afterwards; otherwise it shares the lock like any test).
+leaves, and the VM wins a core they share: the host test runs at nice +10, and the
+``whole_vm`` test's VMs at autogroup nice -10 while its body runs (QEMU runs in a session
+of its own, and with ``kernel.sched_autogroup_enabled`` a thread's nice ranks it only
+within its session: the session's group nice ranks the sessions). Only where both can be
+undone (CAP_SYS_NICE: a container's root often lacks it) and not for a worker's last test
+(its teardown stops the VMs); otherwise it shares the lock like any test.
 """
 
 from __future__ import annotations
@@ -152,7 +156,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "wqlab_host: boots and uses no VM (a unit test): under xdist it runs beside a "
-        "whole_vm test's body, at nice +10 (as root)",
+        "whole_vm test's body, below its VM's priority (where CAP_SYS_NICE allows)",
     )
     config.addinivalue_line(
         "markers",
@@ -609,28 +613,70 @@ def _lock(turn: IO[str], lk: IO[str], how: int) -> None:
     fcntl.flock(turn, fcntl.LOCK_UN)
 
 
-HOST_NICE = 10  # a wqlab_host test beside a whole_vm body: its VM's thread takes ~90 %
+HOST_NICE = 10  # a wqlab_host test beside a whole_vm body
+VM_GROUP_NICE = -10  # a whole_vm test's VMs' sessions meanwhile (weight 9548 against 1024)
+CAP_SYS_NICE = 23
 
 
-def _host_only(item: pytest.Item) -> bool:
-    """A ``wqlab_host`` test that may run without the lock: not ``whole_vm`` itself, and
-    this process may raise its priority again after lowering it (root)."""
+def may_renice() -> bool:
+    """May this process lower a nice value again (its own after a host test, its VMs'
+    sessions' below 0)? CAP_SYS_NICE, not merely uid 0: Docker's default capability set
+    and a rootless container's root lack it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_NICE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _host_only(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+    """A ``wqlab_host`` test that may run without the lock: not ``whole_vm`` itself, not
+    the worker's last test (its teardown stops the session's VMs), and where the
+    priorities that keep it behind a ``whole_vm`` body's VM can be set and undone."""
     return (
         item.get_closest_marker("wqlab_host") is not None
         and not _is_whole_vm(item)
-        and os.geteuid() == 0
+        and nextitem is not None
+        and may_renice()
     )
 
 
 @contextlib.contextmanager
 def _niced(inc: int) -> Iterator[None]:
-    """This process (and what it starts meanwhile) at its nice value + ``inc``."""
+    """This thread (and what it starts meanwhile: Linux keeps a nice value per thread)
+    at its nice value + ``inc``."""
     before = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, min(before + inc, 19))
     try:
         yield
     finally:
         os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
+def set_group_nice(pid: int, nice: int) -> bool:
+    """The autogroup nice of ``pid``'s session (``/proc/<pid>/autogroup``: every process
+    of the session, a VM's QEMU with its vng); False if the kernel has no autogroups or
+    refused (no CAP_SYS_NICE, or its rate limit without CAP_SYS_ADMIN)."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _vms_first() -> Iterator[None]:
+    """This worker's VMs ahead of the host's other sessions (the unit tests beside a
+    whole_vm body) while the body runs; back to nice 0 after."""
+    pids = [vm.proc.pid for vm in live_vms() if vm.proc is not None]
+    raised = [pid for pid in pids if may_renice() and set_group_nice(pid, VM_GROUP_NICE)]
+    try:
+        yield
+    finally:
+        for pid in raised:
+            set_group_nice(pid, 0)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -647,7 +693,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not hasattr(item.config, "workerinput") or not item.config.stash.get(_IN_USE, False):
         yield
         return
-    if _host_only(item):
+    if _host_only(item, nextitem):
         with _niced(HOST_NICE):
             yield
         return
@@ -701,7 +747,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     turn, lk = locks
     _relock(item, turn, lk, fcntl.LOCK_EX)
     try:
-        yield
+        with _vms_first():
+            yield
     finally:
         _relock(item, turn, lk, fcntl.LOCK_SH)
 

@@ -256,12 +256,19 @@ def test_a_host_only_test_runs_beside_a_whole_vm_body_niced_and_the_others_do_no
     at nice +10, and its worker's priority is back afterwards; a test without the mark
     never overlaps the body."""
     pytest.importorskip("xdist")
-    if os.geteuid() != 0:
-        pytest.skip("only root may raise a priority again: the lock is kept otherwise")
+    from wqlab.pytest_plugin import may_renice
+
+    if not may_renice():
+        pytest.skip("no CAP_SYS_NICE: a priority cannot be taken back, the lock is kept")
     pytester.makepyfile(test_host=HOST)
-    res = pytester.runpytest_subprocess(
-        "--strict-markers", "-n", "2", f"--wqlab-artifacts={pytester.path / 'art'}"
-    )
+    outer = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, 5)  # a base below 19: the +10 and its undoing show
+    try:
+        res = pytester.runpytest_subprocess(
+            "--strict-markers", "-n", "2", f"--wqlab-artifacts={pytester.path / 'art'}"
+        )
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, outer)
     res.assert_outcomes(passed=9)
     t = {
         p.stem: [float(x) for x in p.read_text().split()]
@@ -270,7 +277,7 @@ def test_a_host_only_test_runs_beside_a_whole_vm_body_niced_and_the_others_do_no
     }
     wholes = [v[:2] for k, v in t.items() if k.startswith("whole")]
     h0, h1, nice_in, nice_after = t["host"]
-    base = os.getpriority(os.PRIO_PROCESS, 0)
+    base = 5
     assert len(wholes) == 2 and any(w0 <= h0 and h1 <= w1 for w0, w1 in wholes), t  # inside
     assert nice_in == min(base + 10, 19) and nice_after == nice_in, t  # the test's own
     plains = [v for k, v in t.items() if k.startswith("plain")]
@@ -345,3 +352,29 @@ def test_under_another_dist_no_plan_is_written(pytester: pytest.Pytester) -> Non
     res = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", f"--wqlab-artifacts={art}")
     res.assert_outcomes(passed=1)
     assert not list(art.glob(".xdist-plan-*")), "a plan no scheduler reads, left behind"
+
+
+def test_a_vm_s_session_goes_ahead_while_a_whole_vm_body_runs_and_back_after() -> None:
+    """The VM side of the wqlab_host lane: a process in a session of its own (as QEMU
+    with its vng) gets autogroup nice -10 for the body, 0 after."""
+    import subprocess
+    import sys
+    from unittest import mock
+
+    from wqlab import pytest_plugin as plugin
+
+    if not Path("/proc/self/autogroup").exists() or not plugin.may_renice():
+        pytest.skip("no autogroup scheduling or no CAP_SYS_NICE here")
+    p = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True
+    )
+    group = Path(f"/proc/{p.pid}/autogroup")
+    try:
+        vm = SimpleNamespace(proc=p)
+        with mock.patch.object(plugin, "live_vms", return_value=[vm]):
+            with plugin._vms_first():
+                assert group.read_text().split()[-1] == "-10", group.read_text()
+        assert group.read_text().split()[-1] == "0", group.read_text()
+    finally:
+        p.kill()
+        p.wait()
