@@ -59,6 +59,7 @@ undone (CAP_SYS_NICE: a container's root often lacks it) and not for a worker's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -655,15 +656,20 @@ def _niced(inc: int) -> Iterator[None]:
         os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
-def set_group_nice(pid: int, nice: int) -> bool:
+def set_group_nice(pid: int, nice: int, tries: int = 3) -> bool:
     """The autogroup nice of ``pid``'s session (``/proc/<pid>/autogroup``: every process
     of the session, a VM's QEMU with its vng); False if the kernel has no autogroups or
-    refused (no CAP_SYS_NICE, or its rate limit without CAP_SYS_ADMIN)."""
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
-        return True
-    except OSError:
-        return False
+    refused (no CAP_SYS_NICE). Without CAP_SYS_ADMIN the kernel takes one change in a
+    tenth of a second (EAGAIN otherwise): tried again after that."""
+    for _ in range(tries):
+        try:
+            Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+            return True
+        except OSError as e:
+            if e.errno != errno.EAGAIN:
+                return False
+            time.sleep(0.11)
+    return False
 
 
 @contextlib.contextmanager

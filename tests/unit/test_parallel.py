@@ -378,3 +378,28 @@ def test_a_vm_s_session_goes_ahead_while_a_whole_vm_body_runs_and_back_after() -
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_group_nice_refused_for_its_rate_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without CAP_SYS_ADMIN the kernel takes one autogroup nice change a tenth of a second
+    (EAGAIN): the VM's session must still get its nice back after a body."""
+    import errno
+
+    from wqlab import pytest_plugin as plugin
+
+    calls: list[str] = []
+
+    def write_text(self: Path, data: str) -> int:
+        calls.append(data)
+        if len(calls) == 1:
+            raise OSError(errno.EAGAIN, "rate")
+        return len(data)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(plugin.time, "sleep", lambda s: None)
+    assert plugin.set_group_nice(123, 0) and calls == ["0\n", "0\n"]
+    calls.clear()
+    monkeypatch.setattr(
+        Path, "write_text", lambda self, data: (_ for _ in ()).throw(PermissionError())
+    )
+    assert not plugin.set_group_nice(123, -10)  # refused: not tried again
