@@ -470,6 +470,7 @@ class Grader:
         self.out = out or Path.cwd() / "artifacts" / "grade"
         self.vms = vms
         self.store = store
+        self._toolchain: str | None = None  # toolchain_stamp(kernel), at the first build
         if store is not None:
             prune_store(store)
         self.vm: Vm | None = None
@@ -548,7 +549,9 @@ class Grader:
         if f"{lab.module}.c" not in stage_sources(lab, src, staged):
             raise BuildError(f"{src} has no {lab.module}.c (copy the lab's skeleton/ folder)")
         files = {f.name: f for f in staged.iterdir()}
-        key = sources_hash(files, extra=f"{self.kernel.version} {toolchain_stamp(self.kernel)}")
+        if self._toolchain is None:  # once per grader: the headers and compiler it builds with
+            self._toolchain = toolchain_stamp(self.kernel)
+        key = sources_hash(files, extra=f"{self.kernel.version} {self._toolchain}")
         with self._key_lock(key):  # another grader building the same sources: wait, reuse
             return self._build(lab, key, staged, out_root)
 
@@ -598,13 +601,13 @@ class Grader:
         return cached, warnings
 
     def _stored(self, key: str, module: str) -> tuple[Path, str] | None:
-        """A build of the same sources in the store (its time now: the last use)."""
+        """A build of the same sources in the store (called under ``_key_lock``, which
+        marked the entry used)."""
         if self.store is None:
             return None
         ko = self.store / key / f"{module}.ko"
         try:
             warnings = ko.with_suffix(".warnings").read_text()
-            os.utime(ko.parent)
         except OSError:
             return None
         if not ko.is_file():

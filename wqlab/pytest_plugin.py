@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -619,6 +620,7 @@ VM_GROUP_NICE = -10  # a whole_vm test's VMs' sessions meanwhile (weight 9548 ag
 CAP_SYS_NICE = 23
 
 
+@functools.cache  # asked before every unit test: the capability is the process's for life
 def may_renice() -> bool:
     """May this process lower a nice value again (its own after a host test, its VMs'
     sessions' below 0)? CAP_SYS_NICE, not merely uid 0: Docker's default capability set
