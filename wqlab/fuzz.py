@@ -23,7 +23,8 @@ A run is rounds of two phases:
 
 * concurrent: ``--threads`` workers, each with its own text descriptor, ``/dev/wqlab``
   descriptor and netlink socket and its own seeded stream (``fuzzgen.Generator``, stream
-  ``t<i>``), plus a releaser thread that releases every blocked item every few
+  ``t<i>``; each round's ops are made before it runs, or by the host: :data:`Round`,
+  ``--plan``), plus a releaser thread that releases every blocked item every few
   milliseconds. Every answer must be success or an errno the docs allow for that command;
   malformed input rejected before the module looks at any state must get exactly its
   documented errno.
@@ -49,8 +50,10 @@ from __future__ import annotations
 import argparse
 import errno as errno_mod
 import fcntl
+import hashlib
 import json
 import os
+import pickle
 import random
 import struct
 import sys
@@ -58,13 +61,14 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import fuzzgen as fg
 from .client import CONTROL, DEBUGFS, DEVICE, parse_kv, parse_table
 
 Fd = int
+STATE_READ = 1 << 16  # bytes asked of a state file at first (:meth:`Conn.read`)
 
 
 def errname(err: int | None) -> str:
@@ -94,17 +98,35 @@ def load_genl(paths: tuple[str, ...]) -> Any:
 
 class Conn:
     """One thread's descriptors: the control file (write then read on one descriptor),
-    ``/dev/wqlab`` and, when ``genl`` is given, a netlink socket (opened at first use:
-    pyroute2's sockets are not shared between threads)."""
+    ``/dev/wqlab``, the state files it reads (:meth:`read`) and, when ``genl`` is given, a
+    netlink socket (opened at first use: pyroute2's sockets are not shared between
+    threads). An open debugfs file holds the module: :meth:`close` before rmmod."""
 
     def __init__(self, genl: Any = None) -> None:
         self.text_fd: Fd = os.open(CONTROL, os.O_RDWR)
         self.dev_fd: Fd = os.open(DEVICE, os.O_RDWR)
+        self.state_fds: dict[str, Fd] = {}
         self.genl = genl
         self.nl: Any = None
 
+    def read(self, name: str) -> str:
+        """The debugfs file ``name`` (``works``, ``workqueues``, ``stats``) whole, now: a
+        read from offset 0 makes a seq_file print its text anew, so one ``pread`` on a
+        descriptor kept open does what open, read, read and close did (the main thread
+        reads three after each rejected command, the releaser ``works`` every
+        ``release_ms``)."""
+        fd = self.state_fds.get(name)
+        if fd is None:
+            fd = self.state_fds[name] = os.open(f"{DEBUGFS}/{name}", os.O_RDONLY)
+        size = STATE_READ
+        while True:
+            data = os.pread(fd, size, 0)
+            if len(data) < size:  # all of it: single_open's text comes in one read
+                return data.decode(errors="replace")
+            size *= 4
+
     def close(self) -> None:
-        for fd in (self.text_fd, self.dev_fd):
+        for fd in (self.text_fd, self.dev_fd, *self.state_fds.values()):
             try:
                 os.close(fd)
             except OSError:
@@ -142,12 +164,43 @@ class Conn:
         ret, _args, item = struct.unpack_from("<qII", buf)
         return Answer(None, ret, item)
 
-    def send(self, op: fg.Op) -> Answer:
+    def send(self, op: fg.Op, data: Wire = None) -> Answer:
+        """``op`` on its plane; ``data``: what goes on the wire, if already made (:func:`wire`)."""
+        if data is None:
+            data = wire(op)
         if op.plane == fg.TEXT:
-            return self.text(op.text_bytes())
+            return self.text(data)
         if op.plane == fg.NETLINK:
-            return self.netlink(op.netlink_message())
-        return self.ioctl(op.ioctl_request(), op.ioctl_bytes())
+            return self.netlink(data)
+        return self.ioctl(*data)
+
+
+Wire = Any  # text: the line's bytes; ioctl: (request, struct); netlink: fuzzgen.NlMessage
+
+
+def wire(op: fg.Op) -> Wire:
+    """What ``op`` puts on its plane's wire."""
+    if op.plane == fg.TEXT:
+        return op.text_bytes()
+    if op.plane == fg.NETLINK:
+        return op.netlink_message()
+    return (op.ioctl_request(), op.ioctl_bytes())
+
+
+Step = tuple[fg.Op, Wire]  # a pause's wire is None
+Fault = tuple[fg.Op, list[Step]]  # a single-threaded fault and its sends, one per plane
+Round = tuple[list[list[Step]], list[Fault]]
+"""One round of a run's plan: each worker's ops (whole episodes, until the thread's quota
+is met) and the single-threaded phase's faults (each with its sends: one per plane for a
+fault every plane can take), with their wire bytes. The main thread's own commands
+(normalising, releases, leftovers) are not in it.
+
+Nothing the module answers changes a plan: :func:`plan_rounds` makes it from
+:func:`plan_key`'s inputs alone. ``wqlab.fuzzhost`` makes it on the host, where Python
+runs about twenty times faster than in a TCG guest (making and encoding 20 000 ops took
+8.5 s of guest CPU, a third of the fuzzer's), and the guest loads it round by round
+(``--plan``, :func:`load_plan`: one round in memory at a time, however long the run);
+without ``--plan`` the guest makes each round before it runs it."""
 
 
 def blocked_run(w: Mapping[str, str]) -> bool:
@@ -243,6 +296,109 @@ class Config:
     log: str | None = None
     result: str | None = None
     profile: str | None = None  # a directory: one cProfile per thread (--profile)
+    plan: str | None = None  # a plan's file (save_plan), made by the host (--plan)
+
+
+def round_sizes(cfg: Config) -> tuple[int, int, int]:
+    """``(rounds, single-threaded commands a round, each worker's quota a round)``."""
+    rounds = cfg.rounds or max(1, min(50, cfg.n // 5000))
+    per_round = cfg.n / rounds
+    single = int(per_round * cfg.single_share)
+    return rounds, single, max(1, int((per_round - single) / cfg.threads))
+
+
+def plan_key(cfg: Config, listing: str, features: str) -> str:
+    """What decides a plan (:data:`Round`): the options, the module's listing and features."""
+    digest = hashlib.sha256(f"{listing}\0{features}".encode()).hexdigest()[:16]
+    opts = (cfg.seed, cfg.n, cfg.threads, round_sizes(cfg), cfg.storm, cfg.skip)
+    return f"{opts!r} netlink={cfg.netlink_share:g} module={digest}"
+
+
+def plan_rounds(cfg: Config, listing: str, features: str) -> Iterator[Round]:
+    """The run's rounds (pure: see :data:`Round`), as the guest side sends them."""
+    table = fg.parse_listing(listing)
+    uni = fg.Universe.from_features(parse_kv(features))
+    share = cfg.netlink_share
+    gens = [
+        fg.Generator(table, uni, cfg.seed, f"t{i}", storm=cfg.storm, skip=cfg.skip, netlink_p=share)
+        for i in range(cfg.threads)
+    ]
+    main_gen = fg.Generator(table, uni, cfg.seed, "main", netlink_p=share)
+    rng = random.Random(f"wqlab-fuzz:{cfg.seed}:single")
+    rounds, count, quota = round_sizes(cfg)
+    for _ in range(rounds):
+        per_thread: list[list[Step]] = []
+        for gen in gens:
+            steps: list[Step] = []
+            n = 0
+            while n < quota:
+                for op in gen.episode():
+                    steps.append((op, None if op.kind == "pause" else wire(op)))
+                    n += op.kind != "pause"
+            per_thread.append(steps)
+        faults: list[Fault] = []
+        n = 0
+        while n < count:
+            # a fault of every plane is built on the text plane, then sent on each (on
+            # netlink with what the docs promise there: fuzzgen.on_netlink)
+            base = main_gen.any_valid()._replace(plane=fg.TEXT)
+            if rng.random() < 0.2:
+                op = fg.random_input(rng, table, uni, bool(share))
+            else:
+                op = fg.mutate(rng, table, uni, base, main_gen.mutators) or base
+                if op.kind == "valid":
+                    continue
+            sends = [op]
+            if op.pair:
+                sends = [op._replace(plane=fg.TEXT), op._replace(plane=fg.IOCTL)]
+                if share:
+                    sends.append(fg.on_netlink(op))
+            faults.append((op, [(o, wire(o)) for o in sends]))
+            n += len(sends)
+        yield per_thread, faults
+
+
+def round_size(r: Round) -> int:
+    """The commands in a round (pauses left out)."""
+    sent = sum(op.kind != "pause" for steps in r[0] for op, _ in steps)
+    return sent + sum(len(sends) for _, sends in r[1])
+
+
+def save_plan(cfg: Config, listing: str, features: str, path: str) -> int:
+    """Write the run's plan to ``path`` (its key, then one pickle a round); return the
+    commands in it."""
+    total = 0
+    with open(path, "wb") as f:
+        pickle.dump(plan_key(cfg, listing, features), f, protocol=pickle.HIGHEST_PROTOCOL)
+        for r in plan_rounds(cfg, listing, features):
+            pickle.dump(r, f, protocol=pickle.HIGHEST_PROTOCOL)
+            total += round_size(r)
+    return total
+
+
+def load_plan(path: str, key: str) -> Iterator[Round]:
+    """The rounds of the plan in ``path`` (:func:`save_plan`), one at a time; ValueError
+    (at once, not at the first round) unless it was made for ``key``: these options,
+    this module."""
+    f = open(path, "rb")  # closed by rounds(), or here on a refusal
+    try:
+        made = pickle.load(f)
+    except Exception as e:  # unpickling raises whatever the bytes lead it to
+        f.close()
+        raise ValueError(f"{path} is not a plan: {type(e).__name__}: {e}") from None
+    if made != key:
+        f.close()
+        raise ValueError(f"the plan {path} was made for {made}, this run is {key}")
+
+    def rounds() -> Iterator[Round]:
+        with f:
+            while True:
+                try:
+                    yield pickle.load(f)
+                except EOFError:
+                    return
+
+    return rounds()
 
 
 def guest_cpu_ticks() -> list[int]:
@@ -333,10 +489,12 @@ class Fuzzer:
         self.release_polls = (0.0, 0.0)  # (last read of works started, ended): a hang report
         self.released_at: dict[str, float] = {}  # id -> when the releaser last released it
         self.done = threading.Event()
+        self.plan_s = 0.0  # making or loading the rounds' ops
         with open(CONTROL, "rb") as f:  # a fresh descriptor lists the commands
-            listing = f.read().decode()
-        self.table = fg.parse_listing(listing)
-        self.features = parse_kv(read_file("features"))
+            self.listing = f.read().decode()
+        self.table = fg.parse_listing(self.listing)
+        self.features_text = read_file("features")
+        self.features = parse_kv(self.features_text)
         self.uni = fg.Universe.from_features(self.features)
         self.main_stats = self._new_stats("main")
         self.genl: Any = None
@@ -382,13 +540,15 @@ class Fuzzer:
         return st
 
     # one command ------------------------------------------------------------------------
-    def run_op(self, conn: Conn, op: fg.Op, st: ThreadStats, concurrent: bool) -> Answer | None:
+    def run_op(
+        self, conn: Conn, op: fg.Op, st: ThreadStats, concurrent: bool, data: Wire = None
+    ) -> Answer | None:
         st.tid = st.tid or threading.get_native_id()
         if op.kind == "pause":
             time.sleep(op.pause_ms / 1000)
             return None
         st.inflight = (op, time.monotonic())
-        ans = conn.send(op)
+        ans = conn.send(op, data)
         if st.hang_reported:
             took = time.monotonic() - st.inflight[1]
             self.say(
@@ -471,17 +631,14 @@ class Fuzzer:
         return ans
 
     # phases -----------------------------------------------------------------------------
-    def concurrent(self, round_no: int, quota: int) -> None:
+    def concurrent(self, steps: list[list[Step]]) -> None:
         errors: list[BaseException] = []
 
-        def worker(i: int, gen: fg.Generator, st: ThreadStats) -> None:
+        def worker(i: int, mine: list[Step], st: ThreadStats) -> None:
             conn = Conn(self.genl)
             try:
-                n = 0
-                while n < quota:
-                    for op in gen.episode():
-                        self.run_op(conn, op, st, concurrent=True)
-                        n += op.kind != "pause"
+                for op, data in mine:
+                    self.run_op(conn, op, st, concurrent=True, data=data)
             except BaseException as e:  # reported, the run goes on
                 errors.append(e)
                 self.violation(st.name, f"worker crashed: {type(e).__name__}: {e}")
@@ -491,7 +648,7 @@ class Fuzzer:
         threads = [
             threading.Thread(
                 target=self.prof.run,
-                args=(f"t{i}", worker, i, self.gens[i], self.wstats[i]),
+                args=(f"t{i}", worker, i, steps[i], self.wstats[i]),
                 daemon=True,
             )
             for i in range(self.cfg.threads)
@@ -532,7 +689,7 @@ class Fuzzer:
                 time.sleep(self.cfg.release_ms / 1000)
                 began = time.monotonic()
                 self.release_polls = (began, self.release_polls[1])
-                text = read_file("works")
+                text = conn.read("works")
                 self.release_polls = (began, time.monotonic())
                 for line in text.splitlines():
                     if not maybe_blocked(line):
@@ -561,7 +718,7 @@ class Fuzzer:
         deadline = time.monotonic() + self.cfg.settle_s
         busy: list[dict[str, str]] = []
         while time.monotonic() < deadline:
-            works = parse_table(read_file("works"))
+            works = parse_table(self.main.read("works"))
             busy = [w for w in works if w.get("pending") == "1" or w.get("running") == "1"]
             if not busy:
                 return True
@@ -591,7 +748,7 @@ class Fuzzer:
                 for _ in range(70000):
                     if self.cmd(name, plane=fg.IOCTL, id=item).err is not None:
                         break
-        works = {int(w["id"]): w for w in parse_table(read_file("works"))}
+        works = {int(w["id"]): w for w in parse_table(self.main.read("works"))}
         for item in uni.ids[2:]:
             w = works.get(item)
             kind = "delayed" if uni.kind(item) == "delayed" else "work"
@@ -609,7 +766,7 @@ class Fuzzer:
                     f"normalise: work_new gave {errname(a.err)} id={a.id}, "
                     f"expected id={item} (the lowest free id)",
                 )
-        live = {w["name"]: w for w in parse_table(read_file("workqueues"))}
+        live = {w["name"]: w for w in parse_table(self.main.read("workqueues"))}
         for name, w in live.items():
             sig = (w.get("how", ""), w.get("flags", ""), w.get("ordered", ""), w.get("bh", ""))
             if name in uni.queues and self.queue_sig.get(name) == sig:
@@ -617,7 +774,7 @@ class Fuzzer:
             a = self.cmd("destroy_workqueue", wq=name)
             if a.err is not None:
                 self.violation("main", f"normalise: destroy_workqueue {name}: {errname(a.err)}")
-        live = {w["name"]: w for w in parse_table(read_file("workqueues"))}
+        live = {w["name"]: w for w in parse_table(self.main.read("workqueues"))}
         for name in uni.queues:
             if name in live:
                 continue
@@ -625,7 +782,7 @@ class Fuzzer:
             a = self.cmd(flav.command, name=name, **dict(flav.args))
             if a.err is not None:
                 self.violation("main", f"normalise: {flav.command} {name}: {errname(a.err)}")
-        for w in parse_table(read_file("workqueues")):
+        for w in parse_table(self.main.read("workqueues")):
             sig = (w.get("how", ""), w.get("flags", ""), w.get("ordered", ""), w.get("bh", ""))
             self.queue_sig.setdefault(w["name"], sig)
 
@@ -636,9 +793,9 @@ class Fuzzer:
 
     def check_stats(self, where: str) -> None:
         """``stats`` adds up exactly (we are the module's only user, nothing runs)."""
-        st = parse_kv(read_file("stats"))
-        works = parse_table(read_file("works"))
-        wqs = parse_table(read_file("workqueues"))
+        st = parse_kv(self.main.read("stats"))
+        works = parse_table(self.main.read("works"))
+        wqs = parse_table(self.main.read("workqueues"))
         _, counted, ok, failed = self.totals()
         got_ok = int(st["cmds_ok"]) - self.base_ok
         got_failed = int(st["cmds_failed"]) - self.base_failed
@@ -679,34 +836,17 @@ class Fuzzer:
             )
 
     def snapshot(self) -> tuple[str, str]:
-        return read_file("works"), read_file("workqueues")
+        return self.main.read("works"), self.main.read("workqueues")
 
-    def single(self, rng: random.Random, count: int) -> None:
+    def single(self, faults: list[tuple[fg.Op, list[Step]]]) -> None:
         """Mutated and random input, one at a time, on a quiescent module."""
         before = self.snapshot()
-        n = 0
-        while n < count:
-            # a fault of every plane is built on the text plane, then sent on each (on
-            # netlink with what the docs promise there: fuzzgen.on_netlink)
-            base = replace(self.main_gen.any_valid(), plane=fg.TEXT)
-            netlink = self.genl is not None
-            if rng.random() < 0.2:
-                op = fg.random_input(rng, self.table, self.uni, netlink)
-            else:
-                op = fg.mutate(rng, self.table, self.uni, base, self.main_gen.mutators) or base
-                if op.kind == "valid":
-                    continue
-            sends = [op]
-            if op.pair:
-                sends = [replace(op, plane=fg.TEXT), replace(op, plane=fg.IOCTL)]
-                if netlink:
-                    sends.append(fg.on_netlink(op))
+        for op, sends in faults:
             got: list[int | None] = []
-            for o in sends:
+            for o, data in sends:
                 failed0 = self.main_stats.failed
-                ans = self.run_op(self.main, o, self.main_stats, concurrent=False)
+                ans = self.run_op(self.main, o, self.main_stats, concurrent=False, data=data)
                 assert ans is not None
-                n += 1
                 got.append(ans.err)
                 if ans.err is None:
                     # a random input that happened to be a command (or a violation that
@@ -726,7 +866,7 @@ class Fuzzer:
                         o,
                     )
                     before = after
-                st = parse_kv(read_file("stats"))
+                st = parse_kv(self.main.read("stats"))
                 want = self.base_failed + sum(s.failed for s in self.stats)
                 if int(st["cmds_failed"]) != want:
                     self.violation(
@@ -749,7 +889,7 @@ class Fuzzer:
                     f"netlink disagrees with the other planes on the same fault: text "
                     f"{errname(got[0])}, netlink {errname(got[2])} (docs/commands.md: "
                     f"{errname(fg.netlink_errno(got[0], op))})",
-                    sends[2],
+                    sends[2][0],
                 )
 
     def quiesce(self, where: str) -> bool:
@@ -763,7 +903,15 @@ class Fuzzer:
         return ok
 
     # the run ----------------------------------------------------------------------------
-    def run(self) -> int:
+    def plan(self) -> Iterator[Round]:
+        """This run's rounds: ``--plan``'s (ValueError if made for another run, OSError), or
+        made here, each before it runs."""
+        cfg = self.cfg
+        if cfg.plan:
+            return load_plan(cfg.plan, plan_key(cfg, self.listing, self.features_text))
+        return plan_rounds(cfg, self.listing, self.features_text)
+
+    def run(self, plan: Iterator[Round]) -> int:
         cfg = self.cfg
         self.say(
             f"wqlab fuzz: seed={cfg.seed} n={cfg.n} threads={cfg.threads} "
@@ -772,41 +920,33 @@ class Fuzzer:
             f"netlink={cfg.netlink_share:g}"
             + (f" (client imported in {self.genl_import_s:.1f} s)" if self.genl else "")
         )
-        share = cfg.netlink_share if self.genl else 0.0
-        self.gens = [
-            fg.Generator(
-                self.table,
-                self.uni,
-                cfg.seed,
-                f"t{i}",
-                storm=cfg.storm,
-                skip=cfg.skip,
-                netlink_p=share,
-            )
-            for i in range(cfg.threads)
-        ]
         self.wstats = [self._new_stats(f"t{i}") for i in range(cfg.threads)]
-        self.main_gen = fg.Generator(self.table, self.uni, cfg.seed, "main", netlink_p=share)
-        rng = random.Random(f"wqlab-fuzz:{cfg.seed}:single")
         rel = threading.Thread(target=self.prof.run, args=("releaser", self.releaser), daemon=True)
         watch = threading.Thread(target=self.prof.run, args=("watch", self.watch), daemon=True)
         self.watch_thread = watch
         watch.start()
         self.normalise()
         self.check_stats("start")
-        rounds = cfg.rounds or max(1, min(50, cfg.n // 5000))
-        per_round = cfg.n / rounds
         self.release_on.set()
         rel.start()
-        for r in range(rounds):
-            single = int(per_round * cfg.single_share)
-            quota = max(1, int((per_round - single) / cfg.threads))
+        for r in range(round_sizes(cfg)[0]):
+            t = time.monotonic()
+            try:
+                got = next(plan, None)
+            except Exception as e:  # a plan's file cut short or damaged
+                self.violation("main", f"the plan {cfg.plan}, round {r}: {type(e).__name__}: {e}")
+                break
+            self.plan_s += time.monotonic() - t
+            if got is None:
+                self.violation("main", f"the plan {cfg.plan} ends after {r} round(s)")
+                break
+            steps, faults = got
             self.round = r
-            self.concurrent(r, quota)
+            self.concurrent(steps)
             if self.stuck:
                 break
             self.quiesce(f"round {r} concurrent phase")
-            self.single(rng, single)
+            self.single(faults)
             self.check_stats(f"round {r} single-threaded phase")
             self.resume_releaser()
         self.done.set()
@@ -971,6 +1111,7 @@ class Fuzzer:
             "errnos": dict(errs),
             "planes": dict(planes),
             "genl_import_s": round(self.genl_import_s, 2),
+            "plan_s": round(self.plan_s, 2),
             "per_thread": {s.name: s.sent for s in self.stats},
             "hung": self.stuck,
             "violations": self.violations,
@@ -981,7 +1122,9 @@ class Fuzzer:
         self.say(
             f"wqlab fuzz: seed={self.cfg.seed} {sent} commands in {dt:.1f} s "
             f"({res['rate']}/s), {len(self.violations)} violation(s), "
-            f"{self.overlaps_seen} run overlap(s)"
+            f"{self.overlaps_seen} run overlap(s); the ops "
+            + ("loaded from the host's plan" if self.cfg.plan else "made here")
+            + f" in {self.plan_s:.1f} s"
         )
         self.say(
             f"wqlab fuzz: CPU {cpu['user']:.1f} s user, {cpu['system']:.1f} s system; "
@@ -1092,6 +1235,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default=[],
         help="where pyroute2 and wqlab are (the host's; wqlab.client.guest_import_paths)",
     )
+    ap.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE",
+        help="send the ops of this plan (wqlab.fuzz.save_plan, made on the host for the same "
+        "options and module: refused otherwise) instead of making them here",
+    )
     a = ap.parse_args(argv)
     seed = a.seed if a.seed is not None else int(time.time() * 1000) % 1_000_000_007
     return Config(
@@ -1111,6 +1261,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         log=a.log,
         result=a.result,
         profile=a.profile,
+        plan=a.plan,
     )
 
 
@@ -1123,7 +1274,12 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.netlink_share and e.errno == errno_mod.ENOPKG:
             print("wqlab fuzz: or leave the netlink plane out: --netlink-share 0", file=sys.stderr)
         return 2
-    code = fz.run()
+    try:
+        plan = fz.plan()
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        print(f"wqlab fuzz: no plan: {e}", file=sys.stderr)
+        return 2
+    code = fz.run(plan)
     if fz.stuck:
         sys.stdout.flush()
         os._exit(3)  # threads stuck in the kernel: do not wait for them

@@ -22,9 +22,9 @@ import random
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from . import uapi
 
@@ -245,9 +245,11 @@ NlMessage = tuple[int, int, tuple[tuple[int, bytes], ...]]
 version, attributes as (type, payload))."""
 
 
-@dataclass(frozen=True)
-class Op:
-    """One input to the module (or a pause between two).
+class Op(NamedTuple):
+    """One input to the module (or a pause between two). A named tuple, not a dataclass:
+    a guest makes or unpickles tens of thousands (``wqlab.fuzz.Plan``), and under TCG a
+    frozen dataclass's ``__init__`` (a ``setattr`` per field) or its unpickling (a dict per
+    op) cost several times more.
 
     ``kind``: ``valid`` (well-formed), ``mutated`` (one field off), ``random`` or ``pause``.
     ``expect``: for mutated input, the errnos the docs promise (None: only the command's
@@ -778,8 +780,8 @@ ENOENT: Final = frozenset({errno.ENOENT})
 ENOTTY: Final = frozenset({errno.ENOTTY})
 
 
-def _mut(base: Op, name: str, expect: frozenset[int], stage: str, **kw: object) -> Op:
-    return replace(base, kind="mutated", mutation=name, expect=expect, stage=stage, **kw)  # type: ignore[arg-type]
+def _mut(base: Op, name: str, expect: frozenset[int], stage: str, **kw: Any) -> Op:
+    return base._replace(kind="mutated", mutation=name, expect=expect, stage=stage, **kw)
 
 
 def _set(args: tuple[tuple[str, str], ...], key: str, value: str) -> tuple[tuple[str, str], ...]:
@@ -1103,13 +1105,13 @@ def on_netlink(op: Op) -> Op:
     other planes: E2BIG, or EINVAL for cpu, block, delayed), an argument the command does
     not take EINVAL from the policy (neither counted by the module: ``stage`` "policy");
     the rest the same errno from the module."""
-    out = replace(op, plane=NETLINK)
+    out = op._replace(plane=NETLINK)
     if op.kind != "mutated" or op.expect is None:
         return out
     if op.mutation in _NL_RANGE_MUTATIONS:
-        return replace(out, expect=ERANGE, stage="policy")
+        return out._replace(expect=ERANGE, stage="policy")
     if op.mutation.startswith("extra_"):
-        return replace(out, stage="policy")
+        return out._replace(stage="policy")
     return out
 
 

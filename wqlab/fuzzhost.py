@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -26,9 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import GENL_IMPORT_TIMEOUT, guest_import_paths, insmod, is_loaded, rmmod
+from .client import (
+    CONTROL,
+    DEBUGFS,
+    GENL_IMPORT_TIMEOUT,
+    guest_import_paths,
+    insmod,
+    is_loaded,
+    rmmod,
+)
 from .errors import GuestCommandError, HarnessError
-from .fuzz import NETLINK_SHARE, add_run_options
+from .fuzz import NETLINK_SHARE, add_run_options, parse_args, save_plan
 from .resources import build_dir, module_sources, package_parent
 from .vm import Vm
 
@@ -113,15 +122,10 @@ class FuzzOutcome:
         return "\n".join(lines)
 
 
-def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_PYTHON) -> str:
-    """The shell command that runs the fuzzer in the guest (pure).
-
-    ``-E -s -S``: no environment, no site: the guest's system Python with ``root`` (cwd:
-    the directory that holds the wqlab package, a checkout or site-packages, read-only in
-    the guest) as the only extra import path; with the netlink plane, pyroute2 and wqlab
-    from the host's paths too (``--genl-path``, imported the guest agent's way)."""
-    argv = [python, "-E", "-s", "-S", "-u", "-m", "wqlab.fuzz"]
-    argv += ["--seed", str(p.seed), "-n", str(p.n), "--threads", str(p.threads)]
+def guest_args(p: FuzzParams, plan: str | None = None) -> list[str]:
+    """``wqlab.fuzz``'s arguments for ``p`` (pure); ``plan``: the guest's path of the plan
+    the host made (``--plan``)."""
+    argv = ["--seed", str(p.seed), "-n", str(p.n), "--threads", str(p.threads)]
     argv += ["--hang-s", str(p.hang_s), "--log", f"{GUEST_DIR}/log", "--result"]
     argv += [f"{GUEST_DIR}/result.json"]
     if p.storm:
@@ -131,9 +135,39 @@ def guest_command(p: FuzzParams, root: Path | None = None, python: str = GUEST_P
         argv += [f"--genl-path={path}" for path in guest_import_paths()]
     if p.profile:
         argv += ["--profile", PROFILE_DIR]
-    argv += list(p.extra)
+    if plan:
+        argv += ["--plan", plan]
+    return argv + list(p.extra)
+
+
+def guest_command(
+    p: FuzzParams, root: Path | None = None, python: str = GUEST_PYTHON, plan: str | None = None
+) -> str:
+    """The shell command that runs the fuzzer in the guest (pure).
+
+    ``-E -s -S``: no environment, no site: the guest's system Python with ``root`` (cwd:
+    the directory that holds the wqlab package, a checkout or site-packages, read-only in
+    the guest) as the only extra import path; with the netlink plane, pyroute2 and wqlab
+    from the host's paths too (``--genl-path``, imported the guest agent's way)."""
+    argv = [python, "-E", "-s", "-S", "-u", "-m", "wqlab.fuzz", *guest_args(p, plan)]
     root = root or package_parent()
     return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
+
+
+def host_plan(agent: Any, p: FuzzParams, dest: Path) -> Path:
+    """Make the run's plan (:data:`wqlab.fuzz.Round`) here, for the module loaded in the guest
+    (its command listing and ``features``, read through ``agent``), with the options the
+    guest will parse (the same arguments); save it in the directory ``dest`` (one the
+    guest sees) and return the file."""
+    cfg = parse_args(guest_args(p))
+    listing = agent.read(CONTROL)  # a fresh descriptor lists the commands
+    features = agent.read(f"{DEBUGFS}/features")
+    dest.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"fuzz-plan-{p.seed}-", suffix=".pickle", dir=dest)
+    os.close(fd)
+    n = save_plan(cfg, listing, features, name)
+    log.info("the fuzz plan: %d commands in %s", n, name)
+    return Path(name)
 
 
 TRACE_INSTANCE = "/sys/kernel/tracing/instances/wqlab-fuzz"
@@ -197,7 +231,26 @@ def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print
     agent.succeed(f"rm -rf {GUEST_DIR} && mkdir -p {GUEST_DIR}")
     if p.trace:
         agent.succeed(f"rmdir {TRACE_INSTANCE} 2>/dev/null; " + trace_setup_command())
-    cmd = guest_command(p)
+    t = time.monotonic()
+    plan = host_plan(agent, p, build_dir() / "fuzz-plans")
+    say(f"the ops made here in {time.monotonic() - t:.1f} s (the guest loads them): {plan}")
+    try:
+        return _run_fuzz(vm, agent, p, vm.guest_path(plan), mark, t0, out, say)
+    finally:
+        plan.unlink(missing_ok=True)
+
+
+def _run_fuzz(
+    vm: Vm,
+    agent: Any,
+    p: FuzzParams,
+    plan: str,
+    mark: int,
+    t0: float,
+    out: FuzzOutcome,
+    say: Callable[[str], None],
+) -> FuzzOutcome:
+    cmd = guest_command(p, plan=plan)
     say(f"$ {cmd}")
     limit = guest_time_limit(p)
     fut = agent.submit("sh", cmd=cmd, limit=limit)

@@ -2,7 +2,8 @@
 block_max_ms): ``check_stats`` flags two runs of one item at once (stats ``run_overlaps``),
 and a hang report shows every item with a run in flight or blocked, whatever ``state`` says,
 with the run that blocked, the release count it waits on and when the releaser last
-released it. No guest: ``read_file`` is replaced by canned debugfs text."""
+released it. No guest: ``read_file`` and the main thread's ``Conn.read`` are replaced by
+canned debugfs text."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ WORK = (
 
 def fuzzer(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> fuzz.Fuzzer:
     monkeypatch.setattr(fuzz, "read_file", lambda name: files[name])
+    main = fuzz.Conn.__new__(fuzz.Conn)  # no descriptors: read() is the canned text
+    monkeypatch.setattr(main, "read", lambda name: files[name])
     monkeypatch.setattr(fuzz, "kmsg_lines", lambda needle: [f"item 4: run 9 {needle} 7"])
     f = fuzz.Fuzzer.__new__(fuzz.Fuzzer)  # no guest: only what these two methods use
     f.cfg = fuzz.Config(seed=1202)
@@ -53,6 +56,7 @@ def fuzzer(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> fuzz.Fuzze
     f.block_timeouts = f.run_overlaps = 0
     f.release_polls = (time.monotonic() - 1.0, time.monotonic() - 0.5)
     f.released_at = {}
+    f.main = main
     return f
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from wqlab import fuzz, uapi
 from wqlab import fuzzgen as fg
-from wqlab import uapi
 from wqlab.client import parse_kv
-from wqlab.fuzzhost import FuzzParams, guest_command
+from wqlab.fuzzhost import FuzzParams, guest_args, guest_command
 
 DATA = Path(__file__).parent / "data" / "fuzz"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
@@ -397,6 +397,73 @@ def test_guest_command_runs_the_repo_module() -> None:
     assert "--netlink-share 0.1 --genl-path=" in cmd  # the host's pyroute2 and wqlab
     off = guest_command(FuzzParams(seed=5, n=100, threads=2, netlink_share=0.0), root=Path("/r"))
     assert "--netlink-share 0.0" in off and "--genl-path" not in off
+
+
+def test_guest_command_passes_the_host_plan() -> None:
+    p = FuzzParams(seed=5, n=100, threads=2, extra=("--rounds", "3"))
+    cmd = guest_command(p, root=Path("/r"), plan="/c/plan.pickle")
+    assert "--plan /c/plan.pickle --rounds 3" in cmd
+    # the host parses the guest's own arguments: the same Config, so the same plan key
+    cfg = fuzz.parse_args(guest_args(p, "/c/plan.pickle"))
+    assert (cfg.seed, cfg.n, cfg.threads, cfg.rounds, cfg.plan) == (5, 100, 2, 3, "/c/plan.pickle")
+
+
+LISTING = (DATA / "listing-6.1.txt").read_text()
+FEATURES = (DATA / "features-6.1.txt").read_text()
+
+
+def _cfg(seed: int, **kw: object) -> fuzz.Config:
+    return fuzz.Config(seed=seed, n=3000, threads=3, netlink_share=0.1, **kw)  # type: ignore[arg-type]
+
+
+def _plan(seed: int, **kw: object) -> list[fuzz.Round]:
+    return list(fuzz.plan_rounds(_cfg(seed, **kw), LISTING, FEATURES))
+
+
+def test_plan_is_the_seed_s_streams_round_by_round_with_their_wire_bytes() -> None:
+    plan = _plan(7, rounds=2)
+    assert plan == _plan(7, rounds=2) and plan != _plan(8, rounds=2)
+    assert fuzz.round_sizes(_cfg(7, rounds=2)) == (2, 150, 450)
+    assert len(plan) == 2
+    table = fg.parse_listing(LISTING)
+    uni = fg.Universe.from_features(parse_kv(FEATURES))
+    gen = fg.Generator(table, uni, 7, "t1", netlink_p=0.1)
+    for workers, faults in plan:
+        steps = workers[1]
+        # whole episodes of stream t1, until its quota is met: what the guest made itself
+        assert sum(op.kind != "pause" for op, _ in steps) >= 450
+        want: list[fg.Op] = []
+        while len(want) < len(steps):
+            want += gen.episode()
+        assert [op for op, _ in steps] == want
+        for op, data in steps:
+            assert data == (None if op.kind == "pause" else fuzz.wire(op))
+        assert sum(len(sends) for _, sends in faults) >= 150
+        for op, sends in faults:
+            assert op.kind != "valid"
+            if op.pair:  # the same fault on every plane
+                assert [o.plane for o, _ in sends] == [fg.TEXT, fg.IOCTL, fg.NETLINK]
+            else:  # a fault of one plane (a struct field, a raw message...)
+                assert [o for o, _ in sends] == [op]
+            for o, data in sends:
+                assert data == fuzz.wire(o)
+
+
+def test_a_saved_plan_loads_round_by_round_and_only_for_its_own_run(tmp_path: Path) -> None:
+    path = str(tmp_path / "plan.pickle")
+    total = fuzz.save_plan(_cfg(7), LISTING, FEATURES, path)
+    plan = _plan(7)
+    assert total == sum(fuzz.round_size(r) for r in plan) >= 3000
+    key = fuzz.plan_key(_cfg(7), LISTING, FEATURES)
+    assert list(fuzz.load_plan(path, key)) == plan
+    other_seed = fuzz.plan_key(_cfg(8), LISTING, FEATURES)
+    other_kernel = fuzz.plan_key(_cfg(7), LISTING, FEATURES.replace("6.1.0-57", "6.12.117"))
+    for other in (other_seed, other_kernel):
+        with pytest.raises(ValueError, match="was made for .* this run is "):
+            fuzz.load_plan(path, other)
+    (tmp_path / "junk").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="is not a plan"):
+        fuzz.load_plan(str(tmp_path / "junk"), key)
 
 
 def test_unknown_queue_names_cannot_be_created(
