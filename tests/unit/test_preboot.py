@@ -159,3 +159,47 @@ def test_a_worker_boots_ahead_once_and_only_when_its_session_uses_a_vm(
     assert len(started) == int(worker_first)
     if worker_first:
         assert config.stash[plugin._PREBOOTED] is started[0]
+
+
+def test_a_vm_booting_ahead_runs_behind_every_session_until_a_test_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugin, "may_renice", lambda: True)
+    mgr = manager(tmp_path)
+    gate = threading.Event()
+    nices: list[int] = []
+    vm = FakeVm()
+    vm.set_session_nice = lambda n: nices.append(n) or True  # type: ignore[attr-defined]
+
+    def boot(background: bool = False) -> FakeVm:
+        nices.append(mgr._boot_nice)  # what the real _boot gives its Vm (group_nice)
+        mgr._booting = vm  # type: ignore[assignment]
+        gate.wait(10)
+        return vm
+
+    mgr._boot = boot  # type: ignore[method-assign,assignment]
+    mgr.preboot()
+    time.sleep(0.05)
+    assert nices == [plugin.PREBOOT_NICE]
+    got: list[Any] = []
+    taker = threading.Thread(target=lambda: got.append(mgr.get()))
+    taker.start()
+    time.sleep(0.1)
+    # the test that needs it raised it to the others' priority before waiting for it
+    assert nices == [plugin.PREBOOT_NICE, 0] and not got
+    gate.set()
+    taker.join(5)
+    assert got == [vm] and mgr._boot_nice == 0
+
+
+def test_a_vm_s_session_nice_is_set_at_its_start_or_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wqlab import vm as vmmod
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(vmmod, "set_group_nice", lambda pid, n: calls.append((pid, n)) or True)
+    v = vmmod.Vm(vmmod.VmConfig(image=tmp_path / "vmlinuz"), tmp_path / "console.log")
+    assert v.set_session_nice(10) and v.group_nice == 10 and calls == []  # not started
+    v.proc = SimpleNamespace(pid=4321, poll=lambda: None)  # type: ignore[assignment]
+    assert v.set_session_nice(0) and calls == [(4321, 0)]
