@@ -59,6 +59,7 @@ undone (CAP_SYS_NICE: a container's root often lacks it) and not for a worker's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -97,7 +98,6 @@ from .vm import (
     is_cmdline_word,
     kvm_works,
     live_vms,
-    set_group_nice,
 )
 
 log = logging.getLogger("wqlab")
@@ -230,9 +230,6 @@ class VmManager:
         self.target = parse_target(config.getoption("--wqlab-target"))
         # a boot started ahead of the first test that needs it (preboot): thread, outcome
         self._preboot: tuple[threading.Thread, dict[str, Any]] | None = None
-        self._boot_nice = 0  # the autogroup nice of the VM being booted (PREBOOT_NICE)
-        self._booting: Vm | None = None
-        self._nice_lock = threading.Lock()
 
     def preboot(self) -> None:
         """Start booting this manager's VM in a thread, for :meth:`get` to take: an xdist
@@ -244,8 +241,6 @@ class VmManager:
         have been."""
         if self.vm is not None or self._preboot is not None or self.target.kind != "vm":
             return
-        if may_renice():  # behind every other session until a test takes it
-            self._boot_nice = PREBOOT_NICE
         outcome: dict[str, Any] = {}
 
         def boot() -> None:
@@ -264,10 +259,6 @@ class VmManager:
             return
         t, outcome = self._preboot
         self._preboot = None
-        with self._nice_lock:  # needed now: at the others' priority for the rest of its boot
-            self._boot_nice = 0
-            if self._booting is not None:
-                self._booting.set_session_nice(0)
         t.join()
         if "error" in outcome:
             raise outcome["error"]
@@ -324,9 +315,6 @@ class VmManager:
         for attempt in (1, 2):  # one retry of a hung boot
             vm = Vm(cfg, console, name=f"vm-{self.kernel.version}{self.suffix}")
             vm.background = background
-            with self._nice_lock:
-                vm.group_nice = self._boot_nice
-                self._booting = vm
             try:
                 deadline = host_boot_deadline(
                     kvm, self.boot_seconds[-1] if self.boot_seconds else None
@@ -685,7 +673,6 @@ def _lock(turn: IO[str], lk: IO[str], how: int) -> None:
 
 
 HOST_NICE = 10  # a wqlab_host test beside a whole_vm body
-PREBOOT_NICE = 10  # a VM's session while it boots ahead of the test that will take it
 VM_GROUP_NICE = -10  # a whole_vm test's VMs' sessions meanwhile (weight 9548 against 1024)
 CAP_SYS_NICE = 23
 
@@ -726,6 +713,22 @@ def _niced(inc: int) -> Iterator[None]:
         yield
     finally:
         os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
+def set_group_nice(pid: int, nice: int, tries: int = 3) -> bool:
+    """The autogroup nice of ``pid``'s session (``/proc/<pid>/autogroup``: every process
+    of the session, a VM's QEMU with its vng); False if the kernel has no autogroups or
+    refused (no CAP_SYS_NICE). Without CAP_SYS_ADMIN the kernel takes one change in a
+    tenth of a second (EAGAIN otherwise): tried again after that."""
+    for _ in range(tries):
+        try:
+            Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+            return True
+        except OSError as e:
+            if e.errno != errno.EAGAIN:
+                return False
+            time.sleep(0.11)
+    return False
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import fcntl
 import itertools
 import json
@@ -439,22 +438,6 @@ def kvm_works(
 _LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
 
 
-def set_group_nice(pid: int, nice: int, tries: int = 3) -> bool:
-    """The autogroup nice of ``pid``'s session (``/proc/<pid>/autogroup``: every process
-    of the session, a VM's QEMU with its vng); False if the kernel has no autogroups or
-    refused (no CAP_SYS_NICE). Without CAP_SYS_ADMIN the kernel takes one change in a
-    tenth of a second (EAGAIN otherwise): tried again after that."""
-    for _ in range(tries):
-        try:
-            Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
-            return True
-        except OSError as e:
-            if e.errno != errno.EAGAIN:
-                return False
-            time.sleep(0.11)
-    return False
-
-
 def live_vms() -> list[Vm]:
     """The VMs this process started and has not killed yet."""
     return list(_LIVE)
@@ -483,8 +466,6 @@ class Vm:
         # booted ahead for a test that has not taken it yet (the pytest plugin's preboot):
         # not counted in a test's CPU nor raised for a whole_vm body meanwhile
         self.background = False
-        self.group_nice = 0  # its session's autogroup nice from its start (set_session_nice)
-        self._nice_lock = threading.Lock()
         self._cpu_pids: list[int] = []  # its process group, for cpu_seconds()
         self.channel: AgentChannel | None = None
         self.console: list[str] = []
@@ -499,15 +480,6 @@ class Vm:
         self._threads: list[threading.Thread] = []
 
     # lifecycle ------------------------------------------------------------------------
-    def set_session_nice(self, nice: int) -> bool:
-        """The autogroup nice of its session (QEMU, vng: :func:`set_group_nice`), now if it
-        has started, else from its start."""
-        with self._nice_lock:
-            self.group_nice = nice
-            if self.proc is not None and self.proc.poll() is None:
-                return set_group_nice(self.proc.pid, nice)
-        return True
-
     def start(self, boot_timeout: float = 240.0) -> Vm:
         if shutil.which(self.cfg.vng) is None:
             raise SetupError(f"{self.cfg.vng} not found: run `make setup` (installs virtme-ng)")
@@ -531,9 +503,6 @@ class Vm:
             env=env,
         )
         _LIVE.add(self)
-        with self._nice_lock:
-            if self.group_nice:
-                set_group_nice(self.proc.pid, self.group_nice)
         assert self.proc.stdout and self.proc.stdin and self.proc.stderr
         t = threading.Thread(
             target=self._console_loop,
