@@ -71,7 +71,6 @@ import resource
 import secrets
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,12 +138,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "a target wqlab did not boot must run --wqlab-kernel",
     )
     g.addoption(
-        "--wqlab-no-preboot",
-        action="store_true",
-        default=False,
-        help="under xdist, do not boot a worker's VM while its first tests (host tests) run",
-    )
-    g.addoption(
         "--wqlab-require-vm",
         action="store_true",
         default=os.environ.get("CI") == "true",
@@ -169,9 +162,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "wqlab_long: runs for minutes (a fuzz run) or long enough to end a run late when "
-        "last: under xdist it starts once the whole_vm tests are done, beside the other long "
-        "ones (as `slow` tests do)",
+        "wqlab_long: runs for minutes (a fuzz run): under xdist it starts once the whole_vm "
+        "tests are done, beside the other long ones (as `slow` tests do)",
     )
     # pytest-xdist registers it too; without xdist the mark must still be known
     config.addinivalue_line(
@@ -228,42 +220,6 @@ class VmManager:
         self.suffix = worker_suffix(config) + _cmdline_tag(append)
         self.leaks: list[kmemleak.Leak] = []  # kmemleak reports pointing into wqlab
         self.target = parse_target(config.getoption("--wqlab-target"))
-        # a boot started ahead of the first test that needs it (preboot): thread, outcome
-        self._preboot: tuple[threading.Thread, dict[str, Any]] | None = None
-
-    def preboot(self) -> None:
-        """Start booting this manager's VM in a thread, for :meth:`get` to take: an xdist
-        worker whose first tests are host tests (``wqlab_host``) boots meanwhile, on the
-        CPU those tests (many of which wait) and the first worker's single-threaded
-        ``whole_vm`` VM leave, instead of after them. The VM is not this worker's for the
-        ``whole_vm`` priorities nor the CPU count of the tests meanwhile (``Vm.background``)
-        until :meth:`get` takes it; a failed boot is :meth:`get`'s error, as it would
-        have been."""
-        if self.vm is not None or self._preboot is not None or self.target.kind != "vm":
-            return
-        outcome: dict[str, Any] = {}
-
-        def boot() -> None:
-            try:
-                outcome["vm"] = self._boot(background=True)
-            except BaseException as e:  # get() raises it in the test that takes the VM
-                outcome["error"] = e
-
-        t = threading.Thread(target=boot, name=f"wqlab-preboot{self.suffix}", daemon=True)
-        self._preboot = (t, outcome)
-        log.info("booting %s%s ahead of its first test", self.kernel.version, self.suffix)
-        t.start()
-
-    def _take_preboot(self) -> None:
-        if self._preboot is None:
-            return
-        t, outcome = self._preboot
-        self._preboot = None
-        t.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        self.vm = outcome["vm"]
-        self.vm.background = False
 
     def variant(self, append: tuple[str, ...]) -> VmManager:
         """The manager of the VMs booted with ``append`` on their kernel command line
@@ -276,7 +232,6 @@ class VmManager:
         return self.variants[append]
 
     def get(self) -> Vm:
-        self._take_preboot()
         vm = self.vm
         if vm is not None and vm.alive and not vm.tainted:
             try:  # a guest that stopped answering is replaced, not reused
@@ -291,7 +246,7 @@ class VmManager:
         self.vm = self._boot()
         return self.vm
 
-    def _boot(self, background: bool = False) -> Vm:
+    def _boot(self) -> Vm:
         if self.target.kind != "vm":
             return self._connect()
         if shutil.which(default_vng()) is None or shutil.which("qemu-system-x86_64") is None:
@@ -314,7 +269,6 @@ class VmManager:
         last: Exception | None = None
         for attempt in (1, 2):  # one retry of a hung boot
             vm = Vm(cfg, console, name=f"vm-{self.kernel.version}{self.suffix}")
-            vm.background = background
             try:
                 deadline = host_boot_deadline(
                     kvm, self.boot_seconds[-1] if self.boot_seconds else None
@@ -390,10 +344,6 @@ class VmManager:
                     self.leaks += other.leaks
 
     def _close_own(self) -> None:
-        try:
-            self._take_preboot()  # a VM booted ahead and never used goes too
-        except BaseException as e:  # no test asked for it: nothing failed
-            log.warning("the VM booted ahead failed: %s", e)
         if self.vm is not None:
             self._scan_kmemleak(self.vm)
             self.vm.stop()
@@ -463,13 +413,7 @@ def _missing(config: pytest.Config, why: str) -> None:
 def wqlab_vm_manager(
     request: pytest.FixtureRequest, wqlab_kernel: kernels.Kernel
 ) -> Iterator[VmManager]:
-    mgr = request.config.stash.get(_PREBOOTED, None)
-    if mgr is not None:
-        del request.config.stash[_PREBOOTED]  # this fixture closes it
-    if mgr is None or mgr.kernel != wqlab_kernel:
-        if mgr is not None:
-            mgr.close()
-        mgr = VmManager(request.config, wqlab_kernel)
+    mgr = VmManager(request.config, wqlab_kernel)
     yield mgr
     mgr.close()
     if mgr.leaks:
@@ -634,7 +578,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         any(f.startswith("wqlab") for f in getattr(item, "fixturenames", ())) or _is_whole_vm(item)
         for item in items
     )
-    config.stash[_USES_VM] = any("wqlab_vm" in getattr(item, "fixturenames", ()) for item in items)
     # only for the scheduler that reads it (``--dist load``, what -n gives; a worker's own
     # dist option is always "no": the controller says, pytest_configure_node): under another
     # --dist nothing would take the file away
@@ -735,37 +678,13 @@ def set_group_nice(pid: int, nice: int, tries: int = 3) -> bool:
 def _vms_first() -> Iterator[None]:
     """This worker's VMs ahead of the host's other sessions (the unit tests beside a
     whole_vm body) while the body runs; back to nice 0 after."""
-    pids = [vm.proc.pid for vm in live_vms() if vm.proc is not None and not vm.background]
+    pids = [vm.proc.pid for vm in live_vms() if vm.proc is not None]
     raised = [pid for pid in pids if may_renice() and set_group_nice(pid, VM_GROUP_NICE)]
     try:
         yield
     finally:
         for pid in raised:
             set_group_nice(pid, 0)
-
-
-_USES_VM = pytest.StashKey[bool]()  # some collected test needs the session's VM
-_PREBOOTED = pytest.StashKey[VmManager]()  # the session VM's manager, made ahead of its fixture
-_PREBOOT_TRIED = pytest.StashKey[bool]()
-
-
-def _preboot(config: pytest.Config) -> None:
-    """Once per worker, at its first host test: boot its session VM ahead
-    (:meth:`VmManager.preboot`), if the session's VMs are ours to boot."""
-    if config.stash.get(_PREBOOT_TRIED, False):
-        return
-    config.stash[_PREBOOT_TRIED] = True
-    if config.getoption("--wqlab-no-preboot") or not config.stash.get(_USES_VM, False):
-        return
-    try:
-        kernel = kernels.resolve(config.getoption("--wqlab-kernel"))
-        mgr = VmManager(config, kernel)
-    except HarnessError as e:  # the first VM test says so
-        log.info("no VM booted ahead: %s", e)
-        return
-    if mgr.target.kind == "vm":
-        config.stash[_PREBOOTED] = mgr
-        mgr.preboot()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -783,7 +702,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     if _host_only(item, nextitem):
-        _preboot(item.config)
         with _niced(HOST_NICE):
             yield
         return
@@ -856,8 +774,6 @@ GUEST_CPU, HOST_CPU = "guest_cpu_s", "host_cpu_s"
 def _vm_cpu() -> dict[int, float]:
     out = {}
     for vm in live_vms():
-        if vm.background:  # booting ahead: the test that takes it counts it from 0
-            continue
         t = vm.cpu_seconds()
         if t is not None:
             out[id(vm)] = t
@@ -1017,10 +933,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    mgr = session.config.stash.get(_PREBOOTED, None)
-    if mgr is not None:  # booted ahead, and no test of this worker needed a VM
-        del session.config.stash[_PREBOOTED]
-        mgr.close()
     path = session.config.getoption("--wqlab-ktap")
     if not path or hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller gets every report and writes the file

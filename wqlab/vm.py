@@ -463,9 +463,6 @@ class Vm:
         self.name = name
         self.console_log = console_log
         self.proc: subprocess.Popen[bytes] | None = None
-        # booted ahead for a test that has not taken it yet (the pytest plugin's preboot):
-        # not counted in a test's CPU nor raised for a whole_vm body meanwhile
-        self.background = False
         self._cpu_pids: list[int] = []  # its process group, for cpu_seconds()
         self.channel: AgentChannel | None = None
         self.console: list[str] = []

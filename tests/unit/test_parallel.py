@@ -370,7 +370,7 @@ def test_a_vm_s_session_goes_ahead_while_a_whole_vm_body_runs_and_back_after() -
     )
     group = Path(f"/proc/{p.pid}/autogroup")
     try:
-        vm = SimpleNamespace(proc=p, background=False)
+        vm = SimpleNamespace(proc=p)
         with mock.patch.object(plugin, "live_vms", return_value=[vm]):
             with plugin._vms_first():
                 assert group.read_text().split()[-1] == "-10", group.read_text()
