@@ -162,8 +162,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "wqlab_long: runs for minutes (a fuzz run): under xdist it starts once the whole_vm "
-        "tests are done, beside the other long ones (as `slow` tests do)",
+        "wqlab_long: runs for minutes (a fuzz run) or long enough to end a run late when "
+        "last: under xdist it starts once the whole_vm tests are done, beside the other long "
+        "ones (as `slow` tests do)",
     )
     # pytest-xdist registers it too; without xdist the mark must still be known
     config.addinivalue_line(

@@ -23,7 +23,16 @@ from wqlab.vm import Vm
 pytestmark = pytest.mark.vm
 
 
-@pytest.fixture(params=["console", "ssh", "serial"])
+# ssh and serial: a login and the agent's start in the guest, 7-8 s under TCG. wqlab_long:
+# under xdist they start beside the long tests, not last on one worker while the others
+# have finished (what they did: 16 s at the end of the run)
+@pytest.fixture(
+    params=[
+        "console",
+        pytest.param("ssh", marks=pytest.mark.wqlab_long),
+        pytest.param("serial", marks=pytest.mark.wqlab_long),
+    ]
+)
 def target(request: pytest.FixtureRequest, wqlab: WqlabClient) -> AgentChannel:
     """The agent of each target; the module is loaded by the ``wqlab`` fixture."""
     if request.param == "console":
