@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import fuzzgen as fg
+from . import uapi
 from .client import CONTROL, DEBUGFS, DEVICE, parse_kv, parse_table
 
 Fd = int
@@ -199,8 +200,10 @@ Nothing the module answers changes a plan: :func:`plan_rounds` makes it from
 :func:`plan_key`'s inputs alone. ``wqlab.fuzzhost`` makes it on the host, where Python
 runs about twenty times faster than in a TCG guest (making and encoding 20 000 ops took
 8.5 s of guest CPU, a third of the fuzzer's), and the guest loads it round by round
-(``--plan``, :func:`load_plan`: one round in memory at a time, however long the run);
-without ``--plan`` the guest makes each round before it runs it."""
+(``--plan``, :func:`load_plan`: one round in memory at a time, about 0.7 KB a command,
+and 150 bytes a command in the file; a round is under 10 000 commands up to 250 000, a
+fiftieth of the run beyond, or what ``--rounds`` makes it); without ``--plan`` the guest
+makes each round before it runs it."""
 
 
 def blocked_run(w: Mapping[str, str]) -> bool:
@@ -307,11 +310,23 @@ def round_sizes(cfg: Config) -> tuple[int, int, int]:
     return rounds, single, max(1, int((per_round - single) / cfg.threads))
 
 
+def _code_digest() -> str:
+    """The generator's code (this file, ``fuzzgen``, ``uapi``): a plan kept from another
+    checkout is not this one's."""
+    h = hashlib.sha256()
+    for mod in (sys.modules[__name__], fg, uapi):
+        with open(mod.__file__ or "", "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
 def plan_key(cfg: Config, listing: str, features: str) -> str:
-    """What decides a plan (:data:`Round`): the options, the module's listing and features."""
+    """What decides a plan (:data:`Round`): the options, the module's listing and features,
+    the code that makes it."""
     digest = hashlib.sha256(f"{listing}\0{features}".encode()).hexdigest()[:16]
     opts = (cfg.seed, cfg.n, cfg.threads, round_sizes(cfg), cfg.storm, cfg.skip)
-    return f"{opts!r} netlink={cfg.netlink_share:g} module={digest}"
+    # repr, not :g (6 digits): the generator compares the exact share with rng.random()
+    return f"{opts!r} netlink={cfg.netlink_share!r} module={digest} code={_code_digest()}"
 
 
 def plan_rounds(cfg: Config, listing: str, features: str) -> Iterator[Round]:
@@ -949,6 +964,7 @@ class Fuzzer:
             self.single(faults)
             self.check_stats(f"round {r} single-threaded phase")
             self.resume_releaser()
+            del got, steps, faults  # not in memory beside the next round while it loads
         self.done.set()
         self.resume_releaser()
         if not self.stuck:

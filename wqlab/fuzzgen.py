@@ -247,7 +247,7 @@ version, attributes as (type, payload))."""
 
 class Op(NamedTuple):
     """One input to the module (or a pause between two). A named tuple, not a dataclass:
-    a guest makes or unpickles tens of thousands (``wqlab.fuzz.Plan``), and under TCG a
+    a guest makes or unpickles tens of thousands (``wqlab.fuzz.Round``), and under TCG a
     frozen dataclass's ``__init__`` (a ``setattr`` per field) or its unpickling (a dict per
     op) cost several times more.
 

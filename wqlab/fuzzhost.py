@@ -154,18 +154,43 @@ def guest_command(
     return f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
 
 
+PLAN_KEEP_S = 7 * 86400  # a plan left behind by a host that died (killed, crashed): removed after
+
+
+def prune_plans(dest: Path, now: float | None = None, keep_s: float = PLAN_KEEP_S) -> list[Path]:
+    """Remove the plans in ``dest`` older than ``keep_s`` (a run's own is removed when it
+    ends; one left by a host that died is not: 150 bytes a command, 150 MB for -n 1000000)."""
+    now = time.time() if now is None else now
+    removed = []
+    for f in dest.glob("fuzz-plan-*.pickle"):
+        try:
+            if now - f.stat().st_mtime > keep_s:
+                f.unlink()
+                removed.append(f)
+        except OSError:  # gone already (another run's prune), or not ours
+            continue
+    return removed
+
+
 def host_plan(agent: Any, p: FuzzParams, dest: Path) -> Path:
     """Make the run's plan (:data:`wqlab.fuzz.Round`) here, for the module loaded in the guest
     (its command listing and ``features``, read through ``agent``), with the options the
     guest will parse (the same arguments); save it in the directory ``dest`` (one the
-    guest sees) and return the file."""
+    guest sees) and return the file, an absolute path (the guest's command changes
+    directory first: :func:`guest_command`). Nothing is left behind if making it fails."""
     cfg = parse_args(guest_args(p))
     listing = agent.read(CONTROL)  # a fresh descriptor lists the commands
     features = agent.read(f"{DEBUGFS}/features")
+    dest = dest.absolute()  # WQLAB_CACHE may be relative: the guest runs from package_parent()
     dest.mkdir(parents=True, exist_ok=True)
+    prune_plans(dest)
     fd, name = tempfile.mkstemp(prefix=f"fuzz-plan-{p.seed}-", suffix=".pickle", dir=dest)
     os.close(fd)
-    n = save_plan(cfg, listing, features, name)
+    try:
+        n = save_plan(cfg, listing, features, name)
+    except BaseException:  # an interrupt in a long plan's making: no partial file left
+        Path(name).unlink(missing_ok=True)
+        raise
     log.info("the fuzz plan: %d commands in %s", n, name)
     return Path(name)
 

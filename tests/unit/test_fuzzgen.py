@@ -480,3 +480,19 @@ def test_unknown_queue_names_cannot_be_created(
         names.add(dict(op.args)["wq"])
     assert len(names) > 10
     assert all(n.startswith("system") and n not in uni.system_queues for n in names), names
+
+
+def test_plans_left_behind_by_a_dead_host_are_pruned_after_a_week(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from wqlab.fuzzhost import PLAN_KEEP_S, prune_plans
+
+    old, new, other = (tmp_path / n for n in ("fuzz-plan-1-a.pickle", "fuzz-plan-2-b.pickle", "x"))
+    for f in (old, new, other):
+        f.write_bytes(b"x")
+    week_ago = time.time() - PLAN_KEEP_S - 60
+    os.utime(old, (week_ago, week_ago))
+    os.utime(other, (week_ago, week_ago))
+    assert prune_plans(tmp_path) == [old]
+    assert not old.exists() and new.exists() and other.exists()  # only plans, only old ones
