@@ -11,7 +11,8 @@ is taken for a reply. Requests run on a pool of threads, so a blocking request
 How it starts:
   * fast boot (the default): the kernel runs it as init, PID 1, straight after virtme-ng's
     initramfs has mounted the host's root (``init=/usr/bin/python3 -- -I -S -u
-    guest_agent.py --init --chdir DIR``). ``--init`` mounts what the tests use (proc,
+    guest_agent.py --init --chdir DIR``; with the cached /usr share, busybox runs
+    ``guest_init.sh`` first, which mounts it and execs that Python). ``--init`` mounts what the tests use (proc,
     sysfs, devtmpfs, debugfs, tracefs, tmpfs /run, overlays that make /etc, /var, /tmp...
     writable), finds virtme-ng's virtio-serial ports, then forks: the child is the agent,
     PID 1 reaps orphans and powers the VM off when the agent exits. This replaces
@@ -695,7 +696,9 @@ DEV_LINKS = (
 # dlopen walks 9p again. /usr does not change while a VM runs (packages are installed
 # before, builds and venvs live elsewhere): ``cache=loose`` keeps its pages and dentries,
 # and a new guest Python imports asyncio in 3 s instead of 9 under TCG. Mounted over
-# /usr once the agent runs (PID 1 keeps what it has loaded); no such share, no mount.
+# /usr by the fast boot's first PID 1 (busybox running wqlab/guest_init.sh, before it
+# execs this agent's Python: its own start-up then reads the cached share too), else here
+# once the agent runs (PID 1 keeps what it has loaded); no such share, no mount.
 # So a change under /usr while a VM runs (apt, `make install` to /usr/local) is not seen
 # by that VM, or seen torn: boot again, or set WQLAB_USR_CACHE=0 on the host.
 USR_TAG = "wqlab_usr"
@@ -769,7 +772,7 @@ def init_guest(chdir: str) -> None:
     libc = _libc()
     for source, target, fstype, flags, data in MOUNTS:
         _mount(libc, source, target, fstype, flags, data)
-    if USR_TAG in _mount_tags():
+    if USR_TAG in _mount_tags() and not os.path.ismount("/usr"):  # guest_init.sh did not
         try:
             _mount(libc, USR_TAG, "/usr", "9p", MS_RDONLY, USR_OPTS)
         except OSError as e:  # the uncached root's /usr still works, only slower

@@ -42,6 +42,12 @@ def guest_agent() -> Path:
     return package_file("guest_agent.py")
 
 
+def guest_init() -> Path:
+    """The fast boot's first PID 1 (``wqlab/guest_init.sh``, run by busybox's sh): mounts
+    the cached /usr share, then execs the agent."""
+    return package_file("guest_init.sh")
+
+
 def module_sources() -> Path:
     """The directory whose ``Kbuild`` builds wqlab.ko from its ``module/`` subdirectory:
     the package's ``kmod/`` when installed from a wheel, the checkout when editable."""

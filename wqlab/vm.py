@@ -41,12 +41,14 @@ from .bootimage import cache_dir, pvh_vmlinux
 from .channel import AgentChannel
 from .errors import SetupError, VmBootError, VmLostError
 from .reaper import cpu_seconds, group_members, kill_family
-from .resources import guest_agent
+from .resources import guest_agent, guest_init
 from .splat import PANIC_RE, Splat, splat_kind
 from .wait import wait_for
 
 log = logging.getLogger(__name__)
 USR_TAG = "wqlab_usr"  # the /usr share's 9p mount tag: guest_agent.USR_TAG, which mounts it
+# its mount options, guest_agent.USR_OPTS: the fast boot's init (guest_init.sh) mounts it
+USR_OPTS = "trans=virtio,version=9p2000.L,cache=loose,access=any,msize=524288"
 
 REAPER = Path(__file__).resolve().with_name("reaper.py")  # run as a script: the host side
 KVM_DEV = "/dev/kvm"
@@ -72,6 +74,7 @@ class VmConfig:
     cwd: Path = field(default_factory=Path.cwd)  # the guest's working directory
     python: str = "/usr/bin/python3"
     agent: Path = field(default_factory=guest_agent)  # package data, seen through 9p
+    init_script: Path = field(default_factory=guest_init)  # the fast boot's PID 1, with usr_cache
     blacklist: tuple[str, ...] = BLACKLIST
     append: tuple[str, ...] = ()
     ssh_port: int | None = None  # host 127.0.0.1:<port> forwards to the guest's port 22
@@ -206,8 +209,14 @@ def build_cmdline(cfg: VmConfig) -> str:
     if cfg.blacklist:
         parts.append("modprobe.blacklist=" + ",".join(cfg.blacklist))
     parts += list(cfg.append)
-    init = [f"init={cfg.python}", "--", "-I", "-S", "-u", str(cfg.agent)]
-    init += ["--init", "--chdir", str(cfg.cwd)]
+    init = [f"init={cfg.python}", "--"]
+    if cfg.usr_cache:
+        # busybox (static) mounts the cached /usr share first, then execs Python from it:
+        # boot to a ready agent 11.1-12.3 s -> 8.7-9.7 s, 12.4-13.2 -> 9.9-10.8 s of CPU
+        # (three boots each way, alternated): wqlab/guest_init.sh
+        init = ["init=/bin/busybox", "--", "sh", str(cfg.init_script), USR_TAG, USR_OPTS]
+        init.append(cfg.python)
+    init += ["-I", "-S", "-u", str(cfg.agent), "--init", "--chdir", str(cfg.cwd)]
     for p in init:
         if not is_cmdline_word(p):
             raise SetupError(f"fast boot: {p!r} cannot go on a kernel command line; move it")

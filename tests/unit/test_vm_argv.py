@@ -9,7 +9,7 @@ from wqlab.build import make_argv
 from wqlab.client import format_command, may_block, parse_kv, parse_table
 from wqlab.errors import SetupError
 from wqlab.splat import SPLAT_RE
-from wqlab.vm import USR_TAG, VmConfig, build_cmdline, build_vng_argv
+from wqlab.vm import USR_OPTS, USR_TAG, VmConfig, build_cmdline, build_vng_argv
 
 IMG = Path("/boot/vmlinuz-6.1.0-56-amd64")
 VMLINUX = Path("/cache/wqlab/vmlinuz-6.1.0-56-amd64.1.2.pvh")
@@ -57,7 +57,7 @@ def test_fast_boot_argv_is_exact() -> None:
 
 def test_the_usr_share_is_the_one_the_agent_mounts_and_only_on_a_fast_boot() -> None:
     ga = load_agent()
-    assert ga.USR_TAG == USR_TAG and "cache=loose" in ga.USR_OPTS
+    assert ga.USR_TAG == USR_TAG and ga.USR_OPTS == USR_OPTS and "cache=loose" in USR_OPTS
     assert f"--qemu-opts=virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}" in build_vng_argv(cfg())
     for off in (cfg(usr_cache=False), cfg(fast=False)):
         assert not any(USR_TAG in a for a in build_vng_argv(off))
@@ -80,7 +80,7 @@ def test_fast_boot_always_asks_vng_for_its_initramfs() -> None:
 
 
 def test_fast_cmdline_makes_the_agent_init() -> None:
-    line = build_cmdline(cfg()).split()
+    line = build_cmdline(cfg(usr_cache=False)).split()  # with the share: busybox first (below)
     # virtme-ng's initramfs execs init= with the words after "--" as its arguments
     assert line[line.index("--") - 1] == "init=/usr/bin/python3"
     assert line[line.index("--") + 1 :] == [
@@ -226,3 +226,68 @@ def test_boot_deadline_scales_with_load_and_the_last_boot() -> None:
     assert boot_deadline(kvm=False, load=0.0, ncpu=2, last_boot=50.0) == 200
     assert boot_deadline(kvm=False, load=40.0, ncpu=2) == 900
     assert boot_deadline(kvm=False, load=9.0, ncpu=2, override="30") == 30
+
+
+def test_with_the_usr_share_busybox_mounts_it_first_then_execs_the_agent() -> None:
+    c = cfg(init_script=Path("/src/wqlab/wqlab/guest_init.sh"))
+    line = build_cmdline(c)
+    init = line[line.index("init=") :].split()
+    assert init == [
+        "init=/bin/busybox",
+        "--",
+        "sh",
+        "/src/wqlab/wqlab/guest_init.sh",
+        USR_TAG,
+        USR_OPTS,
+        "/usr/bin/python3",
+        "-I",
+        "-S",
+        "-u",
+        "/src/wqlab/wqlab/guest_agent.py",
+        "--init",
+        "--chdir",
+        "/src/wqlab",
+    ]
+    off = build_cmdline(cfg(usr_cache=False))  # no share: Python is init, as before
+    assert off[off.index("init=") :].split()[:6] == [
+        "init=/usr/bin/python3",
+        "--",
+        "-I",
+        "-S",
+        "-u",
+        "/src/wqlab/wqlab/guest_agent.py",
+    ]
+
+
+def test_the_init_script_mounts_the_share_then_execs_its_command_even_if_that_fails(
+    tmp_path: Path,
+) -> None:
+    """guest_init.sh with a stand-in busybox that logs its mount and fails it."""
+    import subprocess
+
+    from wqlab.resources import guest_init
+
+    script = guest_init().read_text()
+    assert script.count("/bin/busybox mount") == 1
+    fake = tmp_path / "busybox"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/mount.args\nexit 1\n')
+    fake.chmod(0o755)
+    staged = tmp_path / "init.sh"
+    staged.write_text(script.replace("/bin/busybox", str(fake)))
+    p = subprocess.run(
+        ["sh", str(staged), USR_TAG, USR_OPTS, "echo", "agent", "--init"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert p.returncode == 0 and p.stdout == "agent --init\n", p
+    assert (tmp_path / "mount.args").read_text().split() == [
+        "mount",
+        "-t",
+        "9p",
+        "-o",
+        f"ro,{USR_OPTS}",
+        USR_TAG,
+        "/usr",
+    ]
+    assert "Python starts uncached" in p.stderr
