@@ -79,19 +79,23 @@ def test_fast_boot_always_asks_vng_for_its_initramfs() -> None:
     assert "--force-initramfs" not in build_vng_argv(cfg(fast=False))
 
 
+# the agent's arguments as init (after "--", or after the init script's Python)
+AGENT_ARGS = [
+    "-I",
+    "-S",
+    "-u",
+    "/src/wqlab/wqlab/guest_agent.py",
+    "--init",
+    "--chdir",
+    "/src/wqlab",
+]
+
+
 def test_fast_cmdline_makes_the_agent_init() -> None:
     line = build_cmdline(cfg(usr_cache=False)).split()  # with the share: busybox first (below)
     # virtme-ng's initramfs execs init= with the words after "--" as its arguments
     assert line[line.index("--") - 1] == "init=/usr/bin/python3"
-    assert line[line.index("--") + 1 :] == [
-        "-I",
-        "-S",
-        "-u",
-        "/src/wqlab/wqlab/guest_agent.py",
-        "--init",
-        "--chdir",
-        "/src/wqlab",
-    ]
+    assert line[line.index("--") + 1 :] == AGENT_ARGS
     assert "loglevel=5" in line and "mitigations=off" in line and "cryptomgr.notests" in line
     assert "modprobe.blacklist=kvm,kvm_amd,kvm_intel,ahci,sr_mod,i6300esb,powernow_k8" in line
     # nothing for virtme-ng-init, which does not run
@@ -232,31 +236,8 @@ def test_with_the_usr_share_busybox_mounts_it_first_then_execs_the_agent() -> No
     c = cfg(init_script=Path("/src/wqlab/wqlab/guest_init.sh"))
     line = build_cmdline(c)
     init = line[line.index("init=") :].split()
-    assert init == [
-        "init=/bin/busybox",
-        "--",
-        "sh",
-        "/src/wqlab/wqlab/guest_init.sh",
-        USR_TAG,
-        USR_OPTS,
-        "/usr/bin/python3",
-        "-I",
-        "-S",
-        "-u",
-        "/src/wqlab/wqlab/guest_agent.py",
-        "--init",
-        "--chdir",
-        "/src/wqlab",
-    ]
-    off = build_cmdline(cfg(usr_cache=False))  # no share: Python is init, as before
-    assert off[off.index("init=") :].split()[:6] == [
-        "init=/usr/bin/python3",
-        "--",
-        "-I",
-        "-S",
-        "-u",
-        "/src/wqlab/wqlab/guest_agent.py",
-    ]
+    script = ["init=/bin/busybox", "--", "sh", "/src/wqlab/wqlab/guest_init.sh"]
+    assert init == [*script, USR_TAG, USR_OPTS, "/usr/bin/python3", *AGENT_ARGS]
 
 
 def test_the_init_script_mounts_the_share_then_execs_its_command_even_if_that_fails(
