@@ -12,11 +12,12 @@ How it starts:
   * fast boot (the default): the kernel runs it as init, PID 1, straight after virtme-ng's
     initramfs has mounted the host's root (``init=/usr/bin/python3 -- -I -S -u
     guest_agent.py --init --chdir DIR``; with the cached /usr share, busybox runs
-    ``guest_init.sh`` first, which mounts it and execs that Python). ``--init`` mounts what the tests use (proc,
-    sysfs, devtmpfs, debugfs, tracefs, tmpfs /run, overlays that make /etc, /var, /tmp...
-    writable), finds virtme-ng's virtio-serial ports, then forks: the child is the agent,
-    PID 1 reaps orphans and powers the VM off when the agent exits. This replaces
-    virtme-ng-init, systemd-tmpfiles and udev, about 10 s of a 16 s boot under TCG.
+    ``guest_init.sh`` first, which mounts it and execs that Python). ``--init`` mounts
+    what the tests use (proc, sysfs, devtmpfs, debugfs, tracefs, tmpfs /run, overlays
+    that make /etc, /var, /tmp... writable), finds virtme-ng's virtio-serial ports, then
+    forks: the child is the agent, PID 1 reaps orphans and powers the VM off when the
+    agent exits. This replaces virtme-ng-init, systemd-tmpfiles and udev, about 10 s of a
+    16 s boot under TCG.
   * plain boot (``--no-fast-boot``): virtme-ng-init runs it as the ``--exec`` command.
   * over SSH (``wqlab.ssh``): started by hand on a machine the harness did not boot.
 
