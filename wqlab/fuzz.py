@@ -853,7 +853,7 @@ class Fuzzer:
     def snapshot(self) -> tuple[str, str]:
         return self.main.read("works"), self.main.read("workqueues")
 
-    def single(self, faults: list[tuple[fg.Op, list[Step]]]) -> None:
+    def single(self, faults: list[Fault]) -> None:
         """Mutated and random input, one at a time, on a quiescent module."""
         before = self.snapshot()
         for op, sends in faults:
