@@ -154,21 +154,29 @@ def listener_drain(c: WqlabClient, runs: int) -> tuple[int, float]:
         return taken, time.perf_counter() - t0
 
 
+def positive(text: str) -> int:
+    """An argument that counts something: 1 or more (0 runs made a chain of -1 requeues)."""
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
+    return n
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--kernel", default="default")
-    ap.add_argument("--repeat", type=int, default=2, help="boots of each kind (default 2)")
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--tests", type=int, default=30, help="empty tests timed (default 30)")
-    ap.add_argument("--cycles", type=int, default=10, help="load+unload cycles (default 10)")
+    ap.add_argument("--repeat", type=positive, default=2, help="boots of each kind (default 2)")
+    ap.add_argument("--requests", type=positive, default=200)
+    ap.add_argument("--tests", type=positive, default=30, help="empty tests timed (default 30)")
+    ap.add_argument("--cycles", type=positive, default=10, help="load+unload cycles (default 10)")
     ap.add_argument(
-        "--event-runs", type=int, default=5000, help="runs per event-rate chain (default 5000)"
+        "--event-runs", type=positive, default=5000, help="runs per event-rate chain (default 5000)"
     )
     ap.add_argument(
         "--event-rcvbuf",
-        type=int,
+        type=positive,
         default=256 << 10,
         help="the listener's receive buffer, bytes (default 256 KiB: a few hundred events)",
     )
