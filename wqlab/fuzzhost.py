@@ -14,6 +14,7 @@ deadline. The same seed gives every thread the same command stream (see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,18 @@ def guest_time_limit(p: FuzzParams) -> float:
     return 300.0 + p.n * 0.02 + 4 * p.hang_s + (GENL_IMPORT_TIMEOUT if p.netlink_share else 0)
 
 
+@contextlib.contextmanager
+def plan_file(agent: Any, p: FuzzParams, dest: Path, say: Callable[[str], None]) -> Iterator[Path]:
+    """The run's plan (:func:`host_plan`) while the run lasts; removed after."""
+    t = time.monotonic()
+    plan = host_plan(agent, p, dest)
+    say(f"the ops made here in {time.monotonic() - t:.1f} s (the guest loads them): {plan}")
+    try:
+        yield plan
+    finally:
+        plan.unlink(missing_ok=True)
+
+
 def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print) -> FuzzOutcome:
     """Load ``ko`` in ``vm``, run the fuzzer, unload; the VM is left tainted after a
     splat or a hang (do not reuse it)."""
@@ -256,70 +269,53 @@ def run_fuzz(vm: Vm, ko: Path, p: FuzzParams, say: Callable[[str], None] = print
     agent.succeed(f"rm -rf {GUEST_DIR} && mkdir -p {GUEST_DIR}")
     if p.trace:
         agent.succeed(f"rmdir {TRACE_INSTANCE} 2>/dev/null; " + trace_setup_command())
-    t = time.monotonic()
-    plan = host_plan(agent, p, build_dir() / "fuzz-plans")
-    say(f"the ops made here in {time.monotonic() - t:.1f} s (the guest loads them): {plan}")
-    try:
-        return _run_fuzz(vm, agent, p, vm.guest_path(plan), mark, t0, out, say)
-    finally:
-        plan.unlink(missing_ok=True)
+    with plan_file(agent, p, build_dir() / "fuzz-plans", say) as plan:
+        cmd = guest_command(p, plan=vm.guest_path(plan))
+        say(f"$ {cmd}")
+        limit = guest_time_limit(p)
+        fut = agent.submit("sh", cmd=cmd, limit=limit)
+        deadline = time.monotonic() + limit + 30
+        offset = 0
 
+        def tail() -> None:
+            nonlocal offset
+            try:
+                text = str(agent.request("read", 30, path=f"{GUEST_DIR}/log", offset=offset))
+            except (GuestCommandError, HarnessError):
+                return
+            offset += len(text.encode())
+            for line in text.splitlines():
+                say(line)
 
-def _run_fuzz(
-    vm: Vm,
-    agent: Any,
-    p: FuzzParams,
-    plan: str,
-    mark: int,
-    t0: float,
-    out: FuzzOutcome,
-    say: Callable[[str], None],
-) -> FuzzOutcome:
-    cmd = guest_command(p, plan=plan)
-    say(f"$ {cmd}")
-    limit = guest_time_limit(p)
-    fut = agent.submit("sh", cmd=cmd, limit=limit)
-    deadline = time.monotonic() + limit + 30
-    offset = 0
-
-    def tail() -> None:
-        nonlocal offset
-        try:
-            text = str(agent.request("read", 30, path=f"{GUEST_DIR}/log", offset=offset))
-        except (GuestCommandError, HarnessError):
-            return
-        offset += len(text.encode())
-        for line in text.splitlines():
-            say(line)
-
-    hung_since: float | None = None
-    while not fut.done():
-        time.sleep(2.0)
-        if not vm.alive:
-            out.problems.append("the VM died during the run (see the console log)")
-            break
-        tail()
-        if hung_since is None and agent.exists(f"{GUEST_DIR}/result.json"):
-            hung_since = time.monotonic()  # the result is written: the process must end
-        if hung_since is not None and time.monotonic() - hung_since > 30:
-            out.hung = True
-            out.problems.append("the guest fuzzer wrote its result but did not exit (hung)")
-            break
-        if time.monotonic() > deadline:
-            out.hung = True
-            out.problems.append(f"the guest fuzzer did not finish within {limit:.0f} s")
-            break
-    if fut.done() and vm.alive:
-        tail()
-        try:
-            res = fut.result()
-            if res["rc"] not in (0, 1):
-                out.problems.append(
-                    f"the guest fuzzer exited {res['rc']}:\n{res['stdout'][-2000:]}"
-                    f"{res['stderr'][-3000:]}"
-                )
-        except (GuestCommandError, HarnessError) as e:
-            out.problems.append(f"the guest fuzzer failed: {e}")
+        hung_since: float | None = None
+        while not fut.done():
+            time.sleep(2.0)
+            if not vm.alive:
+                out.problems.append("the VM died during the run (see the console log)")
+                break
+            tail()
+            if hung_since is None and agent.exists(f"{GUEST_DIR}/result.json"):
+                hung_since = time.monotonic()  # the result is written: the process must end
+            if hung_since is not None and time.monotonic() - hung_since > 30:
+                out.hung = True
+                out.problems.append("the guest fuzzer wrote its result but did not exit (hung)")
+                break
+            if time.monotonic() > deadline:
+                out.hung = True
+                out.problems.append(f"the guest fuzzer did not finish within {limit:.0f} s")
+                break
+        if fut.done() and vm.alive:
+            tail()
+            try:
+                res = fut.result()
+                if res["rc"] not in (0, 1):
+                    out.problems.append(
+                        f"the guest fuzzer exited {res['rc']}:\n{res['stdout'][-2000:]}"
+                        f"{res['stderr'][-3000:]}"
+                    )
+            except (GuestCommandError, HarnessError) as e:
+                out.problems.append(f"the guest fuzzer failed: {e}")
+    # the guest has read its plan: what follows does not need it
     if vm.alive:
         try:
             out.result = json.loads(agent.read(f"{GUEST_DIR}/result.json"))
